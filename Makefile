@@ -1,0 +1,52 @@
+# svp — see README.md. `make run` and `make test` set everything up on a fresh clone.
+SHELL := /bin/bash
+NPX := node_modules/.bin
+# Node 20's test runner needs an explicit list of files (a folder or quoted glob runs none).
+TEST_FILES := $(shell find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+SRC_FILES := $(shell find src cli -name '*.ts') package.json scripts/build.mjs
+LISTEN ?= 127.0.0.1:1080
+
+.PHONY: all install run test test-node test-deno test-deps check typecheck layers dist bench demo clean
+
+all: dist/svp.cjs
+
+node_modules/.svp-installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.svp-installed
+
+dist/svp.cjs: node_modules/.svp-installed $(SRC_FILES)
+	node scripts/build.mjs
+
+run: dist/svp.cjs
+	node dist/svp.cjs socks --listen $(LISTEN)
+
+# Tools the tests drive for real (curl). Installed from Debian when missing.
+test-deps:
+	@command -v curl >/dev/null || { echo "installing curl for the tests"; (apt-get install -y --no-install-recommends curl || sudo apt-get install -y --no-install-recommends curl); }
+
+test: node_modules/.svp-installed dist/svp.cjs test-deps
+	node --import tsx --test $(TEST_FILES)
+
+test-deno: node_modules/.svp-installed dist/svp.cjs test-deps
+	$(NPX)/deno test -A --quiet $(TEST_FILES)
+
+typecheck: node_modules/.svp-installed
+	$(NPX)/tsc -p .
+
+layers:
+	@scripts/check-layers.sh
+
+check: typecheck layers test
+
+dist: dist/svp
+
+dist/svp: dist/svp.cjs scripts/sea.mjs
+	node scripts/sea.mjs
+
+bench: dist/svp.cjs
+	node --import tsx bench/run.ts
+
+clean:
+	rm -rf dist

@@ -1,0 +1,45 @@
+/**
+ * The `svp` command line: parses with cac, runs one subcommand, maps errors to exit codes.
+ * Each subcommand lives in its own file and exports `register(cli)`.
+ */
+
+import { cac } from "cac";
+import { UsageError } from "../src/index.ts";
+import { reportError } from "./render.ts";
+import { VERSION } from "./version.ts";
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = cac("svp");
+  // Subcommands register here, one import each.
+  cli.help();
+  cli.version(VERSION);
+  let command = "";
+  try {
+    const parsed = cli.parse(["node", "svp", ...argv], { run: false });
+    command = cli.matchedCommandName ?? "";
+    if (!cli.matchedCommand) {
+      if (parsed.options.help || parsed.options.version) return 0;
+      if (cli.args.length > 0) throw new UsageError(`unknown command "${cli.args[0]}" (see svp --help)`);
+      cli.outputHelp();
+      return 2;
+    }
+    const result: unknown = await cli.runMatchedCommand();
+    return typeof result === "number" ? result : 0;
+  } catch (err) {
+    if (err instanceof Error && err.name === "CACError") return reportError(command, "parse arguments", new UsageError(err.message.replace(/`/g, "")));
+    return reportError(command, command ? `run ${command}` : "start", err);
+  }
+}
+
+// Run when executed directly (node, tsx, deno, the bundled binary); not when imported by tests.
+const entry = process.argv[1] ?? "";
+if (/(^|[\\/])(main\.ts|svp(\.cjs)?)$/.test(entry) || (globalThis as { __SVP_BUNDLE__?: boolean }).__SVP_BUNDLE__) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.exitCode = reportError("", "start", err);
+    },
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * Everything the CLI prints goes through here: colour (kleur, only on a TTY and without
+ * NO_COLOR), the one-line error format, and per-stream log lines (text or NDJSON).
+ * stdout is for data only; all of this goes to stderr unless a function says otherwise.
+ */
+
+import kleur from "kleur";
+import { ERROR_TABLE, SvpError, toSvpError } from "../src/index.ts";
+
+const stderrIsTTY = Boolean(process.stderr.isTTY);
+const stdoutIsTTY = Boolean(process.stdout.isTTY);
+const noColor = "NO_COLOR" in process.env && process.env.NO_COLOR !== "";
+
+/** kleur instance for stderr (coloured only on a TTY without NO_COLOR). */
+export const errColor = new Proxy(kleur, {}) as typeof kleur;
+errColor.enabled = stderrIsTTY && !noColor;
+
+/** Whether stdout output (status tables) may be coloured. */
+export const stdoutColor = stdoutIsTTY && !noColor;
+
+export type LogFormat = "text" | "json";
+
+export interface Logger {
+  /** A progress or state line ("svp socks: listening on …"). */
+  info(message: string): void;
+  /** A warning (open proxy, fallback); printed even with --quiet. */
+  warn(message: string): void;
+  /** One structured event per stream or connection. `msg` is the text form. */
+  event(fields: Record<string, unknown>, msg: string): void;
+}
+
+export function createLogger(command: string, format: LogFormat = "text", quiet = false): Logger {
+  const write = (line: string) => process.stderr.write(line + "\n");
+  const json = (level: string, fields: Record<string, unknown>) =>
+    write(JSON.stringify({ time: new Date().toISOString(), level, cmd: command, ...fields }));
+  return {
+    info(message) {
+      if (quiet) return;
+      if (format === "json") json("info", { msg: message });
+      else write(`svp ${command}: ${message}`);
+    },
+    warn(message) {
+      if (format === "json") json("warn", { msg: message });
+      else write(`${errColor.yellow("warning")}: svp ${command}: ${message}`);
+    },
+    event(fields, msg) {
+      if (quiet) return;
+      if (format === "json") json("info", fields);
+      else write(`svp ${command}: ${msg}`);
+    },
+  };
+}
+
+/** Print "svp <cmd>: cannot <action>: <reason>" and return the exit code for it. */
+export function reportError(command: string, action: string, err: unknown): number {
+  const e = toSvpError(err);
+  const prefix = command ? `svp ${command}` : "svp";
+  process.stderr.write(`${prefix}: ${errColor.red("cannot " + action)}: ${e.message}\n`);
+  return ERROR_TABLE[e.code].exit;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 / 1024 / 1024).toFixed(2)} GiB`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} m ${Math.round((ms % 60_000) / 1000)} s`;
+  return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} m`;
+}
+
+export { SvpError };

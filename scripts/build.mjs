@@ -1,0 +1,21 @@
+// Bundle the CLI into one CommonJS file, dist/svp.cjs (the input of the single binary).
+import { build } from "esbuild";
+import { readFileSync, chmodSync } from "node:fs";
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+
+await build({
+  entryPoints: ["cli/main.ts"],
+  outfile: "dist/svp.cjs",
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  minify: false,
+  sourcemap: false,
+  legalComments: "none",
+  define: { __SVP_VERSION__: JSON.stringify(pkg.version) },
+  banner: { js: "#!/usr/bin/env node\nglobalThis.__SVP_BUNDLE__ = true;" },
+  logLevel: "warning",
+});
+chmodSync("dist/svp.cjs", 0o755);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The import-layer rules of DESIGN.md section 2, as greps. Prints each violation; exit 1 if any.
+set -u
+cd "$(dirname "$0")/.."
+fail=0
+report() { echo "layer violation: $1"; echo "$2" | sed 's/^/  /'; fail=1; }
+
+out=$(grep -rnE "from ['\"]node:|\bBuffer\.[A-Za-z]|\bprocess\.[A-Za-z]|\bDeno\.[A-Za-z]|\brequire\(" src --include='*.ts' | grep -v '^src/platform/')
+[ -n "$out" ] && report "node:/Buffer/process/Deno/require outside src/platform/" "$out"
+
+out=$(grep -rnE "from ['\"](kleur|cac)['\"]|console\.(log|error|warn|info)" src --include='*.ts')
+[ -n "$out" ] && report "kleur/cac/console in src/ (they belong in cli/)" "$out"
+
+out=$(grep -rnE "from ['\"]\.\./src/" cli --include='*.ts' | grep -vE "from ['\"]\.\./src/index\.ts['\"]")
+[ -n "$out" ] && report "cli/ imports src/ deep paths instead of src/index.ts" "$out"
+
+# Downward-only imports between src/ layers: each layer lists what it may import besides
+# itself and the top-level modules (errors, clock, emitter, options). Only index.ts and
+# platform/ see everything: index.ts is the composition root that hands platform adapters
+# to the layers.
+declare -A allowed=(
+  [bytes]=""
+  [mesh]="bytes"
+  [stream]="bytes"
+  [mdp]="bytes mesh"
+  [msp]="bytes mesh mdp stream"
+  [socks]="bytes mesh stream"
+  [relay]="stream"
+  [status]="bytes mesh"
+  [node]="bytes mesh stream mdp msp status"
+  [servald]="bytes mesh stream mdp msp status"
+  # platform implements interfaces declared by the layers above; index.ts wires them in.
+  [platform]="bytes mesh stream mdp msp socks relay status node servald"
+)
+for layer in "${!allowed[@]}"; do
+  [ -d "src/$layer" ] || continue
+  while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    target=$(echo "$line" | sed -nE "s/.*from ['\"]\.\.\/([a-z-]+)\/.*/\1/p")
+    [ -z "$target" ] && continue
+    case " ${allowed[$layer]} " in *" $target "*) ;; *) report "src/$layer imports src/$target" "$line" ;; esac
+  done < <(grep -rnE "from ['\"]\.\./[a-z-]+/" "src/$layer" --include='*.ts')
+done
+[ $fail -eq 0 ] && echo "layers: ok"
+exit $fail

@@ -1,0 +1,144 @@
+/**
+ * TCP and unix-socket listeners and outbound TCP connections, as `SocketStream`s.
+ * Errors come back as `SvpError`s (refused, timeout, no route, EMFILE → limit).
+ */
+
+import * as net from "node:net";
+import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { SvpError, toSvpError } from "../errors.ts";
+import type { ListenAddress } from "../options.ts";
+import { formatListenAddress } from "../options.ts";
+import { SocketStream } from "./socket-stream.ts";
+
+export interface ConnectOptions {
+  /** Give up after this many ms. Default 30 s. */
+  timeoutMs?: number;
+  clock?: Clock;
+  /** Abort the attempt early. */
+  signal?: AbortSignal;
+}
+
+/** Open a TCP connection; resolves only once it is established. */
+export function connectTcp(host: string, port: number, options: ConnectOptions = {}): Promise<SocketStream> {
+  const clock = options.clock ?? systemClock;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const finish = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      options.signal?.removeEventListener("abort", onAbort);
+      socket.off("error", finish);
+      socket.off("connect", onConnect);
+      if (err !== undefined) {
+        socket.destroy();
+        reject(toSvpError(err));
+      } else {
+        resolve(new SocketStream(socket));
+      }
+    };
+    const onConnect = () => finish();
+    const onAbort = () => finish(new SvpError("ERR_ABORTED", "connect aborted"));
+    const timer = clock.setTimeout(() => finish(new SvpError("ERR_TIMEOUT", `connect to ${host}:${port} timed out`)), timeoutMs);
+    socket.once("connect", onConnect);
+    socket.once("error", finish);
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Open a unix stream socket connection. */
+export function connectUnix(path: string, options: ConnectOptions = {}): Promise<SocketStream> {
+  const clock = options.clock ?? systemClock;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path, allowHalfOpen: true });
+    const timer = clock.setTimeout(() => {
+      socket.destroy();
+      reject(new SvpError("ERR_TIMEOUT", `connect to ${path} timed out`));
+    }, options.timeoutMs ?? 30_000);
+    socket.once("connect", () => {
+      timer.cancel();
+      socket.removeAllListeners("error");
+      resolve(new SocketStream(socket, `unix ${path}`));
+    });
+    socket.once("error", (err) => {
+      timer.cancel();
+      reject(toSvpError(err));
+    });
+  });
+}
+
+export interface Listener {
+  /** The address actually bound, e.g. "127.0.0.1:40321", "[::1]:1080", "unix:/tmp/s". */
+  readonly address: string;
+  /** The bound TCP port (0 for unix sockets). */
+  readonly port: number;
+  /** Stop accepting; live connections are not touched. */
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** Called when accept fails (EMFILE and friends); the listener keeps running. */
+  onAcceptError?: (err: SvpError) => void;
+  /** Pause accepting for this long after an accept error, so EMFILE does not spin. Default 100 ms. */
+  acceptBackoffMs?: number;
+}
+
+/** Listen on a TCP or unix address; `onStream` gets each accepted connection. */
+export async function listen(addr: ListenAddress, onStream: (stream: SocketStream) => void, options: ListenOptions = {}): Promise<Listener> {
+  if (addr.kind === "unix") await removeStaleUnixSocket(addr.path);
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      onStream(new SocketStream(socket));
+    });
+    server.on("error", (err: NodeJS.ErrnoException) => {
+      if (!listening) return reject(new SvpError(err.code === "EADDRINUSE" ? "ERR_USAGE" : toSvpError(err).code, `cannot listen on ${formatListenAddress(addr)}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`));
+      // Accept errors (EMFILE): back off instead of spinning on a full descriptor table.
+      options.onAcceptError?.(toSvpError(err));
+    });
+    // node:net retries accept itself on EMFILE without emitting; nothing more to do there.
+    let listening = false;
+    const onListening = () => {
+      listening = true;
+      const a = server.address();
+      let address: string;
+      let port = 0;
+      if (typeof a === "string" || a === null) address = `unix:${addr.kind === "unix" ? addr.path : a}`;
+      else {
+        port = a.port;
+        address = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+      }
+      if (addr.kind === "unix") chmodSync(addr.path, 0o600);
+      resolve({
+        address,
+        port,
+        close: () => new Promise<void>((res) => server.close(() => res())),
+      });
+    };
+    if (addr.kind === "unix") {
+      server.listen({ path: addr.path }, onListening);
+    } else {
+      server.listen({ host: addr.host, port: addr.port, exclusive: true }, onListening);
+    }
+  });
+}
+
+/** A leftover socket file from a killed process blocks bind; remove it only if nobody answers. */
+async function removeStaleUnixSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new SvpError("ERR_USAGE", `cannot listen on unix:${path}: file exists and is not a socket`);
+  const alive = await new Promise<boolean>((res) => {
+    const probe = net.connect({ path });
+    probe.once("connect", () => {
+      probe.destroy();
+      res(true);
+    });
+    probe.once("error", () => res(false));
+  });
+  if (alive) throw new SvpError("ERR_USAGE", `cannot listen on unix:${path}: another process is listening there`);
+  unlinkSync(path);
+}
