@@ -25,3 +25,105 @@ export type { ListenAddress } from "./options.ts";
 export { SocketStream } from "./platform/socket-stream.ts";
 export { connectTcp, connectUnix, listen } from "./platform/net.ts";
 export type { Listener } from "./platform/net.ts";
+
+// --- svp socks: the proxy, wired to the platform's sockets and the relay ---------------
+
+export { parseMeshName, isMeshHost } from "./mesh/names.ts";
+export type { MeshName } from "./mesh/names.ts";
+export { Credentials, parseCredential, parseCredentialsFile } from "./socks/auth.ts";
+export type { Credential } from "./socks/auth.ts";
+export { createRouter, MESH_UNAVAILABLE } from "./socks/dialer.ts";
+export type { Dialer, MeshDialer, RouteName } from "./socks/dialer.ts";
+export { ProxyServer } from "./socks/server.ts";
+export type { StreamRecord } from "./socks/server.ts";
+export { formatUpstream, parseUpstream } from "./socks/upstream.ts";
+export type { UpstreamProxy } from "./socks/upstream.ts";
+export { readTextFile } from "./platform/files.ts";
+
+import type { Clock } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import type { ListenAddress } from "./options.ts";
+import type { SvpError } from "./errors.ts";
+import type { Credential } from "./socks/auth.ts";
+import { Credentials } from "./socks/auth.ts";
+import type { MeshDialer } from "./socks/dialer.ts";
+import { createRouter } from "./socks/dialer.ts";
+import { ProxyServer } from "./socks/server.ts";
+import type { UpstreamProxy } from "./socks/upstream.ts";
+import { Relay } from "./relay/relay.ts";
+import { connectTcp, listen } from "./platform/net.ts";
+import type { Listener } from "./platform/net.ts";
+
+export interface SocksProxyOptions {
+  /** Addresses to listen on (at least one). */
+  listen: ListenAddress[];
+  /** Accepted user:pass pairs; empty or absent = no authentication. */
+  credentials?: Credential[];
+  handshakeTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxConns?: number;
+  direct?: "allow" | "deny";
+  upstream?: UpstreamProxy | undefined;
+  /** The mesh backend's dialer; without one, mesh destinations are refused (no route). */
+  mesh?: MeshDialer | undefined;
+  clock?: Clock;
+  /** Accept failed (EMFILE…); the listener backs off and keeps running. */
+  onAcceptError?: (err: SvpError) => void;
+}
+
+export interface SocksProxy {
+  /** Bound addresses, in the order given ("127.0.0.1:40321", "unix:/path"). */
+  readonly addresses: string[];
+  /** Emits `stream` once per client connection. */
+  readonly server: ProxyServer;
+  /** Stop accepting, let live streams drain for up to `drainMs`, then abort the rest. */
+  close(drainMs?: number): Promise<void>;
+}
+
+/** Start `svp socks`: listeners on every address, one proxy server behind them. */
+export async function startSocksProxy(options: SocksProxyOptions): Promise<SocksProxy> {
+  const clock = options.clock ?? systemClock;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+  const dialer = createRouter({
+    tcp: (host, port, signal) => connectTcp(host, port, { signal, timeoutMs: 0, clock }),
+    direct: options.direct ?? "allow",
+    upstream: options.upstream,
+    mesh: options.mesh,
+  });
+  const server = new ProxyServer({
+    dialer,
+    startRelay: (a, b, o) => new Relay(a, b, o),
+    clock,
+    credentials: options.credentials && options.credentials.length > 0 ? new Credentials(options.credentials) : undefined,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    connectTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? 0,
+    maxConns: options.maxConns ?? 0,
+  });
+  const listeners: Listener[] = [];
+  try {
+    for (const addr of options.listen) {
+      let address = "";
+      const l = await listen(addr, (s) => server.handle(s, address), options.onAcceptError ? { onAcceptError: options.onAcceptError } : {});
+      address = l.address;
+      listeners.push(l);
+    }
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    addresses: listeners.map((l) => l.address),
+    server,
+    close(drainMs = 10_000) {
+      closing ??= (async () => {
+        const stopped = Promise.all(listeners.map((l) => l.close()));
+        await server.close(drainMs);
+        await stopped;
+      })();
+      return closing;
+    },
+  };
+}

@@ -13,7 +13,7 @@ import { formatListenAddress } from "../options.ts";
 import { SocketStream } from "./socket-stream.ts";
 
 export interface ConnectOptions {
-  /** Give up after this many ms. Default 30 s. */
+  /** Give up after this many ms. Default 30 s; 0 = no timer of its own (rely on `signal`). */
   timeoutMs?: number;
   clock?: Clock;
   /** Abort the attempt early. */
@@ -30,7 +30,7 @@ export function connectTcp(host: string, port: number, options: ConnectOptions =
     const finish = (err?: unknown) => {
       if (settled) return;
       settled = true;
-      timer.cancel();
+      timer?.cancel();
       options.signal?.removeEventListener("abort", onAbort);
       socket.off("error", finish);
       socket.off("connect", onConnect);
@@ -42,8 +42,11 @@ export function connectTcp(host: string, port: number, options: ConnectOptions =
       }
     };
     const onConnect = () => finish();
-    const onAbort = () => finish(new SvpError("ERR_ABORTED", "connect aborted"));
-    const timer = clock.setTimeout(() => finish(new SvpError("ERR_TIMEOUT", `connect to ${host}:${port} timed out`)), timeoutMs);
+    const onAbort = () => {
+      const reason: unknown = options.signal?.reason;
+      finish(reason instanceof SvpError ? reason : new SvpError("ERR_ABORTED", "connect aborted"));
+    };
+    const timer = timeoutMs > 0 ? clock.setTimeout(() => finish(new SvpError("ERR_TIMEOUT", `connect to ${host}:${port} timed out`)), timeoutMs) : undefined;
     socket.once("connect", onConnect);
     socket.once("error", finish);
     if (options.signal?.aborted) onAbort();

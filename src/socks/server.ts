@@ -1,0 +1,383 @@
+/**
+ * The proxy server: for each accepted client stream, run the handshake (with a timer),
+ * dial the destination through the injected `Dialer` (with a timer), answer only once
+ * the outcome is known, then hand both streams to the relay. Listening sockets are not
+ * its business (src/index.ts wires the platform's listeners to `handle()`).
+ *
+ * After the handshake a connection holds no parser, buffer or timer of its own: the
+ * relay is all that is left.
+ */
+
+import type { Clock, Timer } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { Emitter } from "../emitter.ts";
+import type { ErrorCode } from "../errors.ts";
+import { SvpError, toSvpError } from "../errors.ts";
+import type { ByteStream } from "../stream/byte-stream.ts";
+import type { Credentials } from "./auth.ts";
+import type { Destination } from "./destination.ts";
+import { formatDestination } from "./destination.ts";
+import type { Dialer, RouteName } from "./dialer.ts";
+import type { HandshakeStep, ProxyProtocol, ProxyRequest } from "./handshake.ts";
+import { Handshake, failureReply, successReply } from "./handshake.ts";
+import { ResponseHeadRewriter } from "./http-proxy.ts";
+import { WrappedStream } from "./wrapped-stream.ts";
+
+/** What the relay reports when it ends (src/relay/relay.ts `RelayStats`). */
+export interface RelayResult {
+  aToB: number;
+  bToA: number;
+  durationMs: number;
+  error?: SvpError;
+}
+
+/** A running relay, as far as the server needs it (src/relay/relay.ts `Relay`). */
+export interface RelayHandle {
+  readonly done: Promise<RelayResult>;
+  abort(err?: SvpError): void;
+}
+
+/** Starts relaying between client `a` and target `b`; injected so socks does not depend on relay. */
+export type StartRelay = (a: ByteStream, b: ByteStream, options: { clock: Clock; idleTimeoutMs: number }) => RelayHandle;
+
+export interface ProxyServerOptions {
+  dialer: Dialer;
+  startRelay: StartRelay;
+  clock?: Clock;
+  /** Required credentials; undefined = open (no authentication). */
+  credentials?: Credentials | undefined;
+  /** Close a client that has not completed its request within this many ms. Default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Give up connecting to a destination after this many ms. Default 30 s. */
+  connectTimeoutMs?: number;
+  /** Close a tunnel when no byte moved either way for this many ms. 0 = off (default). */
+  idleTimeoutMs?: number;
+  /** Refuse requests beyond this many live connections. 0 = no limit (default). */
+  maxConns?: number;
+  /** Cap on an HTTP request head, bytes. Default 32 KiB. */
+  maxHeadBytes?: number;
+  /** After refusing a request, wait this long for the client to close before resetting. Default 2 s. */
+  lingerMs?: number;
+}
+
+/** One line of the per-stream log: emitted once per accepted client connection. */
+export interface StreamRecord {
+  /** The client's address (the stream's label). */
+  client: string;
+  protocol?: ProxyProtocol;
+  /** host:port the client asked for. */
+  dest?: string;
+  route?: RouteName;
+  user?: string;
+  /** "ok" (relayed and finished cleanly), "served" (PAC file/info page) or the error code. */
+  outcome: "ok" | "served" | ErrorCode;
+  /** Error text, or what was served. */
+  message?: string;
+  /** Bytes client → destination (including early data). */
+  up: number;
+  /** Bytes destination → client. */
+  down: number;
+  durationMs: number;
+}
+
+export type ProxyServerEvents = {
+  stream: (record: StreamRecord) => void;
+};
+
+type Phase = "handshake" | "dial" | "relay" | "closing";
+
+/** Per-connection state; the handshake parts are dropped once the request is known. */
+interface Conn {
+  client: ByteStream;
+  phase: Phase;
+  counted: boolean;
+  startedAt: number;
+  handshake: Handshake | undefined;
+  timer: Timer | undefined;
+  abortDial: AbortController | undefined;
+  relay: RelayHandle | undefined;
+  record: StreamRecord;
+  onData: ((chunk: Uint8Array) => void) | undefined;
+  onEnd: (() => void) | undefined;
+  onClose: ((err?: SvpError) => void) | undefined;
+}
+
+export class ProxyServer extends Emitter<ProxyServerEvents> {
+  readonly #o: Required<Omit<ProxyServerOptions, "credentials">> & { credentials: Credentials | undefined };
+  readonly #conns = new Set<Conn>();
+  #counted = 0;
+  #closing = false;
+  #drained: (() => void) | undefined;
+
+  constructor(options: ProxyServerOptions) {
+    super();
+    this.#o = {
+      dialer: options.dialer,
+      startRelay: options.startRelay,
+      clock: options.clock ?? systemClock,
+      credentials: options.credentials,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      maxConns: options.maxConns ?? 0,
+      maxHeadBytes: options.maxHeadBytes ?? 32 * 1024,
+      lingerMs: options.lingerMs ?? 2_000,
+    };
+  }
+
+  /** Connections being served (handshaking, connecting or relaying). */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /**
+   * Serve one client. `proxyAddress` is the "host:port" clients used to reach this
+   * listener (for the PAC file).
+   */
+  handle(client: ByteStream, proxyAddress: string): void {
+    if (this.#closing) {
+      client.abort(new SvpError("ERR_ABORTED", "proxy is shutting down"));
+      return;
+    }
+    const o = this.#o;
+    const counted = o.maxConns === 0 || this.#counted < o.maxConns;
+    if (counted) this.#counted++;
+    const conn: Conn = {
+      client,
+      phase: "handshake",
+      counted,
+      startedAt: o.clock.now(),
+      handshake: new Handshake({ credentials: o.credentials, proxyAddress, maxHeadBytes: o.maxHeadBytes }),
+      timer: undefined,
+      abortDial: undefined,
+      relay: undefined,
+      record: { client: client.label, outcome: "ok", up: 0, down: 0, durationMs: 0 },
+      onData: undefined,
+      onEnd: undefined,
+      onClose: undefined,
+    };
+    this.#conns.add(conn);
+    conn.onData = (chunk) => this.#onHandshakeData(conn, chunk);
+    conn.onEnd = () => this.#refuse(conn, new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
+    conn.onClose = (err) => this.#onEarlyClose(conn, err);
+    client.on("data", conn.onData);
+    client.on("end", conn.onEnd);
+    client.on("close", conn.onClose);
+    conn.timer = o.clock.setTimeout(() => {
+      conn.timer = undefined;
+      this.#refuse(conn, new SvpError("ERR_TIMEOUT", `handshake not completed within ${seconds(o.handshakeTimeoutMs)}`));
+    }, o.handshakeTimeoutMs);
+    client.resume();
+  }
+
+  /**
+   * Graceful stop: refuse new clients, close handshakes and pending connects, let live
+   * tunnels finish for up to `drainMs`, then abort what is left. Resolves when every
+   * connection is gone.
+   */
+  close(drainMs = 10_000): Promise<void> {
+    this.#closing = true;
+    const shutdown = new SvpError("ERR_ABORTED", "proxy is shutting down");
+    for (const conn of [...this.#conns]) {
+      if (conn.phase === "handshake") this.#refuse(conn, shutdown);
+      else if (conn.phase === "dial") conn.abortDial?.abort(shutdown);
+    }
+    if (this.#conns.size === 0) return Promise.resolve();
+    const timer = this.#o.clock.setTimeout(() => {
+      for (const conn of [...this.#conns]) {
+        if (conn.relay) conn.relay.abort(new SvpError("ERR_ABORTED", `proxy shut down; stream still open after ${seconds(drainMs)}`));
+        else if (!conn.client.closed) conn.client.abort(shutdown);
+      }
+    }, drainMs);
+    return new Promise<void>((resolve) => {
+      this.#drained = () => {
+        timer.cancel();
+        resolve();
+      };
+    });
+  }
+
+  #onHandshakeData(conn: Conn, chunk: Uint8Array): void {
+    const hs = conn.handshake;
+    if (!hs || conn.phase !== "handshake") return;
+    let step: HandshakeStep;
+    try {
+      step = hs.push(chunk);
+    } catch (err) {
+      this.#refuse(conn, toSvpError(err));
+      return;
+    }
+    if (step.kind === "more") {
+      if (step.send && conn.client.writable) conn.client.write(step.send);
+      return;
+    }
+    const protocol = step.kind === "connect" ? step.request.protocol : (step.protocol ?? hs.protocol);
+    if (protocol) conn.record.protocol = protocol;
+    if (step.kind === "close") {
+      if (step.dest) {
+        conn.record.dest = formatDestination(step.dest);
+        conn.record.route = this.#o.dialer.route(step.dest);
+      }
+      if (step.error) this.#refuse(conn, step.error, step.send);
+      else {
+        conn.record.outcome = "served";
+        if (step.served) conn.record.message = step.served;
+        this.#refuse(conn, undefined, step.send);
+      }
+      return;
+    }
+    // The request is known: the handshake's parser, buffers and timer go away now.
+    this.#endHandshake(conn);
+    if (step.send) conn.client.write(step.send);
+    const { request, early } = step;
+    conn.record.dest = formatDestination(request.dest);
+    conn.record.route = this.#o.dialer.route(request.dest);
+    if (request.user !== undefined) conn.record.user = request.user;
+    if (!conn.counted) {
+      this.#fail(conn, request, new SvpError("ERR_LIMIT", `too many connections (limit ${this.#o.maxConns})`));
+      return;
+    }
+    this.#dial(conn, request, early);
+  }
+
+  #endHandshake(conn: Conn): void {
+    conn.timer?.cancel();
+    conn.timer = undefined;
+    conn.handshake = undefined;
+    conn.client.pause();
+    conn.client.off("data", conn.onData!);
+    conn.client.off("end", conn.onEnd!);
+    conn.onData = undefined;
+    conn.onEnd = undefined;
+  }
+
+  #dial(conn: Conn, request: ProxyRequest, early: Uint8Array): void {
+    const o = this.#o;
+    conn.phase = "dial";
+    const ac = new AbortController();
+    conn.abortDial = ac;
+    conn.timer = o.clock.setTimeout(() => {
+      conn.timer = undefined;
+      ac.abort(new SvpError("ERR_TIMEOUT", `no connection to ${formatDestination(request.dest)} within ${seconds(o.connectTimeoutMs)}`));
+    }, o.connectTimeoutMs);
+    o.dialer.dial(request.dest, ac.signal).then(
+      (target) => this.#connected(conn, request, early, target),
+      (err) => {
+        conn.timer?.cancel();
+        conn.timer = undefined;
+        conn.abortDial = undefined;
+        // An abort reason (timeout, shutdown, client gone) explains better than the dialer's echo of it.
+        const reason = ac.signal.aborted && ac.signal.reason instanceof SvpError ? ac.signal.reason : toSvpError(err);
+        this.#fail(conn, request, reason);
+      },
+    );
+  }
+
+  #connected(conn: Conn, request: ProxyRequest, early: Uint8Array, target: ByteStream): void {
+    conn.timer?.cancel();
+    conn.timer = undefined;
+    conn.abortDial = undefined;
+    const client = conn.client;
+    if (client.closed || !client.writable || conn.phase !== "dial") {
+      target.abort(new SvpError("ERR_ABORTED", "client went away while connecting"));
+      if (conn.phase === "dial") this.#finish(conn, new SvpError("ERR_ABORTED", "client went away while connecting"));
+      return;
+    }
+    conn.phase = "relay";
+    client.off("close", conn.onClose!);
+    conn.onClose = undefined;
+    const reply = successReply(request.protocol);
+    if (reply) client.write(reply);
+    let b = target;
+    if (request.head) {
+      target.write(request.head);
+      b = new WrappedStream(target, { filter: new ResponseHeadRewriter() });
+    }
+    if (early.length > 0) {
+      target.write(early);
+      conn.record.up = early.length;
+    }
+    const relay = this.#o.startRelay(client, b, { clock: this.#o.clock, idleTimeoutMs: this.#o.idleTimeoutMs });
+    conn.relay = relay;
+    relay.done.then((stats) => {
+      conn.record.up += stats.aToB;
+      conn.record.down = stats.bToA;
+      this.#finish(conn, stats.error);
+    });
+  }
+
+  /** The connect failed (or was refused by a rule): answer with the mapped reply, then close. */
+  #fail(conn: Conn, request: ProxyRequest, err: SvpError): void {
+    if (conn.client.closed) {
+      this.#finish(conn, err);
+      return;
+    }
+    this.#refuse(conn, err, failureReply(request.protocol, err, request.dest));
+  }
+
+  /**
+   * End a connection that will not be relayed: write `send`, half-close, discard what the
+   * client still sends (so it reads the answer instead of a reset), and reset it if it
+   * has not closed within the linger time.
+   */
+  #refuse(conn: Conn, err: SvpError | undefined, send?: Uint8Array): void {
+    if (conn.phase === "closing") return;
+    if (conn.phase === "handshake") this.#endHandshake(conn);
+    conn.phase = "closing";
+    conn.timer?.cancel();
+    conn.timer = undefined;
+    const client = conn.client;
+    if (conn.onClose) client.off("close", conn.onClose);
+    conn.onClose = undefined;
+    if (client.closed) {
+      this.#finish(conn, err);
+      return;
+    }
+    if (send && client.writable) client.write(send);
+    if (client.writable) client.closeWrite();
+    const timer = this.#o.clock.setTimeout(() => client.abort(err ?? new SvpError("ERR_TIMEOUT", "client did not close")), this.#o.lingerMs);
+    client.on("data", discard);
+    client.once("close", () => {
+      timer.cancel();
+      this.#finish(conn, err);
+    });
+    client.resume();
+  }
+
+  /** The client closed before a request was complete or while connecting. */
+  #onEarlyClose(conn: Conn, err: SvpError | undefined): void {
+    conn.onClose = undefined;
+    if (conn.phase === "dial") {
+      conn.abortDial?.abort(new SvpError("ERR_ABORTED", "client went away while connecting"));
+      return;
+    }
+    if (conn.phase === "handshake") {
+      this.#endHandshake(conn);
+      this.#finish(conn, err ?? new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
+    }
+  }
+
+  #finish(conn: Conn, err: SvpError | undefined): void {
+    if (!this.#conns.delete(conn)) return;
+    if (conn.counted) this.#counted--;
+    conn.timer?.cancel();
+    conn.timer = undefined;
+    conn.relay = undefined;
+    const record = conn.record;
+    record.durationMs = this.#o.clock.now() - conn.startedAt;
+    if (err) {
+      record.outcome = err.code;
+      record.message = err.message;
+    }
+    this.emit("stream", record);
+    if (this.#conns.size === 0 && this.#drained) this.#drained();
+  }
+}
+
+function discard(): void {}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+export type { Destination };
