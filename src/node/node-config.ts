@@ -1,0 +1,102 @@
+/**
+ * The embedded node's settings: defaults, the optional config file in the instance
+ * directory (`svp.conf`) and command-line flags, merged in that order (flags win; `peer`
+ * and `bind` entries from both are added together).
+ *
+ * svp.conf, one setting per line, `#` starts a comment:
+ *   port = 4111              overlay UDP port (0 = any)
+ *   peer = host:port         a static peer (repeatable; [v6]:port for IPv6)
+ *   bind = 127.0.0.1         an address to bind the overlay on (repeatable)
+ *   lan = false              LAN discovery by broadcast/multicast (off unless asked for)
+ *   discovery = true         same-host discovery over loopback
+ *   hello-interval = 5s      keep-alive period
+ *   peer-timeout = 20s       silence after which a peer expires
+ */
+
+import { UsageError } from "../errors.ts";
+import { parseDuration, parseHostPort, parsePort } from "../options.ts";
+
+export interface NodeConfig {
+  port: number | undefined;
+  peers: { host: string; port: number }[];
+  bind: string[];
+  lan: boolean | undefined;
+  discovery: boolean | undefined;
+  helloIntervalMs: number | undefined;
+  peerTimeoutMs: number | undefined;
+}
+
+export function emptyNodeConfig(): NodeConfig {
+  return { port: undefined, peers: [], bind: [], lan: undefined, discovery: undefined, helloIntervalMs: undefined, peerTimeoutMs: undefined };
+}
+
+function parseBool(v: string, what: string): boolean {
+  if (/^(true|yes|on|1)$/i.test(v)) return true;
+  if (/^(false|no|off|0)$/i.test(v)) return false;
+  throw new UsageError(`${what}: expected true or false, got "${v}"`);
+}
+
+/** Parse a peer address: `host:port` or `[v6]:port`; the port is required and not 0. */
+export function parsePeerAddress(text: string, what = "peer"): { host: string; port: number } {
+  if (/^\d+$/.test(text) || text.startsWith(":")) throw new UsageError(`invalid ${what} "${text}": expected host:port`);
+  const hp = parseHostPort(text, what, "");
+  if (hp.port === 0) throw new UsageError(`invalid ${what} "${text}": port 0`);
+  return hp;
+}
+
+/** Parse svp.conf. `where` names the file in messages. Throws UsageError naming the line. */
+export function parseNodeConfig(text: string, where: string): NodeConfig {
+  const c = emptyNodeConfig();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/#.*$/, "").trim();
+    if (line === "") continue;
+    const at = `${where}:${i + 1}`;
+    const m = /^([a-z-]+)\s*=\s*(.*)$/.exec(line);
+    if (!m) throw new UsageError(`${at}: expected "key = value", got "${line}"`);
+    const key = m[1]!;
+    const value = m[2]!.trim();
+    switch (key) {
+      case "port":
+        c.port = parsePort(value, `port at ${at}`);
+        break;
+      case "peer":
+        c.peers.push(parsePeerAddress(value, `peer at ${at}`));
+        break;
+      case "bind":
+        if (!/^[0-9A-Fa-f.:]+$/.test(value)) throw new UsageError(`${at}: bind expects a numeric IP address, got "${value}"`);
+        c.bind.push(value);
+        break;
+      case "lan":
+        c.lan = parseBool(value, at);
+        break;
+      case "discovery":
+        c.discovery = parseBool(value, at);
+        break;
+      case "hello-interval":
+        c.helloIntervalMs = parseDuration(value, `hello-interval at ${at}`);
+        if (c.helloIntervalMs < 100) throw new UsageError(`${at}: hello-interval must be at least 100ms`);
+        break;
+      case "peer-timeout":
+        c.peerTimeoutMs = parseDuration(value, `peer-timeout at ${at}`);
+        if (c.peerTimeoutMs < 200) throw new UsageError(`${at}: peer-timeout must be at least 200ms`);
+        break;
+      default:
+        throw new UsageError(`${at}: unknown setting "${key}" (known: port, peer, bind, lan, discovery, hello-interval, peer-timeout)`);
+    }
+  }
+  return c;
+}
+
+/** Flags over file: scalars from `over` win when set; lists are concatenated. */
+export function mergeNodeConfig(base: NodeConfig, over: NodeConfig): NodeConfig {
+  return {
+    port: over.port ?? base.port,
+    peers: [...base.peers, ...over.peers],
+    bind: over.bind.length ? over.bind : base.bind,
+    lan: over.lan ?? base.lan,
+    discovery: over.discovery ?? base.discovery,
+    helloIntervalMs: over.helloIntervalMs ?? base.helloIntervalMs,
+    peerTimeoutMs: over.peerTimeoutMs ?? base.peerTimeoutMs,
+  };
+}

@@ -1,0 +1,433 @@
+/**
+ * Wiring of the embedded mesh node to the platform: instance directory, keyring file,
+ * UDP sockets, node:crypto, same-host discovery directory, the local API Unix socket,
+ * signals, and the background daemon's process lifecycle (start/stop/status/auto-start).
+ * `src/index.ts` re-exports the public part.
+ */
+
+import { spawn } from "node:child_process";
+import { closeSync, unlinkSync } from "node:fs";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { type Clock, systemClock } from "../clock.ts";
+import { SvpError, UsageError } from "../errors.ts";
+import { type Sid, sidToHex } from "../mesh/sid.ts";
+import { memoryPair } from "../stream/memory-pair.ts";
+import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
+import { loadOrCreateKeyring, primaryIdentity } from "../node/keyring.ts";
+import { DEFAULT_OVERLAY_PORT, MeshNode } from "../node/mesh-node.ts";
+import { emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
+import type { NodeLog, UdpEndpoint } from "../node/node-io.ts";
+import { isLoopbackHost } from "../node/overlay.ts";
+import type { StatusReport } from "../status/status-report.ts";
+import { acquirePidLock, daemonLogTail, ensureHome, isDaemonProcess, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
+import { connectUnix, listen, type Listener } from "./net.ts";
+import { nodeCrypto } from "./node-crypto.ts";
+import { openRendezvousDir } from "./rendezvous-dir.ts";
+import { bindUdp } from "./udp.ts";
+
+export { resolveHome };
+
+/** Options of the embedded node; unset fields come from svp.conf, then defaults. */
+export interface EmbeddedNodeOptions {
+  /** Instance directory (default: resolveHome()). */
+  home?: string;
+  /** Overlay UDP port; when given, a busy port is an error (default 4111 with fallback). */
+  port?: number;
+  /** Static peers, "host:port" each. */
+  peers?: string[];
+  /** Addresses to bind the overlay on (default loopback; wildcard with --lan or remote peers). */
+  bind?: string[];
+  /** LAN discovery (IPv4 broadcast to the default port). Off unless asked for. */
+  lan?: boolean;
+  /** Same-host discovery over loopback (default on). */
+  discovery?: boolean;
+  helloIntervalMs?: number;
+  peerTimeoutMs?: number;
+  /** Where LAN probes go instead of the broadcast address (tests: loopback only). */
+  lanTargets?: string[];
+  log?: NodeLog;
+  /** Version string reported in status. */
+  version?: string;
+  clock?: Clock;
+}
+
+export interface EmbeddedNode {
+  readonly home: string;
+  readonly sid: Sid;
+  readonly socketPath: string;
+  readonly node: MeshNode;
+  /** Resolves once the node has stopped (by stop(), a local stop request or a signal handler). */
+  readonly stopped: Promise<void>;
+  stop(): Promise<void>;
+  /** An MdpTransport to this node within the same process (over an in-memory stream). */
+  connect(name?: string): Promise<EmbeddedTransport>;
+}
+
+async function resolvePeer(text: string): Promise<UdpEndpoint[]> {
+  const { host, port } = parsePeerAddress(text);
+  if (isIP(host)) return [{ host, port }];
+  try {
+    const all = await lookup(host, { all: true });
+    return all.map((a) => ({ host: a.address, port }));
+  } catch (err) {
+    throw new UsageError(`invalid peer "${text}": cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+/** Load svp.conf of `home` merged under `options`. */
+export function effectiveNodeConfig(home: string, options: EmbeddedNodeOptions): NodeConfig {
+  const file = readConfigFile(home);
+  const base = file ? parseNodeConfig(file.text, file.path) : emptyNodeConfig();
+  const flags: NodeConfig = {
+    port: options.port,
+    peers: (options.peers ?? []).map((p) => parsePeerAddress(p, "--peer")),
+    bind: options.bind ?? [],
+    lan: options.lan,
+    discovery: options.discovery,
+    helloIntervalMs: options.helloIntervalMs,
+    peerTimeoutMs: options.peerTimeoutMs,
+  };
+  return mergeNodeConfig(base, flags);
+}
+
+/** The primary SID of the instance, creating the keyring on first use. */
+export function readIdentity(home = resolveHome()): { sid: Sid; sids: Sid[]; created: boolean } {
+  ensureHome(home);
+  const { keyring, created } = loadOrCreateKeyring(keyringStore(home), nodeCrypto);
+  return { sid: primaryIdentity(keyring).sid, sids: keyring.identities.map((i) => i.sid), created };
+}
+
+/**
+ * Start the embedded node in this process: take the instance's daemon lock, bind the
+ * overlay and the local API socket. `svp daemon run` is this plus signal handling.
+ */
+export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Promise<EmbeddedNode> {
+  const home = options.home ? resolveHome(options.home) : resolveHome();
+  const log: NodeLog = options.log ?? (() => {});
+  ensureHome(home);
+  const sockPath = socketPath(home);
+  const { keyring, created } = loadOrCreateKeyring(keyringStore(home), nodeCrypto);
+  if (created) log("info", `created a new identity ${sidToHex(primaryIdentity(keyring).sid)} in ${home}`);
+  const config = effectiveNodeConfig(home, options);
+  const staticPeers = (await Promise.all(config.peers.map((p) => resolvePeer(p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`)))).flat();
+  const lan = config.lan ?? false;
+  const remotePeers = staticPeers.some((p) => !isLoopbackHost(p.host));
+  const bindHosts = config.bind.length ? config.bind : lan || remotePeers ? ["0.0.0.0", "::"] : ["127.0.0.1", "::1"];
+  const lanTargets: UdpEndpoint[] | undefined = !lan
+    ? undefined
+    : options.lanTargets
+      ? options.lanTargets.map((t) => parsePeerAddress(t, "LAN target"))
+      : [{ host: "255.255.255.255", port: DEFAULT_OVERLAY_PORT }];
+  let rendezvous;
+  if (config.discovery ?? true) {
+    try {
+      rendezvous = openRendezvousDir();
+    } catch (err) {
+      log("warn", `same-host discovery is off: ${(err as Error).message}`);
+    }
+  }
+
+  const releaseLock = acquirePidLock(home, process.pid, (stale) => log("info", `removed stale daemon files${stale ? ` of pid ${stale}` : ""} in ${home}`));
+  const node = new MeshNode({
+    keyring,
+    crypto: nodeCrypto,
+    binder: bindUdp,
+    clock: options.clock ?? systemClock,
+    log,
+    ...(config.port !== undefined ? { port: config.port, portExplicit: true } : {}),
+    bindHosts,
+    staticPeers,
+    ...(rendezvous ? { rendezvous } : {}),
+    ...(lanTargets ? { lanTargets, lan: true } : {}),
+    ...(config.helloIntervalMs !== undefined ? { helloIntervalMs: config.helloIntervalMs } : {}),
+    ...(config.peerTimeoutMs !== undefined ? { peerTimeoutMs: config.peerTimeoutMs } : {}),
+    info: { pid: process.pid, version: options.version ?? "dev", home },
+  });
+  let listener: Listener;
+  try {
+    await node.start();
+    listener = await listen({ kind: "unix", path: sockPath }, (stream) => node.acceptClient(stream));
+  } catch (err) {
+    node.stop();
+    releaseLock();
+    throw err;
+  }
+  log("info", `node ${sidToHex(node.primarySid)} up; UDP ${node.udpAddresses.join(" ")}; local API ${sockPath}`);
+  if (lan) log("info", `LAN discovery on: probing ${lanTargets!.map((t) => `${t.host}:${t.port}`).join(", ")}`);
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      node.stop();
+      await listener.close();
+      try {
+        unlinkSync(sockPath);
+      } catch {
+        // removed by close
+      }
+      releaseLock();
+      log("info", "stopped");
+      resolveStopped();
+    })());
+  node.on("shutdown-requested", () => void stop());
+  return {
+    home,
+    sid: node.primarySid,
+    socketPath: sockPath,
+    node,
+    stopped,
+    stop,
+    async connect(name = "in-process") {
+      const [a, b] = memoryPair();
+      node.acceptClient(b);
+      return openEmbeddedTransport(a, { name, pid: process.pid });
+    },
+  };
+}
+
+/**
+ * `svp daemon run`: start the node and keep it running until SIGINT/SIGTERM or a stop
+ * request. Resolves with the exit code (0 on a clean stop).
+ */
+export async function runDaemon(options: EmbeddedNodeOptions = {}): Promise<number> {
+  const n = await startEmbeddedNode(options);
+  const onSignal = (sig: NodeJS.Signals) => {
+    options.log?.("info", `received ${sig}, stopping`);
+    void n.stop();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  // The daemon never reads stdin and may outlive its terminal.
+  process.on("SIGHUP", () => {});
+  await n.stopped;
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  return 0;
+}
+
+export interface ConnectEmbeddedOptions {
+  home?: string;
+  /** Client name shown in `svp status`, e.g. "svp socks". */
+  name?: string;
+  /** Start the daemon when none runs (default true). */
+  autostart?: boolean;
+  /** Told about an auto-start (default: a line on stderr). */
+  onNote?: (message: string) => void;
+  /** How to run svp for the auto-start (default: this process's own command). */
+  command?: SvpCommand;
+  /** Handshake/request timeout (default 10 s). */
+  requestTimeoutMs?: number;
+}
+
+/** How to run svp itself: executable and the arguments before the subcommand. */
+export interface SvpCommand {
+  command: string;
+  args: string[];
+}
+
+/**
+ * The command that runs this same svp: the SEA binary itself, `node [flags] dist/svp.cjs`,
+ * `node --import tsx cli/main.ts` (from source) or `deno run -A cli/main.ts`.
+ */
+export function svpSelfCommand(): SvpCommand {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const script = process.argv[1];
+  if (deno) return { command: deno.execPath(), args: ["run", "-A", ...(script ? [script] : [])] };
+  const exe = process.execPath;
+  if (!script || script === exe) return { command: exe, args: [] };
+  const flags = process.execArgv.filter((a) => !/^--(inspect|test|watch|prof|cpu-prof|heap-prof|experimental-test)/.test(a));
+  return { command: exe, args: [...flags, script] };
+}
+
+export interface DaemonInfo {
+  pid: number;
+  sid: Sid;
+}
+
+/** Ask the instance's daemon who it is; undefined when none answers. */
+export async function probeDaemon(home: string, timeoutMs = 2000): Promise<DaemonInfo | undefined> {
+  let path: string;
+  try {
+    path = socketPath(home);
+  } catch {
+    return undefined;
+  }
+  try {
+    const stream = await connectUnix(path, { timeoutMs });
+    const t = await openEmbeddedTransport(stream, { name: "svp probe", pid: process.pid, requestTimeoutMs: timeoutMs });
+    const info = { pid: t.daemonPid, sid: t.localSid };
+    t.close();
+    return info;
+  } catch {
+    return undefined;
+  }
+}
+
+export type DaemonState =
+  | { running: true; pid: number; sid: Sid }
+  | { running: false; stalePid?: number; cleaned: string[] };
+
+/** Whether a daemon runs for `home`; stale pid/socket files of a dead daemon are removed. */
+export async function daemonState(home: string): Promise<DaemonState> {
+  const info = await probeDaemon(home);
+  if (info) return { running: true, ...info };
+  const pid = readPid(home);
+  if (pid !== undefined && isDaemonProcess(pid)) {
+    // Alive but not answering: starting up or hung. One more, longer try.
+    const again = await probeDaemon(home, 5000);
+    if (again) return { running: true, ...again };
+    throw new SvpError("ERR_MESH_DOWN", `the svp daemon for ${home} (pid ${pid}) does not answer on its local API socket`);
+  }
+  const cleaned = removeStaleFiles(home);
+  return { running: false, ...(pid !== undefined ? { stalePid: pid } : {}), cleaned };
+}
+
+export interface StartDaemonOptions {
+  /** Extra `svp daemon run` flags (e.g. --port, --peer). */
+  args?: string[];
+  command?: SvpCommand;
+  /** How long to wait until the daemon answers. Default 15 s. */
+  timeoutMs?: number;
+}
+
+/** Spawn `svp daemon run` detached and wait until its local API answers. */
+export async function startDaemonBackground(home: string, options: StartDaemonOptions = {}): Promise<DaemonInfo> {
+  ensureHome(home);
+  socketPath(home);
+  const state = await daemonState(home);
+  if (state.running) throw new SvpError("ERR_USAGE", `an svp daemon is already running for ${home} (pid ${state.pid})`);
+  const cmd = options.command ?? svpSelfCommand();
+  const logFd = openDaemonLog(home);
+  const child = spawn(cmd.command, [...cmd.args, "daemon", "run", "--home", home, ...(options.args ?? [])], {
+    detached: true,
+    stdio: ["ignore", "ignore", logFd],
+    env: { ...process.env, SVP_HOME: home, NO_COLOR: "1" },
+  });
+  closeSync(logFd);
+  let exited: string | undefined;
+  child.on("exit", (code, signal) => (exited = signal ? `signal ${signal}` : `exit code ${code}`));
+  child.on("error", (err) => (exited = err.message));
+  child.unref();
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    const info = await probeDaemon(home, 1000);
+    // (A wrapper may have forked, so the answering pid need not be child.pid.)
+    if (info) return info;
+    if (exited !== undefined) {
+      const tail = daemonLogTail(home);
+      throw new SvpError("ERR_MESH_DOWN", `the daemon exited during start-up (${exited})${tail ? `:\n${tail}` : ""}`);
+    }
+    if (Date.now() > deadline) {
+      if (child.pid) {
+        try {
+          process.kill(child.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      throw new SvpError("ERR_TIMEOUT", `the daemon did not become ready within ${Math.round((options.timeoutMs ?? 15_000) / 1000)} s (see ${home}/daemon.log)`);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+export interface StopDaemonResult {
+  /** False when no daemon was running. */
+  wasRunning: boolean;
+  pid?: number;
+  /** True when it had to be killed with SIGKILL. */
+  forced?: boolean;
+  /** Stale files removed. */
+  cleaned: string[];
+}
+
+/** Stop the instance's daemon: a stop request over the API (SIGTERM if it does not answer), SIGKILL after `timeoutMs`. */
+export async function stopDaemon(home: string, timeoutMs = 10_000): Promise<StopDaemonResult> {
+  let pid: number | undefined;
+  let asked = false;
+  try {
+    const stream = await connectUnix(socketPath(home), { timeoutMs: 2000 });
+    const t = await openEmbeddedTransport(stream, { name: "svp daemon stop", pid: process.pid, requestTimeoutMs: 3000 });
+    pid = t.daemonPid;
+    await t.shutdownDaemon();
+    t.close();
+    asked = true;
+  } catch {
+    // not answering: fall back to the pid file
+  }
+  if (!asked) {
+    const p = readPid(home);
+    if (p === undefined || !isDaemonProcess(p)) return { wasRunning: false, cleaned: removeStaleFiles(home) };
+    pid = p;
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (pid !== undefined && isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  let forced = false;
+  if (pid !== undefined && isProcessAlive(pid)) {
+    forced = true;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+    const killDeadline = Date.now() + 2000;
+    while (isProcessAlive(pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 25));
+  }
+  const cleaned = forced ? removeStaleFiles(home) : [];
+  return { wasRunning: true, ...(pid !== undefined ? { pid } : {}), forced, cleaned };
+}
+
+/**
+ * Make sure the instance's daemon runs: use it if it answers; otherwise start it (saying
+ * so through `onNote`), or with `autostart: false` fail with ERR_MESH_DOWN.
+ */
+export async function ensureDaemon(home: string | undefined, options: Omit<ConnectEmbeddedOptions, "home" | "name" | "requestTimeoutMs"> = {}): Promise<DaemonInfo & { started: boolean }> {
+  const h = home ? resolveHome(home) : resolveHome();
+  const state = await daemonState(h);
+  if (state.running) return { pid: state.pid, sid: state.sid, started: false };
+  if (options.autostart === false) {
+    throw new SvpError("ERR_MESH_DOWN", `no svp daemon is running for ${h} (start one with "svp daemon start", or leave out --no-autostart)`);
+  }
+  try {
+    const info = await startDaemonBackground(h, options.command ? { command: options.command } : {});
+    (options.onNote ?? ((m: string) => process.stderr.write(m + "\n")))(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
+    return { ...info, started: true };
+  } catch (err) {
+    // Lost a race with another command starting it: use that one.
+    const again = await probeDaemon(h);
+    if (again) return { ...again, started: false };
+    throw err;
+  }
+}
+
+/**
+ * An `MdpTransport` (kind "embedded") connected to the instance's daemon, starting the
+ * daemon first unless `autostart` is false. Close it when done: that releases its ports.
+ */
+export async function connectEmbedded(options: ConnectEmbeddedOptions = {}): Promise<EmbeddedTransport> {
+  const home = options.home ? resolveHome(options.home) : resolveHome();
+  await ensureDaemon(home, options);
+  const stream = await connectUnix(socketPath(home), { timeoutMs: 5000 }).catch((err: unknown) => {
+    throw new SvpError("ERR_MESH_DOWN", `cannot reach the svp daemon for ${home}: ${(err as Error).message}`);
+  });
+  return openEmbeddedTransport(stream, { name: options.name ?? "svp", pid: process.pid, ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}) });
+}
+
+/** The status document of the instance's daemon; ERR_MESH_DOWN when none runs (never auto-starts). */
+export async function queryStatus(home?: string): Promise<StatusReport> {
+  const t = await connectEmbedded({ ...(home ? { home } : {}), name: "svp status", autostart: false });
+  try {
+    return await t.status();
+  } finally {
+    t.close();
+  }
+}
+

@@ -1,0 +1,45 @@
+/** `UdpBinder` on node:dgram (Node and Deno). */
+
+import * as dgram from "node:dgram";
+import type { UdpBinder, UdpSocket } from "../node/node-io.ts";
+
+export const bindUdp: UdpBinder = (req) =>
+  new Promise((resolve, reject) => {
+    const sock = dgram.createSocket({ type: req.family === "IPv6" ? "udp6" : "udp4", ipv6Only: req.family === "IPv6", reuseAddr: false });
+    let bound = false;
+    sock.on("error", (err) => {
+      if (!bound) {
+        sock.close();
+        reject(err);
+      } else req.onError(err);
+    });
+    sock.on("message", (msg, rinfo) => {
+      req.onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), { host: rinfo.address, port: rinfo.port });
+    });
+    sock.bind({ port: req.port, address: req.host, exclusive: true }, () => {
+      bound = true;
+      if (req.broadcast) sock.setBroadcast(true);
+      const a = sock.address();
+      let closed = false;
+      const socket: UdpSocket = {
+        local: { host: a.address, port: a.port },
+        family: req.family,
+        send(data, to) {
+          if (closed) return;
+          sock.send(data, to.port, to.host, (err) => {
+            if (err) req.onError(err);
+          });
+        },
+        close() {
+          if (closed) return;
+          closed = true;
+          try {
+            sock.close();
+          } catch {
+            // already closed
+          }
+        },
+      };
+      resolve(socket);
+    });
+  });

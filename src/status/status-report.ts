@@ -1,0 +1,127 @@
+/**
+ * The status data model: what `svp status --json` prints (one document, stable field
+ * names; new fields may be added, none renamed or removed within a schema version).
+ * Formatting for people lives in cli/; this module only defines and checks the data.
+ *
+ * Units: durations in milliseconds, sizes in bytes, SIDs as 64 upper-case hex digits,
+ * addresses as "host:port" / "[v6]:port", times as ISO 8601 UTC strings.
+ */
+
+export const STATUS_SCHEMA = 1;
+
+export interface StatusReport {
+  /** Schema version of this document (1). */
+  schema: typeof STATUS_SCHEMA;
+  /** Which mesh backend answered. */
+  backend: "embedded" | "servald";
+  identity: {
+    /** Primary SID. */
+    sid: string;
+    /** Primary SID in the 52-character base32 form used in DNS names. */
+    base32: string;
+    /** Every identity of the node, primary first. */
+    sids: string[];
+  };
+  daemon: {
+    pid: number;
+    /** svp version of the daemon. */
+    version: string;
+    /** Instance directory. */
+    home: string;
+    startedAt: string;
+    uptimeMs: number;
+    /** Bound UDP addresses of the overlay. */
+    udp: string[];
+    /** Discovery modes in effect: "static", "local" (same host), "lan". */
+    discovery: string[];
+  };
+  peers: PeerStatus[];
+  ports: PortStatus[];
+  streams: StreamStatus[];
+  /** Dropped datagrams by reason (see DROP_REASONS in the node). */
+  drops: Record<string, number>;
+}
+
+export interface PeerStatus {
+  sid: string;
+  /** Our identity this peer session belongs to. */
+  localSid: string;
+  /** Last address an authentic packet came from. */
+  address: string | null;
+  /** How the peer was first found: "static", "local", "lan" or "incoming". */
+  source: string;
+  /** False once it has been silent longer than the peer timeout. */
+  live: boolean;
+  /** Milliseconds since the last authentic packet. */
+  lastSeenMs: number | null;
+  /** Last measured round trip, ms. */
+  rttMs: number | null;
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface PortStatus {
+  sid: string;
+  port: number;
+  /** Process id of the local client that bound it (null when unknown). */
+  pid: number | null;
+  /** Client name as it introduced itself, e.g. "svp socks". */
+  client: string;
+}
+
+/** One live MSP stream, as reported by the client process that runs it. */
+export interface StreamStat {
+  localSid: string;
+  localPort: number;
+  remoteSid: string;
+  remotePort: number;
+  /** Connection state, e.g. "connecting", "open", "half-closed", "closing". */
+  state: string;
+  bytesIn: number;
+  bytesOut: number;
+  ageMs: number;
+}
+
+export interface StreamStatus extends StreamStat {
+  pid: number | null;
+  client: string;
+}
+
+/** Most streams a client may report at once; more are cut with a note in `client`. */
+export const MAX_REPORTED_STREAMS = 10_000;
+
+/**
+ * Check stream stats that arrived from a client process: wrong entries are dropped (a
+ * buggy client must not break `svp status`), strings are capped.
+ */
+export function sanitizeStreamStats(input: unknown): StreamStat[] {
+  if (!Array.isArray(input)) return [];
+  const out: StreamStat[] = [];
+  const nat = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const sid = (v: unknown) => typeof v === "string" && /^[0-9A-Fa-f]{64}$/.test(v);
+  for (const raw of input.slice(0, MAX_REPORTED_STREAMS)) {
+    if (typeof raw !== "object" || raw === null) continue;
+    const r = raw as Record<string, unknown>;
+    if (!sid(r.localSid) || !sid(r.remoteSid) || !nat(r.localPort) || !nat(r.remotePort) || !nat(r.bytesIn) || !nat(r.bytesOut) || !nat(r.ageMs)) continue;
+    out.push({
+      localSid: (r.localSid as string).toUpperCase(),
+      localPort: r.localPort as number,
+      remoteSid: (r.remoteSid as string).toUpperCase(),
+      remotePort: r.remotePort as number,
+      state: typeof r.state === "string" ? r.state.slice(0, 32) : "unknown",
+      bytesIn: r.bytesIn as number,
+      bytesOut: r.bytesOut as number,
+      ageMs: r.ageMs as number,
+    });
+  }
+  return out;
+}
+
+/** Check that a document has the shape of a StatusReport (used by clients reading it back). */
+export function isStatusReport(v: unknown): v is StatusReport {
+  if (typeof v !== "object" || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return r.schema === STATUS_SCHEMA && typeof r.identity === "object" && typeof r.daemon === "object" && Array.isArray(r.peers) && Array.isArray(r.ports) && Array.isArray(r.streams) && typeof r.drops === "object";
+}
