@@ -127,3 +127,28 @@ export async function startSocksProxy(options: SocksProxyOptions): Promise<Socks
     },
   };
 }
+
+// --- the embedded mesh node: svp daemon, svp id, svp status, auto-start ------------------
+
+export {
+  connectEmbedded,
+  daemonState,
+  ensureDaemon,
+  probeDaemon,
+  queryStatus,
+  readIdentity,
+  resolveHome,
+  runDaemon,
+  startDaemonBackground,
+  startEmbeddedNode,
+  stopDaemon,
+  svpSelfCommand,
+} from "./platform/embedded-node.ts";
+export type { ConnectEmbeddedOptions, DaemonInfo, DaemonState, EmbeddedNode, EmbeddedNodeOptions, StartDaemonOptions, StopDaemonResult, SvpCommand } from "./platform/embedded-node.ts";
+export type { EmbeddedTransport } from "./node/embedded-transport.ts";
+export { DEFAULT_OVERLAY_PORT } from "./node/mesh-node.ts";
+export { DROP_REASONS } from "./node/overlay-packet.ts";
+export { isStatusReport, STATUS_SCHEMA } from "./status/status-report.ts";
+export type { PeerStatus, PortStatus, StatusReport, StreamStat, StreamStatus } from "./status/status-report.ts";
+export { parseSid, sidToBase32, sidToHex } from "./mesh/sid.ts";
+export type { Sid } from "./mesh/sid.ts";
