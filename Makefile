@@ -6,7 +6,7 @@ TEST_FILES := $(shell find test -name '*.test.ts' -not -path '*/node_modules/*' 
 SRC_FILES := $(shell find src cli -name '*.ts') package.json scripts/build.mjs
 LISTEN ?= 127.0.0.1:1080
 
-.PHONY: all install run test test-node test-deno test-deps check typecheck layers dist bench demo clean
+.PHONY: all install run test test-node test-deno test-deps check typecheck layers dist bench bench-deps demo clean
 
 all: dist/svp.cjs
 
@@ -45,7 +45,13 @@ dist: dist/svp
 dist/svp: dist/svp.cjs scripts/sea.mjs
 	node scripts/sea.mjs
 
-bench: dist/svp.cjs
+# What the benchmark builds with (cc) and compares against (microsocks); from Debian when missing.
+APT_INSTALL := apt-get install -y --no-install-recommends
+bench-deps:
+	@command -v cc >/dev/null || { echo "installing gcc for the benchmark"; $(APT_INSTALL) gcc libc6-dev || { apt-get update && $(APT_INSTALL) gcc libc6-dev; }; }
+	@command -v microsocks >/dev/null || { echo "installing microsocks for the benchmark"; $(APT_INSTALL) microsocks || { apt-get update && $(APT_INSTALL) microsocks; }; }
+
+bench: dist/svp bench-deps
 	node --import tsx bench/run.ts
 
 clean:

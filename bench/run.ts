@@ -1,0 +1,509 @@
+/**
+ * `npm run bench` / `make bench`: svp's relay against the physical limit and other proxies,
+ * in one run, on loopback only. Not a test: it measures and reports, it never fails on a
+ * slow number.
+ *
+ * Contenders: direct (no proxy), svp socks (dist/svp, else node dist/svp.cjs), a naive
+ * Node relay (bench/naive-relay.ts) and microsocks when installed. Each proxy runs in its
+ * own process; the load generator and the target server are bench/loadgen.c, compiled
+ * here with cc, in another process, so neither the proxy nor the measuring side share a
+ * process. Measured:
+ *   - bulk throughput: 1 stream up, 1 down, 8 up (MiB/s, ratio to direct)
+ *   - connections per second, sequential and 50 concurrent (connect + SOCKS5 handshake +
+ *     CONNECT + 32-byte request and answer), and proxy CPU per connection from
+ *     /proc/<pid>/stat over the 50-concurrent run
+ *   - memory per idle tunnel at 1,000 and 9,000 open tunnels (RSS delta of a fresh proxy
+ *     process / tunnels)
+ *   - start-up: `dist/svp --version` next to `node -e 0`
+ *   - bench/msp.ts, when it exists: run as `node --import tsx bench/msp.ts`; what it prints
+ *     on stdout is shown and copied into RESULTS.md's MSP section.
+ * Writes bench/RESULTS.md (only the sections between this script's markers; everything
+ * else in the file is kept) and bench/results/latest.json.
+ *
+ * Options: --seconds N (per bulk/rate measurement, default 3), --only a,b (contender
+ * names: direct, svp, naive, microsocks), --skip bulk,rate,idle,startup,msp, --no-write.
+ */
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { connect, createServer, type AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { build } from "esbuild";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "3" },
+    only: { type: "string" },
+    skip: { type: "string", default: "" },
+    "no-write": { type: "boolean", default: false },
+  },
+});
+const SECONDS = Number(opts.seconds);
+if (!Number.isInteger(SECONDS) || SECONDS < 1 || SECONDS > 30) throw new Error("--seconds must be an integer 1..30");
+const skip = new Set((opts.skip ?? "").split(",").filter(Boolean));
+const only = opts.only ? new Set(opts.only.split(",")) : undefined;
+const IDLE_COUNTS = [1000, 9000] as const;
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+const work = mkdtempSync(`${tmpdir()}/svp-bench-`);
+const children = new Set<ChildProcess>();
+function cleanup(): void {
+  for (const c of children) c.kill("SIGKILL");
+  rmSync(work, { recursive: true, force: true });
+}
+process.on("exit", cleanup);
+for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+// ---------- contenders ----------
+
+interface Proxy {
+  pid: number;
+  address: string; // 127.0.0.1:port
+  stop(): Promise<void>;
+}
+
+interface Contender {
+  name: string;
+  label: string;
+  /** Undefined for direct. */
+  start?: () => Promise<Proxy>;
+  unavailable?: string;
+}
+
+function commandExists(cmd: string): boolean {
+  return spawnSync("bash", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+/** Start `argv` with the hard fd limit as its soft limit; resolve once `ready` matches its stderr. */
+function startProxy(argv: string[], ready: RegExp | { port: number }, env: NodeJS.ProcessEnv = process.env): Promise<Proxy> {
+  const child = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "bash", ...argv], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env,
+  });
+  children.add(child);
+  let tail = "";
+  let exited = false;
+  const exitedP = new Promise<void>((res) => child.once("exit", () => ((exited = true), children.delete(child), res())));
+  const stop = async () => {
+    if (exited) return;
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exitedP;
+    clearTimeout(t);
+  };
+  return new Promise((resolve, reject) => {
+    const fail = (why: string) => {
+      child.kill("SIGKILL");
+      reject(new Error(`${argv.join(" ")}: ${why}\n${tail.slice(-2000)}`));
+    };
+    const timer = setTimeout(() => fail("did not become ready within 10 s"), 10_000);
+    const onEarlyExit = (code: number | null, sig: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      fail(`exited early (${code ?? sig})`);
+    };
+    child.once("exit", onEarlyExit);
+    child.stderr!.setEncoding("utf8");
+    let done = false;
+    const ok = (address: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.off("exit", onEarlyExit);
+      resolve({ pid: child.pid!, address, stop });
+    };
+    child.stderr!.on("data", (s: string) => {
+      tail = (tail + s).slice(-8000);
+      if (!done && ready instanceof RegExp) {
+        const m = ready.exec(tail);
+        if (m) ok(`127.0.0.1:${m[1]}`);
+      }
+    });
+    if (!(ready instanceof RegExp)) {
+      const port = ready.port;
+      void (async () => {
+        for (let i = 0; i < 100 && !done && !exited; i++) {
+          if (await canConnect(port)) return ok(`127.0.0.1:${port}`);
+          await sleep(50);
+        }
+      })();
+    }
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const c = connect({ host: "127.0.0.1", port });
+    c.once("connect", () => (c.destroy(), res(true)));
+    c.once("error", () => res(false));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function svpCommand(): string[] | undefined {
+  if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
+  if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
+  return undefined;
+}
+
+function svpHasSocks(cmd: string[]): boolean {
+  const r = spawnSync(cmd[0]!, [...cmd.slice(1), "socks", "--help"], { encoding: "utf8", timeout: 10_000 });
+  return r.status === 0 && r.stdout.includes("--listen");
+}
+
+async function contenders(naiveJs: string): Promise<Contender[]> {
+  const list: Contender[] = [{ name: "direct", label: "direct (no proxy)" }];
+  const svp = svpCommand();
+  const svpHome = `${work}/svp-home`;
+  mkdirSync(svpHome, { recursive: true, mode: 0o700 });
+  list.push(
+    !svp
+      ? { name: "svp", label: "svp socks", unavailable: "dist/svp.cjs missing (make dist)" }
+      : !svpHasSocks(svp)
+        ? { name: "svp", label: "svp socks", unavailable: "this build has no `svp socks` yet" }
+        : {
+            name: "svp",
+            label: `svp socks (${svp.length === 1 ? "dist/svp" : "node dist/svp.cjs"})`,
+            start: () =>
+              startProxy([...svp, "socks", "--listen", "127.0.0.1:0", "--quiet"], /listening on 127\.0\.0\.1:(\d+)/, {
+                ...process.env,
+                SVP_HOME: svpHome,
+                NO_COLOR: "1",
+              }),
+          },
+  );
+  list.push({
+    name: "naive",
+    label: "naive Node relay",
+    start: () => startProxy([process.execPath, naiveJs, "0"], /listening on 127\.0\.0\.1:(\d+)/),
+  });
+  list.push(
+    commandExists("microsocks")
+      ? {
+          name: "microsocks",
+          label: "microsocks",
+          start: async () => {
+            const port = await freePort();
+            return startProxy(["microsocks", "-i", "127.0.0.1", "-p", String(port)], { port });
+          },
+        }
+      : { name: "microsocks", label: "microsocks", unavailable: "not installed (apt-get install microsocks)" },
+  );
+  return list.filter((c) => !only || only.has(c.name));
+}
+
+// ---------- measurements ----------
+
+let loadgen = "";
+
+function runLoadgen(args: string[], timeoutMs: number): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(loadgen, args, { stdio: ["ignore", "pipe", "pipe"] });
+    children.add(child);
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
+    child.stderr.setEncoding("utf8").on("data", (s: string) => (err = (err + s).slice(-2000)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("exit", (code, sig) => {
+      clearTimeout(timer);
+      children.delete(child);
+      if (code !== 0) return reject(new Error(`loadgen ${args.join(" ")}: ${code ?? sig} ${err.trim()}`));
+      try {
+        resolve(JSON.parse(out.trim()) as Record<string, number>);
+      } catch {
+        reject(new Error(`loadgen ${args.join(" ")}: bad output ${out}`));
+      }
+    });
+  });
+}
+
+function cpuTicks(pid: number): number {
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]);
+}
+
+type Row = Record<string, number | string | undefined>;
+const results: Record<string, Row> = {};
+const notes: string[] = [];
+
+async function measureTraffic(c: Contender): Promise<void> {
+  const row = (results[c.name] ??= {});
+  let proxy: Proxy | undefined;
+  try {
+    if (c.start) proxy = await c.start();
+    const target = proxy?.address ?? "direct";
+    const limit = (SECONDS + 30) * 1000;
+    if (!skip.has("bulk")) {
+      for (const [key, args] of [
+        ["up1", ["up", "1"]],
+        ["down1", ["down", "1"]],
+        ["up8", ["up", "8"]],
+      ] as const) {
+        log(`${c.name}: bulk ${args.join(" ")}`);
+        const r = await runLoadgen(["bulk", target, ...args, String(SECONDS)], limit);
+        row[key] = r.mibps;
+      }
+    }
+    if (!skip.has("rate")) {
+      for (const [key, conc] of [
+        ["seq", 1],
+        ["conc50", 50],
+      ] as const) {
+        log(`${c.name}: connections, concurrency ${conc}`);
+        const before = proxy ? cpuTicks(proxy.pid) : 0;
+        const r = await runLoadgen(["rate", target, String(conc), String(SECONDS), "1000000"], limit);
+        row[key] = r.rate;
+        if ((r.errors ?? 0) > 0) notes.push(`${c.label}: ${r.errors} failed connections in the concurrency-${conc} run`);
+        if (proxy && key === "conc50" && (r.ok ?? 0) > 0) {
+          row.cpuPerConnUs = (((cpuTicks(proxy.pid) - before) / CLK_TCK) * 1e6) / r.ok!;
+        }
+      }
+    }
+  } catch (err) {
+    row.error = (err as Error).message.split("\n")[0];
+    notes.push(`${c.label}: ${(err as Error).message}`);
+    log(`${c.name}: FAILED: ${(err as Error).message}`);
+  } finally {
+    await proxy?.stop();
+  }
+}
+
+/** RSS per idle tunnel of a fresh proxy process holding `count` tunnels. */
+async function measureIdle(c: Contender, count: number): Promise<void> {
+  const row = (results[c.name] ??= {});
+  if (!c.start) return;
+  const proxy = await c.start();
+  let lg: ChildProcess | undefined;
+  try {
+    // Warm up code paths and allocator pools first, so the delta is the tunnels' own.
+    await runLoadgen(["rate", proxy.address, "8", "1", "300"], 30_000);
+    await sleep(500);
+    const before = rssKiB(proxy.pid);
+    log(`${c.name}: opening ${count} idle tunnels`);
+    const child = spawn(loadgen, ["idle", proxy.address, String(count)], { stdio: ["pipe", "pipe", "pipe"] });
+    lg = child;
+    children.add(child);
+    const opened = await new Promise<Record<string, number>>((resolve, reject) => {
+      let out = "";
+      let err = "";
+      const timer = setTimeout(() => reject(new Error("idle tunnels not open within 150 s")), 150_000);
+      child.stderr!.setEncoding("utf8").on("data", (s: string) => (err += s));
+      child.stdout!.setEncoding("utf8").on("data", (s: string) => {
+        out += s;
+        if (out.includes("\n")) {
+          clearTimeout(timer);
+          resolve(JSON.parse(out) as Record<string, number>);
+        }
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`loadgen idle exited ${code}: ${err.trim()}`));
+      });
+    });
+    // Let timers and the garbage collector settle; take the larger of two samples.
+    await sleep(1000);
+    const after1 = rssKiB(proxy.pid);
+    await sleep(1000);
+    const after = Math.max(after1, rssKiB(proxy.pid));
+    const n = opened.opened ?? 0;
+    if ((opened.errors ?? 0) > 0) notes.push(`${c.label}: ${opened.errors} of ${count} idle tunnels failed to open`);
+    row[`idle${count}`] = n > 0 ? (after - before) / n : undefined;
+    row[`idle${count}open`] = n;
+  } catch (err) {
+    row[`idle${count}`] = undefined;
+    notes.push(`${c.label}: idle ${count}: ${(err as Error).message}`);
+    log(`${c.name}: idle ${count} FAILED: ${(err as Error).message}`);
+  } finally {
+    if (lg) {
+      const child = lg;
+      child.stdin!.end("\n");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once("exit", r));
+      clearTimeout(t);
+      children.delete(child);
+    }
+    await proxy.stop();
+  }
+}
+
+interface Startup {
+  svpMs?: number;
+  nodeMs?: number;
+  ratio?: number;
+  runs: number;
+  what?: string;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function measureStartup(): Startup {
+  const svp = svpCommand();
+  const runs = 20;
+  if (!svp) return { runs: 0, what: "dist/svp missing" };
+  const time = (cmd: string, args: string[]) => {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cmd, args, { stdio: "ignore", timeout: 10_000 });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}`);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const a: number[] = [];
+  const b: number[] = [];
+  const ratios: number[] = [];
+  time(svp[0]!, [...svp.slice(1), "--version"]);
+  time(process.execPath, ["-e", "0"]);
+  for (let i = 0; i < runs; i++) {
+    const x = time(svp[0]!, [...svp.slice(1), "--version"]);
+    const y = time(process.execPath, ["-e", "0"]);
+    a.push(x);
+    b.push(y);
+    ratios.push(x / y);
+  }
+  return {
+    svpMs: median(a),
+    nodeMs: median(b),
+    ratio: median(ratios),
+    runs,
+    what: svp.length === 1 ? "dist/svp --version" : "node dist/svp.cjs --version",
+  };
+}
+
+function runMsp(): string | undefined {
+  if (!existsSync(`${root}bench/msp.ts`)) return undefined;
+  log("bench/msp.ts");
+  const r = spawnSync(process.execPath, ["--import", "tsx", `${root}bench/msp.ts`], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 600_000,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (r.status !== 0) return `bench/msp.ts failed (${r.status ?? r.signal ?? r.error?.message})\n${r.stdout ?? ""}`;
+  return r.stdout.trimEnd();
+}
+
+// ---------- report ----------
+
+const fmt = (v: unknown, digits = 0) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
+
+function cell(c: Contender, key: string, digits: number, ratio: boolean): string {
+  if (c.unavailable) return "n/a";
+  const r = results[c.name] ?? {};
+  const v = r[key];
+  if (typeof v !== "number") return r.error && key !== "idle1000" && key !== "idle9000" ? "failed" : "–";
+  const d = results.direct?.[key];
+  return ratio && c.name !== "direct" && typeof d === "number" && d > 0 ? `${fmt(v, digits)} (${(v / d).toFixed(2)}×)` : fmt(v, digits);
+}
+
+function table(list: Contender[]): string {
+  const rows: [string, string, number, boolean][] = [
+    ["bulk 1 stream up, MiB/s", "up1", 0, true],
+    ["bulk 1 stream down, MiB/s", "down1", 0, true],
+    ["bulk 8 streams up, MiB/s", "up8", 0, true],
+    ["connections/s, sequential", "seq", 0, true],
+    ["connections/s, 50 concurrent", "conc50", 0, true],
+    ["proxy CPU µs per connection", "cpuPerConnUs", 0, false],
+    ["KiB per idle tunnel, 1,000 open", "idle1000", 1, false],
+    ["KiB per idle tunnel, 9,000 open", "idle9000", 1, false],
+  ];
+  const head = ["", ...list.map((c) => c.label)];
+  const body = rows.map(([label, key, digits, ratio]) => [label, ...list.map((c) => cell(c, key, digits, ratio))]);
+  const lines = [head, head.map(() => "---"), ...body].map((r) => `| ${r.join(" | ")} |`);
+  return lines.join("\n");
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const kernel = spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim();
+  return `${cpus().length} × ${cpu}, Linux ${kernel}, Node ${process.versions.node}`;
+}
+
+function replaceSection(doc: string, name: string, body: string): string {
+  const begin = `<!-- bench:${name}:begin (written by bench/run.ts) -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  const block = `${begin}\n${body.trim()}\n${end}`;
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  if (i >= 0 && j > i) return doc.slice(0, i) + block + doc.slice(j + end.length);
+  return `${doc.trimEnd()}\n\n${block}\n`;
+}
+
+// ---------- main ----------
+
+async function main(): Promise<void> {
+  if (!commandExists("cc")) throw new Error("a C compiler (cc) is needed for the load generator: apt-get install gcc");
+  loadgen = `${work}/loadgen`;
+  const cc = spawnSync("cc", ["-O2", "-pthread", "-o", loadgen, `${root}bench/loadgen.c`], { encoding: "utf8" });
+  if (cc.status !== 0) throw new Error(`cc bench/loadgen.c failed:\n${cc.stderr}`);
+  const naiveJs = `${work}/naive-relay.mjs`;
+  await build({ entryPoints: [`${root}bench/naive-relay.ts`], outfile: naiveJs, bundle: true, platform: "node", format: "esm", logLevel: "warning" });
+
+  const list = await contenders(naiveJs);
+  for (const c of list) if (c.unavailable) notes.push(`${c.label}: not measured: ${c.unavailable}`);
+  const date = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  log(`machine: ${machine()}; ${SECONDS} s per measurement`);
+
+  for (const c of list) if (!c.unavailable && (!skip.has("bulk") || !skip.has("rate"))) await measureTraffic(c);
+  if (!skip.has("idle")) {
+    for (const count of IDLE_COUNTS) for (const c of list) if (c.start && !c.unavailable) await measureIdle(c, count);
+  }
+  const startup = skip.has("startup") ? undefined : measureStartup();
+  const msp = skip.has("msp") ? undefined : runMsp();
+
+  const tbl = table(list);
+  const startupText = startup?.svpMs
+    ? `| command | median wall ms (${startup.runs} runs, alternating) |\n| --- | --- |\n| \`${startup.what}\` | ${fmt(startup.svpMs, 1)} |\n| \`node -e 0\` | ${fmt(startup.nodeMs, 1)} |\n| ratio (median of pairwise ratios) | ${fmt(startup.ratio, 2)}× |`
+    : `not measured${startup?.what ? `: ${startup.what}` : ""}`;
+
+  const header = `Run ${date} on ${machine()}. Loopback only; ${SECONDS} s per throughput and connection-rate measurement; load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process (ratios are to direct in the same run).`;
+  process.stdout.write(`\n${header}\n\n${tbl}\n\nStart-up:\n${startupText}\n`);
+  if (notes.length) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
+  if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
+
+  mkdirSync(`${root}bench/results`, { recursive: true });
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp }, null, 2) + "\n");
+  if (opts["no-write"]) return;
+  const path = `${root}bench/RESULTS.md`;
+  let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
+  const notesText = notes.length ? `\n\nNotes from the run:\n${notes.map((n) => `- ${n.split("\n")[0]}`).join("\n")}` : "";
+  doc = replaceSection(doc, "socks", `## SOCKS relay\n\n${header}\n\n${tbl}${notesText}`);
+  doc = replaceSection(doc, "startup", `## Start-up\n\n${startupText}`);
+  if (msp !== undefined) doc = replaceSection(doc, "msp", `## MSP (bench/msp.ts)\n\n\`\`\`\n${msp}\n\`\`\``);
+  writeFileSync(path, doc);
+  log(`wrote bench/RESULTS.md and bench/results/latest.json`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
