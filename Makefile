@@ -6,7 +6,7 @@ TEST_FILES := $(shell find test -name '*.test.ts' -not -path '*/node_modules/*' 
 SRC_FILES := $(shell find src cli -name '*.ts') package.json scripts/build.mjs
 LISTEN ?= 127.0.0.1:1080
 
-.PHONY: all install run test test-node test-deno test-deps check typecheck layers dist bench bench-deps demo clean
+.PHONY: all install run test test-node test-deno test-deps check typecheck layers dist bench bench-deps demo clean native
 
 all: dist/svp.cjs
 
@@ -26,10 +26,17 @@ run: dist/svp.cjs
 test-deps:
 	@command -v curl >/dev/null || { echo "installing curl for the tests"; (apt-get install -y --no-install-recommends curl || sudo apt-get install -y --no-install-recommends curl); }
 
-test: node_modules/.svp-installed dist/svp.cjs test-deps
+# The servald backend's AF_UNIX datagram addon (npm ci builds it too). Never fails: without a
+# compiler it explains, and only the servald backend (and its tests) are unavailable.
+NATIVE_ADDON := native/build/svp_unix_dgram.node
+native: $(NATIVE_ADDON)
+$(NATIVE_ADDON): native/unix_dgram.c native/build.mjs
+	@node native/build.mjs
+
+test: node_modules/.svp-installed dist/svp.cjs test-deps $(NATIVE_ADDON)
 	node --import tsx --test $(TEST_FILES)
 
-test-deno: node_modules/.svp-installed dist/svp.cjs test-deps
+test-deno: node_modules/.svp-installed dist/svp.cjs test-deps $(NATIVE_ADDON)
 	$(NPX)/deno test -A --quiet $(TEST_FILES)
 
 typecheck: node_modules/.svp-installed
