@@ -40,6 +40,8 @@ export const ERROR_TABLE = {
   ERR_ABORTED: { socks5: 0x01, socks4: 0x5b, http: 502, exit: 1, reason: "aborted" },
   /** A message exceeded its size cap (HTTP request head, SOCKS field). */
   ERR_TOO_LARGE: { socks5: 0x01, socks4: 0x5b, http: 431, exit: 1, reason: "request too large" },
+  /** Something is already taken: a daemon already runs for the instance, a UDP port is in use. */
+  ERR_BUSY: { socks5: 0x01, socks4: 0x5b, http: 503, exit: 1, reason: "already in use" },
   /** A configured limit was reached (max connections, buffer, file descriptors). */
   ERR_LIMIT: { socks5: 0x01, socks4: 0x5b, http: 503, exit: 1, reason: "limit reached" },
   /** Anything else: a bug or an unexpected system error. */
