@@ -158,7 +158,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
           continue;
         }
         this.overlay.stop();
-        throw new SvpError(e.code === "EADDRINUSE" ? "ERR_USAGE" : "ERR_INTERNAL", `cannot bind UDP ${host.includes(":") ? `[${host}]` : host}:${port}: ${e.code === "EADDRINUSE" ? "address already in use" : e.message}`);
+        throw new SvpError(e.code === "EADDRINUSE" ? "ERR_BUSY" : "ERR_INTERNAL", `cannot bind UDP ${host.includes(":") ? `[${host}]` : host}:${port}: ${e.code === "EADDRINUSE" ? "address already in use" : e.message}`);
       }
     }
     const v4 = this.overlay.sockets.find((s) => s.family === "IPv4");

@@ -298,7 +298,7 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
   ensureHome(home);
   socketPath(home);
   const state = await daemonState(home);
-  if (state.running) throw new SvpError("ERR_USAGE", `an svp daemon is already running for ${home} (pid ${state.pid})`);
+  if (state.running) throw new SvpError("ERR_BUSY", `an svp daemon is already running for ${home} (pid ${state.pid})`);
   const cmd = options.command ?? svpSelfCommand();
   const logFd = openDaemonLog(home);
   const child = spawn(cmd.command, [...cmd.args, "daemon", "run", "--home", home, ...(options.args ?? [])], {

@@ -217,7 +217,7 @@ export function acquirePidLock(home: string, pid = process.pid, onStale?: (stale
     }
     const other = readPid(home);
     if (other !== undefined && other !== pid && isDaemonProcess(other)) {
-      throw new SvpError("ERR_USAGE", `an svp daemon is already running for ${home} (pid ${other})`);
+      throw new SvpError("ERR_BUSY", `an svp daemon is already running for ${home} (pid ${other})`);
     }
     if (other === undefined) {
       // A pid file being written right now by a starting daemon is briefly empty: re-check once.
