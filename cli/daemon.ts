@@ -1,0 +1,131 @@
+/**
+ * `svp daemon start|stop|run|status`: the embedded mesh node's lifecycle.
+ * start: spawn `svp daemon run` in the background, wait until it answers, print its SID.
+ * stop: ask it to stop (bounded wait, then SIGKILL). run: foreground, logs on stderr,
+ * exit 0 on SIGINT/SIGTERM. status: exit 0 when it runs, 1 when not.
+ */
+
+import type { CAC } from "cac";
+import {
+  daemonState,
+  parseDuration,
+  parsePort,
+  resolveHome,
+  runDaemon,
+  sidToHex,
+  startDaemonBackground,
+  stopDaemon,
+  UsageError,
+  type EmbeddedNodeOptions,
+} from "../src/index.ts";
+import { createLogger, errColor, type LogFormat } from "./render.ts";
+import { VERSION } from "./version.ts";
+
+interface DaemonFlags {
+  home?: string;
+  port?: string | number;
+  peer?: string | string[];
+  bind?: string | string[];
+  lan?: boolean;
+  discovery?: boolean;
+  helloInterval?: string;
+  peerTimeout?: string;
+  log?: string;
+  verbose?: boolean;
+}
+
+const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+function nodeOptions(flags: DaemonFlags): EmbeddedNodeOptions {
+  const o: EmbeddedNodeOptions = { version: VERSION };
+  if (flags.home !== undefined) o.home = String(flags.home);
+  if (flags.port !== undefined) o.port = parsePort(String(flags.port), "--port");
+  const peers = list(flags.peer);
+  if (peers.length) o.peers = peers;
+  const bind = list(flags.bind);
+  if (bind.length) o.bind = bind;
+  if (flags.lan) o.lan = true;
+  if (flags.discovery === false) o.discovery = false;
+  if (flags.helloInterval !== undefined) o.helloIntervalMs = parseDuration(String(flags.helloInterval), "--hello-interval");
+  if (flags.peerTimeout !== undefined) o.peerTimeoutMs = parseDuration(String(flags.peerTimeout), "--peer-timeout");
+  return o;
+}
+
+/** The flags `start` passes on to the background `run`. */
+function passThrough(flags: DaemonFlags): string[] {
+  const out: string[] = [];
+  if (flags.port !== undefined) out.push("--port", String(flags.port));
+  for (const p of list(flags.peer)) out.push("--peer", p);
+  for (const b of list(flags.bind)) out.push("--bind", b);
+  if (flags.lan) out.push("--lan");
+  if (flags.discovery === false) out.push("--no-discovery");
+  if (flags.helloInterval !== undefined) out.push("--hello-interval", String(flags.helloInterval));
+  if (flags.peerTimeout !== undefined) out.push("--peer-timeout", String(flags.peerTimeout));
+  if (flags.verbose) out.push("--verbose");
+  return out;
+}
+
+export function register(cli: CAC): void {
+  cli
+    .command("daemon <action>", "Run the embedded mesh node: start | stop | run | status")
+    .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
+    .option("--port <port>", "Overlay UDP port (default 4111, or any free port when 4111 is taken)")
+    .option("--peer <host:port>", "Static peer (repeatable)")
+    .option("--bind <addr>", "Bind the overlay on this address (repeatable; default loopback)")
+    .option("--lan", "Discover peers on the LAN by broadcast (off by default)")
+    .option("--no-discovery", "No same-host discovery: static peers only")
+    .option("--hello-interval <duration>", "Keep-alive period (default 5s)")
+    .option("--peer-timeout <duration>", "Silence after which a peer expires (default 3.5 hello intervals)")
+    .option("--log <format>", "Log format for run: text or json", { default: "text" })
+    .option("--verbose", "Log debug messages too")
+    .example("svp daemon start")
+    .example("svp daemon run --peer 192.0.2.7:4111 --no-discovery")
+    .action(async (action: string, flags: DaemonFlags) => {
+      const home = resolveHome(flags.home);
+      switch (action) {
+        case "run":
+          return run(flags);
+        case "start": {
+          nodeOptions(flags); // validate flags here, before spawning
+          const info = await startDaemonBackground(home, { args: passThrough(flags) });
+          process.stderr.write(`svp daemon: started (pid ${info.pid}) for ${home}\n`);
+          process.stdout.write(sidToHex(info.sid) + "\n");
+          return 0;
+        }
+        case "stop": {
+          const r = await stopDaemon(home);
+          if (!r.wasRunning) {
+            process.stderr.write(`svp daemon: not running for ${home}${r.cleaned.length ? ` (removed stale ${r.cleaned.join(", ")})` : ""}\n`);
+            return 0;
+          }
+          process.stderr.write(`svp daemon: stopped (pid ${r.pid})${r.forced ? ` ${errColor.yellow("with SIGKILL")}: it did not stop in time` : ""}\n`);
+          return 0;
+        }
+        case "status": {
+          const s = await daemonState(home);
+          if (s.running) {
+            process.stdout.write(`running (pid ${s.pid}, SID ${sidToHex(s.sid)}, home ${home})\n`);
+            return 0;
+          }
+          if (s.stalePid !== undefined || s.cleaned.length) process.stderr.write(`svp daemon: removed stale files of a daemon that is gone${s.stalePid ? ` (pid ${s.stalePid})` : ""}\n`);
+          process.stdout.write(`not running (home ${home})\n`);
+          return 1;
+        }
+        default:
+          throw new UsageError(`unknown daemon action "${action}": expected start, stop, run or status`);
+      }
+    });
+}
+
+async function run(flags: DaemonFlags): Promise<number> {
+  const format = String(flags.log);
+  if (format !== "text" && format !== "json") throw new UsageError(`invalid --log "${format}": expected text or json`);
+  const logger = createLogger("daemon", format as LogFormat);
+  const stamp = () => (format === "text" ? new Date().toISOString() + " " : "");
+  const options = nodeOptions(flags);
+  options.log = (level, message) => {
+    if (level === "warn") logger.warn(stamp() + message);
+    else if (level === "info" || flags.verbose) logger.info(stamp() + message);
+  };
+  return runDaemon(options);
+}

@@ -1,0 +1,93 @@
+/**
+ * `svp status`: the running node's identity, backend, daemon, peers, ports and live
+ * streams; `--json` prints the StatusReport document (src/status) unchanged.
+ * Exit 1 (saying so) when no daemon runs; never starts one.
+ */
+
+import type { CAC } from "cac";
+import { EXIT, isSvpError, queryStatus, resolveHome, type StatusReport } from "../src/index.ts";
+import { formatBytes, formatDuration, stdoutColor } from "./render.ts";
+
+// Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).
+const c = {
+  bold: (s: string) => (stdoutColor ? `\x1b[1m${s}\x1b[22m` : s),
+  dim: (s: string) => (stdoutColor ? `\x1b[2m${s}\x1b[22m` : s),
+};
+
+export function register(cli: CAC): void {
+  cli
+    .command("status", "Show identity, mesh backend, peers, bound ports and live streams")
+    .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
+    .option("--json", "Print one JSON document (fields documented in README)")
+    .action(async (flags: { home?: string; json?: boolean }) => {
+      const home = resolveHome(flags.home);
+      let report: StatusReport;
+      try {
+        report = await queryStatus(home);
+      } catch (err) {
+        if (!isSvpError(err, "ERR_MESH_DOWN")) throw err;
+        process.stderr.write(`svp status: no svp daemon is running for ${home} (start one with "svp daemon start")\n`);
+        return EXIT.FAILURE;
+      }
+      if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      else process.stdout.write(formatStatus(report));
+      return EXIT.OK;
+    });
+}
+
+/** Columns padded to the widest cell; `head` styled only when colour is on. */
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => "  " + cells.map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd();
+  const head = line(headers);
+  return [c.dim(head), ...rows.map(line)].join("\n") + "\n";
+}
+
+function short(sid: string): string {
+  return sid.slice(0, 8) + "…";
+}
+
+export function formatStatus(r: StatusReport): string {
+  const out: string[] = [];
+  const kv = (k: string, v: string) => out.push(`${c.bold(k.padEnd(10))} ${v}\n`);
+  kv("identity", r.identity.sid);
+  if (r.identity.sids.length > 1) kv("others", r.identity.sids.slice(1).join(" "));
+  kv("backend", r.backend);
+  kv("daemon", `pid ${r.daemon.pid}, up ${formatDuration(r.daemon.uptimeMs)}, version ${r.daemon.version}`);
+  kv("home", r.daemon.home);
+  kv("udp", r.daemon.udp.join("  ") || "(none)");
+  kv("discovery", r.daemon.discovery.join(", ") || "static peers only, none configured");
+  const live = r.peers.filter((p) => p.live);
+  out.push(`\n${c.bold("peers")} (${live.length} live${r.peers.length > live.length ? `, ${r.peers.length - live.length} expired` : ""})\n`);
+  if (r.peers.length) {
+    out.push(
+      table(
+        ["SID", "ADDRESS", "SOURCE", "STATE", "LAST SEEN", "RTT", "PACKETS IN/OUT", "BYTES IN/OUT"],
+        r.peers.map((p) => [
+          p.sid,
+          p.address ?? "-",
+          p.source,
+          p.live ? "live" : "expired",
+          p.lastSeenMs === null ? "-" : formatDuration(p.lastSeenMs) + " ago",
+          p.rttMs === null ? "-" : `${p.rttMs} ms`,
+          `${p.packetsIn}/${p.packetsOut}`,
+          `${formatBytes(p.bytesIn)}/${formatBytes(p.bytesOut)}`,
+        ]),
+      ),
+    );
+  }
+  out.push(`\n${c.bold("ports")} (${r.ports.length})\n`);
+  if (r.ports.length) out.push(table(["SID", "PORT", "PID", "CLIENT"], r.ports.map((p) => [short(p.sid), String(p.port), p.pid === null ? "-" : String(p.pid), p.client])));
+  out.push(`\n${c.bold("streams")} (${r.streams.length})\n`);
+  if (r.streams.length) {
+    out.push(
+      table(
+        ["LOCAL", "REMOTE", "STATE", "IN", "OUT", "AGE", "CLIENT"],
+        r.streams.map((s) => [`${short(s.localSid)}:${s.localPort}`, `${short(s.remoteSid)}:${s.remotePort}`, s.state, formatBytes(s.bytesIn), formatBytes(s.bytesOut), formatDuration(s.ageMs), `${s.client}${s.pid === null ? "" : ` (pid ${s.pid})`}`]),
+      ),
+    );
+  }
+  const drops = Object.entries(r.drops).filter(([, n]) => n > 0);
+  if (drops.length) out.push(`\n${c.bold("dropped")}  ${drops.map(([k, n]) => `${k} ${n}`).join(", ")}\n`);
+  return out.join("");
+}
