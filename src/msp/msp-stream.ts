@@ -1,0 +1,229 @@
+/**
+ * `MspStream`: one MSP connection as a `ByteStream` (src/stream/byte-stream.ts).
+ *
+ * - Reading: packets are delivered as `data` chunks (one per MSP packet) only while the
+ *   stream is resumed; a delivered packet counts as consumed and only then is it
+ *   acknowledged, so a paused stream stops the peer after one window. The peer's
+ *   SHUTDOWN becomes `end` after its last data.
+ * - Writing: chunks larger than the message size are split, smaller ones keep their
+ *   boundaries; `write()` returns false once `highWaterMark` bytes wait beyond the window.
+ *   `closeWrite()` sends SHUTDOWN after everything queued; `abort()` sends STOP.
+ * - An incoming (listener) stream answers the connector only when the application takes
+ *   it: on `accept()`, or implicitly on the first `resume()`, `write()` or `closeWrite()`.
+ *   Aborting it before that refuses the connection with STOP, which the connector reports
+ *   as ERR_REFUSED.
+ * - `close` fires once, last: after a clean finish of both directions, or with an error
+ *   after STOP (ERR_RESET), 10 s of silence (ERR_TIMEOUT) or loss of the transport
+ *   (ERR_MESH_DOWN); a local abort closes with its reason.
+ *
+ * Streams come from `connectMsp()` and `MspListener`; the constructor is internal.
+ */
+
+import type { Clock } from "../clock.ts";
+import { Emitter } from "../emitter.ts";
+import { SvpError } from "../errors.ts";
+import type { MdpAddress } from "../mdp/transport.ts";
+import { sidShort } from "../mesh/sid.ts";
+import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
+import type { MspCounters, MspRole, MspState } from "./connection.ts";
+import { MspConnection } from "./connection.ts";
+import type { MspDropReason } from "./packet.ts";
+import type { MspParams } from "./params.ts";
+
+/** A snapshot for `svp status` and logs. */
+export interface MspStreamStats {
+  state: MspState;
+  role: MspRole;
+  local: MdpAddress;
+  remote: MdpAddress;
+  /** Application bytes delivered to the reader / first sent to the peer. */
+  bytesIn: number;
+  bytesOut: number;
+  /** MSP packets received / sent (acks, keep-alives and retransmissions included). */
+  packetsIn: number;
+  packetsOut: number;
+  retransmissions: number;
+  /** Smoothed round-trip time, ms; null before the first sample. */
+  rttMs: number | null;
+  /** Bytes written and waiting for window space. */
+  pendingBytes: number;
+  drops: Partial<Record<MspDropReason, number>>;
+  /** `clock.now()` when the stream was created. */
+  startedAt: number;
+  /** Error code when the state is "failed" with a reason. */
+  error?: string;
+}
+
+/** @internal */
+export interface MspStreamInit {
+  role: MspRole;
+  params: MspParams;
+  clock: Clock;
+  local: MdpAddress;
+  remote: MdpAddress;
+  /** Send one MSP packet to `remote`. */
+  send: (packet: Uint8Array) => void;
+  /** The connection is forgotten (linger over); the owner drops it. */
+  onReleased: (stream: MspStream) => void;
+  /** Connector: the peer answered. */
+  onAnswered?: () => void;
+}
+
+export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
+  readonly label: string;
+  readonly local: MdpAddress;
+  readonly remote: MdpAddress;
+  readonly role: MspRole;
+  readonly startedAt: number;
+  /** The state machine underneath (for tests and status). */
+  readonly connection: MspConnection;
+  #paused = true;
+  #deliverScheduled = false;
+  #delivering = false;
+  #endDelivered = false;
+  #writeClosed = false;
+  #finished = false;
+  #closeEmitted = false;
+  #onAnswered: (() => void) | undefined;
+
+  /** @internal Use `connectMsp()` or `listenMsp()`. */
+  constructor(init: MspStreamInit) {
+    super();
+    this.local = init.local;
+    this.remote = init.remote;
+    this.role = init.role;
+    this.label = `msp ${sidShort(init.remote.sid)}:${init.remote.port}`;
+    this.startedAt = init.clock.now();
+    this.#onAnswered = init.onAnswered;
+    const send = init.send;
+    const onReleased = init.onReleased;
+    this.connection = new MspConnection(init.role, init.params, init.clock, {
+      transmit: send,
+      readable: () => {
+        if (!this.#paused) this.#deliver();
+      },
+      drain: () => {
+        if (!this.#finished) this.emit("drain");
+      },
+      answered: () => {
+        const fn = this.#onAnswered;
+        this.#onAnswered = undefined;
+        fn?.();
+      },
+      closed: (err) => this.#onFinished(err),
+      released: () => onReleased(this),
+    });
+  }
+
+  get readable(): boolean {
+    return !this.#endDelivered && !this.#finished;
+  }
+  get writable(): boolean {
+    return !this.#writeClosed && !this.#finished;
+  }
+  get closed(): boolean {
+    return this.#closeEmitted;
+  }
+  get writableLength(): number {
+    return this.connection.pendingBytes;
+  }
+  get state(): MspState {
+    return this.connection.state;
+  }
+
+  get stats(): MspStreamStats {
+    const c: MspCounters = this.connection.counters;
+    const s: MspStreamStats = {
+      state: this.connection.state,
+      role: this.role,
+      local: this.local,
+      remote: this.remote,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      packetsIn: c.packetsIn,
+      packetsOut: c.packetsOut,
+      retransmissions: c.retransmissions,
+      rttMs: c.rttMs === null ? null : Math.round(c.rttMs * 10) / 10,
+      pendingBytes: this.connection.pendingBytes,
+      drops: { ...c.drops },
+      startedAt: this.startedAt,
+    };
+    const err = this.connection.error;
+    if (err) s.error = err.code;
+    return s;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#finished ? "close" : "closeWrite"}`);
+    return this.connection.write(chunk);
+  }
+
+  closeWrite(): void {
+    if (!this.writable) return;
+    this.#writeClosed = true;
+    this.connection.shutdown();
+  }
+
+  abort(err?: SvpError): void {
+    if (this.#finished) return;
+    this.#writeClosed = true;
+    this.connection.abort(err);
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.accept();
+  }
+
+  /**
+   * Listener streams: answer the connector now (implied by resume/write/closeWrite). The
+   * answer goes out from a microtask, after anything deliverable was consumed, so it can
+   * acknowledge the connector's 0-RTT data at once.
+   */
+  accept(): void {
+    if (this.#finished) return;
+    this.connection.accept();
+    if (this.#deliverScheduled) return;
+    this.#deliverScheduled = true;
+    queueMicrotask(() => {
+      this.#deliverScheduled = false;
+      this.#deliver();
+    });
+  }
+
+  #deliver(): void {
+    if (this.#delivering || this.#finished) return;
+    this.#delivering = true;
+    const c = this.connection;
+    try {
+      while (!this.#paused && !this.#finished) {
+        const data = c.read();
+        if (data === undefined) break;
+        if (data.length > 0) this.emit("data", data);
+        if (c.peerShutdown && !this.#endDelivered) {
+          this.#endDelivered = true;
+          this.emit("end");
+        }
+      }
+    } finally {
+      this.#delivering = false;
+    }
+    if (!this.#finished) c.flushAck();
+  }
+
+  #onFinished(err: SvpError | undefined): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#writeClosed = true;
+    this.#onAnswered = undefined;
+    queueMicrotask(() => {
+      this.#closeEmitted = true;
+      this.emit("close", err);
+    });
+  }
+}
