@@ -5,14 +5,23 @@
 
 import { cac } from "cac";
 import { UsageError } from "../src/index.ts";
-import { reportError } from "./render.ts";
+import { reportError, tidyHelp } from "./render.ts";
+import { register as registerSocks } from "./socks.ts";
+import { register as registerDaemon } from "./daemon.ts";
+import { register as registerId } from "./id.ts";
+import { register as registerStatus } from "./status.ts";
 import { VERSION } from "./version.ts";
 
 export async function main(argv: string[]): Promise<number> {
   const cli = cac("svp");
   // Subcommands register here, one import each.
-  cli.help();
+  registerSocks(cli, { argv });
+  registerDaemon(cli);
+  registerId(cli);
+  registerStatus(cli);
+  cli.help(tidyHelp(VERSION, "Serval mesh streams for ordinary TCP software"));
   cli.version(VERSION);
+  cli.globalCommand.outputVersion = () => process.stdout.write(`svp ${VERSION}\n`);
   let command = "";
   try {
     const parsed = cli.parse(["node", "svp", ...argv], { run: false });
@@ -26,7 +35,10 @@ export async function main(argv: string[]): Promise<number> {
     const result: unknown = await cli.runMatchedCommand();
     return typeof result === "number" ? result : 0;
   } catch (err) {
-    if (err instanceof Error && err.name === "CACError") return reportError(command, "parse arguments", new UsageError(err.message.replace(/`/g, "")));
+    if (err instanceof Error && err.name === "CACError") {
+      const msg = err.message.replace(/`/g, "").replace(/^option (--[\w-]+)(?: <[^>]*>)? value is missing$/, "missing value for $1");
+      return reportError(command, "parse arguments", new UsageError(msg.charAt(0).toLowerCase() + msg.slice(1)));
+    }
     return reportError(command, command ? `run ${command}` : "start", err);
   }
 }

@@ -23,6 +23,8 @@ export type LogFormat = "text" | "json";
 export interface Logger {
   /** A progress or state line ("svp socks: listening on …"). */
   info(message: string): void;
+  /** A line that prints even with --quiet ("listening on …": scripts need it). */
+  always(message: string): void;
   /** A warning (open proxy, fallback); printed even with --quiet. */
   warn(message: string): void;
   /** One structured event per stream or connection. `msg` is the text form. */
@@ -36,6 +38,10 @@ export function createLogger(command: string, format: LogFormat = "text", quiet 
   return {
     info(message) {
       if (quiet) return;
+      if (format === "json") json("info", { msg: message });
+      else write(`svp ${command}: ${message}`);
+    },
+    always(message) {
       if (format === "json") json("info", { msg: message });
       else write(`svp ${command}: ${message}`);
     },
@@ -55,8 +61,23 @@ export function createLogger(command: string, format: LogFormat = "text", quiet 
 export function reportError(command: string, action: string, err: unknown): number {
   const e = toSvpError(err);
   const prefix = command ? `svp ${command}` : "svp";
-  process.stderr.write(`${prefix}: ${errColor.red("cannot " + action)}: ${e.message}\n`);
+  if (e.code === "ERR_USAGE") {
+    // Usage errors name the flag themselves; point at the help instead of "cannot …".
+    const hint = e.message.startsWith("cannot ") || e.message.includes("--help") ? "" : ` (see svp ${command ? command + " " : ""}--help)`;
+    process.stderr.write(`${prefix}: ${errColor.red(e.message)}${hint}\n`);
+  } else {
+    process.stderr.write(`${prefix}: ${errColor.red("cannot " + action)}: ${e.message}\n`);
+  }
   return ERROR_TABLE[e.code].exit;
+}
+
+/** cac help sections, tidied: "svp <version>: <tagline>" as the title, no trailing blanks. */
+export function tidyHelp(version: string, tagline: string) {
+  return (sections: { title?: string; body: string }[]) =>
+    sections.map((s, i) => ({
+      ...(s.title !== undefined ? { title: s.title } : {}),
+      body: (i === 0 && s.title === undefined ? `svp ${version}: ${tagline}` : s.body).replace(/[ \t]+$/gm, ""),
+    }));
 }
 
 export function formatBytes(n: number): string {

@@ -118,7 +118,11 @@ export async function startSocksProxy(options: SocksProxyOptions): Promise<Socks
     addresses: listeners.map((l) => l.address),
     server,
     close(drainMs = 10_000) {
-      closing ??= (async () => {
+      if (closing) {
+        void server.close(drainMs); // again, e.g. a second signal: a sooner deadline
+        return closing;
+      }
+      closing = (async () => {
         const stopped = Promise.all(listeners.map((l) => l.close()));
         await server.close(drainMs);
         await stopped;

@@ -107,7 +107,9 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
   readonly #conns = new Set<Conn>();
   #counted = 0;
   #closing = false;
+  #closed: Promise<void> | undefined;
   #drained: (() => void) | undefined;
+  #drainTimers: Timer[] = [];
 
   constructor(options: ProxyServerOptions) {
     super();
@@ -176,25 +178,27 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
    * connection is gone.
    */
   close(drainMs = 10_000): Promise<void> {
-    this.#closing = true;
     const shutdown = new SvpError("ERR_ABORTED", "proxy is shutting down");
-    for (const conn of [...this.#conns]) {
-      if (conn.phase === "handshake") this.#refuse(conn, shutdown);
-      else if (conn.phase === "dial") conn.abortDial?.abort(shutdown);
-    }
-    if (this.#conns.size === 0) return Promise.resolve();
-    const timer = this.#o.clock.setTimeout(() => {
+    if (!this.#closed) {
+      this.#closing = true;
       for (const conn of [...this.#conns]) {
-        if (conn.relay) conn.relay.abort(new SvpError("ERR_ABORTED", `proxy shut down; stream still open after ${seconds(drainMs)}`));
-        else if (!conn.client.closed) conn.client.abort(shutdown);
+        if (conn.phase === "handshake") this.#refuse(conn, shutdown);
+        else if (conn.phase === "dial") conn.abortDial?.abort(shutdown);
       }
-    }, drainMs);
-    return new Promise<void>((resolve) => {
-      this.#drained = () => {
-        timer.cancel();
-        resolve();
-      };
-    });
+      this.#closed = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#drained = resolve));
+    }
+    // Called again (a second signal): a sooner deadline; whichever fires first cuts.
+    if (this.#conns.size > 0) {
+      this.#drainTimers.push(
+        this.#o.clock.setTimeout(() => {
+          for (const conn of [...this.#conns]) {
+            if (conn.relay) conn.relay.abort(new SvpError("ERR_ABORTED", `proxy shut down; stream still open after ${seconds(drainMs)}`));
+            else if (!conn.client.closed) conn.client.abort(shutdown);
+          }
+        }, drainMs),
+      );
+    }
+    return this.#closed;
   }
 
   #onHandshakeData(conn: Conn, chunk: Uint8Array): void {
@@ -370,7 +374,12 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       record.message = err.message;
     }
     this.emit("stream", record);
-    if (this.#conns.size === 0 && this.#drained) this.#drained();
+    if (this.#conns.size === 0 && this.#drained) {
+      for (const t of this.#drainTimers) t.cancel();
+      this.#drainTimers = [];
+      this.#drained();
+      this.#drained = undefined;
+    }
   }
 }
 

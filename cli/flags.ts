@@ -1,0 +1,37 @@
+/**
+ * Raw flag values. cac (through mri) turns anything numeric-looking into a number
+ * ("0x10" → 16, "1e3" → 1000, "010" → 10), which would let bad values pass silently, so
+ * commands read the values of their value flags from the original argv here and
+ * validate them with the parsers in src/options.ts. cac still rejects unknown flags and
+ * missing values.
+ */
+
+/** Every value given for `--name` (as `--name V` or `--name=V`), in order; stops at `--`. */
+export function rawValues(argv: readonly string[], name: string): string[] {
+  const flag = `--${name}`;
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (a === flag) {
+      const v = argv[i + 1];
+      if (v !== undefined) out.push(v);
+      i++;
+    } else if (a.startsWith(flag + "=")) {
+      out.push(a.slice(flag.length + 1));
+    }
+  }
+  return out;
+}
+
+/** The single value of `--name`, or undefined; a repeated flag is a usage error via `onRepeat`. */
+export function rawValue(argv: readonly string[], name: string, onRepeat: (msg: string) => Error): string | undefined {
+  const all = rawValues(argv, name);
+  if (all.length > 1) throw onRepeat(`--${name} given ${all.length} times; it takes one value`);
+  return all[0];
+}
+
+export function hasFlag(argv: readonly string[], name: string): boolean {
+  const i = argv.indexOf("--");
+  return (i < 0 ? argv : argv.slice(0, i)).includes(`--${name}`);
+}

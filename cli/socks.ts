@@ -1,0 +1,206 @@
+/**
+ * `svp socks`: the local proxy (SOCKS5, SOCKS4/4a, HTTP CONNECT and HTTP forward proxy on
+ * one port). Flags are parsed and validated here; the proxy itself is `startSocksProxy`
+ * from the library.
+ */
+
+import type { CAC } from "cac";
+import {
+  UsageError,
+  formatListenAddress,
+  formatUpstream,
+  isLoopbackAddress,
+  parseCredential,
+  parseCredentialsFile,
+  parseDuration,
+  parseListenAddress,
+  parsePositiveInt,
+  parseUpstream,
+  readTextFile,
+  startSocksProxy,
+} from "../src/index.ts";
+import type { Credential, ListenAddress, MeshDialer, StreamRecord, UpstreamProxy } from "../src/index.ts";
+import { rawValue, rawValues, hasFlag } from "./flags.ts";
+import type { LogFormat, Logger } from "./render.ts";
+import { createLogger, formatBytes, formatDuration } from "./render.ts";
+
+export const SOCKS_DEFAULT_LISTEN = "127.0.0.1:1080";
+/** How long live streams may continue after SIGINT/SIGTERM before they are cut. */
+export const DRAIN_MS = 10_000;
+
+export interface SocksCommandContext {
+  /** The raw arguments after `svp` (for value flags, see flags.ts). */
+  argv: readonly string[];
+  /** Mesh backend dialer, when one is available (a later issue wires it in). */
+  mesh?: MeshDialer;
+}
+
+export interface SocksConfig {
+  listen: ListenAddress[];
+  credentials: Credential[];
+  handshakeTimeoutMs: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConns: number;
+  direct: "allow" | "deny";
+  upstream: UpstreamProxy | undefined;
+  log: LogFormat;
+  quiet: boolean;
+  warnings: string[];
+}
+
+export function register(cli: CAC, ctx: SocksCommandContext): void {
+  cli
+    .command("socks", "Local proxy (SOCKS5, SOCKS4a, HTTP): mesh names over the mesh, other hosts direct")
+    .usage("socks [options]")
+    .option("--listen <addr>", `Listen on host:port, [v6]:port, :0 (prints the port) or unix:/path; repeatable (default: ${SOCKS_DEFAULT_LISTEN})`)
+    .option("--auth <user:pass>", "Require this user name and password (SOCKS5 and HTTP Proxy-Authorization)")
+    .option("--auth-file <file>", "Require one of the user:pass lines of this file")
+    .option("--direct <allow|deny>", "Serve non-mesh destinations (allow) or refuse them (deny) (default: allow)")
+    .option("--upstream <url>", "Send non-mesh traffic through socks5://host:port or http://host:port")
+    .option("--handshake-timeout <duration>", "Close clients that send no complete request in time (default: 10s)")
+    .option("--connect-timeout <duration>", "Give up connecting to a destination after this long (default: 30s)")
+    .option("--idle-timeout <duration>", "Close tunnels with no traffic for this long; 0 = never (default: 0)")
+    .option("--max-conns <n>", "Refuse new requests while this many connections are open (default: no limit)")
+    .option("--log <text|json>", "Per-stream log lines on stderr as text or NDJSON (default: text)")
+    .option("--quiet", "No per-stream log lines (warnings and the listening line still print)")
+    .example("  $ svp socks                                   # 127.0.0.1:1080")
+    .example("  $ svp socks --listen :0 --listen unix:/tmp/svp.sock")
+    .example("  $ curl --socks5-hostname 127.0.0.1:1080 http://<SID>.serval/")
+    .action(() => runSocks(ctx));
+}
+
+/** Validate the flags of `svp socks` (raw strings; see flags.ts). Throws UsageError. */
+export function socksConfig(argv: readonly string[]): SocksConfig {
+  const one = (name: string) => rawValue(argv, name, (m) => new UsageError(m));
+  const warnings: string[] = [];
+  const listenTexts = rawValues(argv, "listen");
+  const listen = (listenTexts.length > 0 ? listenTexts : [SOCKS_DEFAULT_LISTEN]).map((t) => {
+    try {
+      return parseListenAddress(t);
+    } catch (err) {
+      throw new UsageError(`invalid --listen "${t}": ${(err as Error).message.replace(/^invalid [^"]*"[^"]*": /, "")}`);
+    }
+  });
+  const credentials: Credential[] = rawValues(argv, "auth").map((t) => parseCredential(t, "--auth"));
+  const authFile = one("auth-file");
+  if (authFile !== undefined) {
+    const file = readTextFile(authFile, "--auth-file");
+    if (file.exposed) warnings.push(`--auth-file ${authFile} is readable by other users; chmod 600 it`);
+    credentials.push(...parseCredentialsFile(file.text, authFile));
+  }
+  const duration = (name: string, def: number) => {
+    const t = one(name);
+    return t === undefined ? def : parseDuration(t, `--${name}`);
+  };
+  const handshakeTimeoutMs = duration("handshake-timeout", 10_000);
+  const connectTimeoutMs = duration("connect-timeout", 30_000);
+  if (handshakeTimeoutMs === 0) throw new UsageError(`invalid --handshake-timeout "0": must be more than 0`);
+  if (connectTimeoutMs === 0) throw new UsageError(`invalid --connect-timeout "0": must be more than 0`);
+  const idleTimeoutMs = duration("idle-timeout", 0);
+  const maxText = one("max-conns");
+  const maxConns = maxText === undefined ? 0 : parsePositiveInt(maxText, "--max-conns", 1_000_000);
+  const directText = one("direct") ?? "allow";
+  if (directText !== "allow" && directText !== "deny") throw new UsageError(`invalid --direct "${directText}": expected allow or deny`);
+  const upText = one("upstream");
+  const upstream = upText === undefined ? undefined : parseUpstream(upText);
+  if (upstream && directText === "deny") throw new UsageError("--upstream has no effect with --direct deny (only mesh destinations are served)");
+  const logText = one("log") ?? "text";
+  if (logText !== "text" && logText !== "json") throw new UsageError(`invalid --log "${logText}": expected text or json`);
+  return {
+    listen,
+    credentials,
+    handshakeTimeoutMs,
+    connectTimeoutMs,
+    idleTimeoutMs,
+    maxConns,
+    direct: directText,
+    upstream,
+    log: logText,
+    quiet: hasFlag(argv, "quiet"),
+    warnings,
+  };
+}
+
+async function runSocks(ctx: SocksCommandContext): Promise<number> {
+  const cfg = socksConfig(ctx.argv.slice(1));
+  const log = createLogger("socks", cfg.log, cfg.quiet);
+  for (const w of cfg.warnings) log.warn(w);
+  let acceptWarnedAt = -Infinity;
+  const proxy = await startSocksProxy({
+    listen: cfg.listen,
+    credentials: cfg.credentials,
+    handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    idleTimeoutMs: cfg.idleTimeoutMs,
+    maxConns: cfg.maxConns,
+    direct: cfg.direct,
+    upstream: cfg.upstream,
+    mesh: ctx.mesh,
+    onAcceptError(err) {
+      // EMFILE and friends: the listener backs off by itself; say so at most every 10 s.
+      const now = Date.now();
+      if (now - acceptWarnedAt < 10_000) return;
+      acceptWarnedAt = now;
+      log.warn(`cannot accept connections: ${err.message} (out of file descriptors? see ulimit -n)`);
+    },
+  });
+  proxy.server.on("stream", (r) => logStream(log, r));
+  for (const address of proxy.addresses) log.always(`listening on ${address}`);
+  if (cfg.credentials.length === 0) {
+    cfg.listen.forEach((addr, i) => {
+      const bound = proxy.addresses[i] ?? formatListenAddress(addr);
+      if (!isLoopbackAddress(addr)) log.warn(`listening on ${bound} without --auth: this is an open proxy, anyone who can reach it can use it`);
+    });
+  }
+  if (cfg.upstream) log.info(`non-mesh traffic goes through ${formatUpstream(cfg.upstream)}`);
+  if (cfg.direct === "deny") log.info("--direct deny: only mesh destinations are served");
+
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: string) => {
+      signals++;
+      if (signals === 1) {
+        const live = proxy.server.connections;
+        log.info(`${sig}: stopping${live > 0 ? `, letting ${live} live connection${live === 1 ? "" : "s"} finish (up to ${DRAIN_MS / 1000} s; signal again to stop now)` : ""}`);
+        void proxy.close(DRAIN_MS).then(() => {
+          process.off("SIGINT", onInt);
+          process.off("SIGTERM", onTerm);
+          resolve();
+        });
+      } else {
+        log.info(`${sig}: closing ${proxy.server.connections} live connection(s) now`);
+        void proxy.close(0);
+      }
+    };
+    const onInt = () => onSignal("SIGINT");
+    const onTerm = () => onSignal("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+  });
+  log.info("stopped");
+  return 0;
+}
+
+function logStream(log: Logger, r: StreamRecord): void {
+  const fields: Record<string, unknown> = {
+    event: "stream",
+    client: r.client.replace(/^tcp /, ""),
+    protocol: r.protocol ?? null,
+    dest: r.dest ?? null,
+    route: r.route ?? null,
+    outcome: r.outcome,
+    up_bytes: r.up,
+    down_bytes: r.down,
+    duration_ms: Math.round(r.durationMs),
+  };
+  if (r.user !== undefined) fields.user = r.user;
+  if (r.message !== undefined) fields.message = r.message;
+  let outcome: string;
+  if (r.outcome === "ok") outcome = "ok";
+  else if (r.outcome === "served") outcome = `served ${r.message ?? ""}`.trim();
+  else outcome = `failed (${r.outcome}): ${r.message ?? ""}`;
+  const who = [String(fields.client), r.protocol ?? "", r.dest ?? "", r.route ? `via ${r.route}` : "", r.user !== undefined ? `user ${r.user}` : ""].filter(Boolean).join(" ");
+  const text = `${who}: ${outcome}; ${formatBytes(r.up)} up, ${formatBytes(r.down)} down, ${formatDuration(r.durationMs)}`;
+  log.event(fields, text);
+}
