@@ -156,3 +156,31 @@ export { isStatusReport, STATUS_SCHEMA } from "./status/status-report.ts";
 export type { PeerStatus, PortStatus, StatusReport, StreamStat, StreamStatus } from "./status/status-report.ts";
 export { parseSid, sidToBase32, sidToHex } from "./mesh/sid.ts";
 export type { Sid } from "./mesh/sid.ts";
+
+// --- the servald backend: svp as a client of a running Serval daemon ---------------------
+
+export { SERVALD_DEFAULT_RUN_PATHS, resolveInstances as resolveServaldInstances } from "./servald/instance.ts";
+export type { ServaldInstance } from "./servald/instance.ts";
+export { ServaldTransport } from "./servald/servald-transport.ts";
+export type { ServaldProbe, ServaldStats } from "./servald/servald-transport.ts";
+export { unixDatagramSupport } from "./platform/unix-dgram.ts";
+
+import { connectServald as connectServaldWith, probeServald as probeServaldWith } from "./servald/servald-transport.ts";
+import type { ServaldProbe, ServaldTransport, ServaldTransportOptions } from "./servald/servald-transport.ts";
+import { openUnixDatagram, servaldEnvironment } from "./platform/unix-dgram.ts";
+
+/** `--servald-instance`, `--sid` and timing; the socket and environment come from the platform. */
+export type ServaldOptions = Omit<ServaldTransportOptions, "openSocket" | "env">;
+
+/**
+ * Connect to servald (`instance`, else SERVALINSTANCE_PATH, else servald's default run
+ * directories). Rejects ERR_MESH_DOWN when no daemon answers or the native addon is missing.
+ */
+export function connectServald(options: ServaldOptions = {}): Promise<ServaldTransport> {
+  return connectServaldWith({ ...options, openSocket: openUnixDatagram, env: servaldEnvironment() });
+}
+
+/** Whether a servald answers (for `--mesh auto` and `svp status`); never throws. */
+export function probeServald(options: ServaldOptions = {}): Promise<ServaldProbe> {
+  return probeServaldWith({ ...options, openSocket: openUnixDatagram, env: servaldEnvironment() });
+}

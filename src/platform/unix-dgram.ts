@@ -238,6 +238,11 @@ export class UnixDatagramSocket extends Emitter<DatagramSocketEvents> implements
   }
 }
 
+/** The environment the servald backend reads (SERVALINSTANCE_PATH), for src/index.ts to pass in. */
+export function servaldEnvironment(): Record<string, string | undefined> {
+  return { SERVALINSTANCE_PATH: process.env.SERVALINSTANCE_PATH };
+}
+
 /** The platform implementation of `OpenDatagramSocket` (src/servald/datagram-socket.ts). */
 export function openUnixDatagram(options: OpenDatagramOptions): UnixDatagramSocket {
   return new UnixDatagramSocket(options);
