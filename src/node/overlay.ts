@@ -97,7 +97,6 @@ interface Session {
   shared: Uint8Array;
   sendKey: Uint8Array;
   recvKeys: Map<string, Uint8Array>;
-  txCounter: number;
   /** The peer's current boot, learned from a fresh packet. */
   peerBoot: Uint8Array | undefined;
   retiredBoots: string[];
@@ -107,8 +106,8 @@ interface Session {
   live: boolean;
   lastSeen: number | undefined;
   lastResync: number;
-  pingId: number;
-  pingAt: number;
+  /** Outstanding ping ids and when they were sent (the last few). */
+  pings: Map<number, number>;
   rttMs: number | undefined;
   packetsIn: number;
   packetsOut: number;
@@ -139,6 +138,12 @@ export class Overlay extends Emitter<OverlayEvents> {
   #timer: Timer | undefined;
   #stopped = false;
   #pingSeq = 0;
+  /**
+   * One packet counter for everything this boot sends. Keys are per (pair, boot), so a
+   * node-wide counter can never repeat a nonce under a key, however sessions come and go
+   * (throwaway sessions for probe replies, evictions).
+   */
+  #txCounter = 0;
   #log: NodeLog;
 
   constructor(options: OverlayOptions) {
@@ -299,10 +304,14 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (h.type === PACKET_TYPE.HELLO) {
       const hello = decodeHello(plain);
       if (!hello) return void this.drops["bad-payload"]++;
-      if (hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 && hello.echo === s.pingId) {
-        s.rttMs = this.#o.clock.now() - s.pingAt;
+      const sentAt = hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 ? s.pings.get(hello.echo) : undefined;
+      if (sentAt !== undefined) {
+        s.rttMs = this.#o.clock.now() - sentAt;
+        s.pings.delete(hello.echo);
       }
-      if (hello.flags & HELLO_FLAG.REQUEST) this.#sendHello(s, HELLO_FLAG.REPLY, hello.ping);
+      // Ask back while we have no RTT of our own yet, so both sides measure one from the first exchange.
+      // (Only on a plain request: a reply is never answered with a request, so exchanges end.)
+      if (hello.flags & HELLO_FLAG.REQUEST) this.#sendHello(s, HELLO_FLAG.REPLY | (s.rttMs === undefined && !(hello.flags & HELLO_FLAG.REPLY) ? HELLO_FLAG.REQUEST : 0), hello.ping);
       return;
     }
     const body = decodeData(plain);
@@ -342,9 +351,9 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   #nextPing(s: Session): number {
     this.#pingSeq = (this.#pingSeq % 0xffff_ffff) + 1;
-    s.pingId = this.#pingSeq;
-    s.pingAt = this.#o.clock.now();
-    return s.pingId;
+    s.pings.set(this.#pingSeq, this.#o.clock.now());
+    if (s.pings.size > 4) s.pings.delete(s.pings.keys().next().value!);
+    return this.#pingSeq;
   }
 
   #sendHello(s: Session, flags: number, echo: number): void {
@@ -355,7 +364,7 @@ export class Overlay extends Emitter<OverlayEvents> {
   #sendSealed(s: Session, type: SealedHeader["type"], plain: Uint8Array, to?: UdpEndpoint, receiverBoot?: Uint8Array): void {
     const dest = to ?? s.address;
     if (!dest) return;
-    const counter = ++s.txCounter;
+    const counter = ++this.#txCounter;
     const header = encodeSealedHeader({ type, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: receiverBoot ?? s.peerBoot ?? ZERO_BOOT, counter });
     const datagram = concatBytes(header, this.#o.crypto.seal(s.sendKey, nonceFor(counter), header, plain));
     if (this.#transmit(datagram, dest)) {
@@ -383,17 +392,15 @@ export class Overlay extends Emitter<OverlayEvents> {
       shared,
       sendKey,
       recvKeys: new Map(),
-      txCounter: 0,
       peerBoot: undefined,
       retiredBoots: [],
-      window: new ReplayWindow(),
+      window: new ReplayWindow(4096),
       address: undefined,
       source,
       live: false,
       lastSeen: undefined,
       lastResync: -Infinity,
-      pingId: 0,
-      pingAt: 0,
+      pings: new Map(),
       rttMs: undefined,
       packetsIn: 0,
       packetsOut: 0,
