@@ -212,8 +212,12 @@ export class MspConnection {
     this.#pump();
   }
 
-  /** Queue bytes (split into messages, boundaries of small writes kept). False = wait for `drain`. */
-  write(chunk: Uint8Array): boolean {
+  /**
+   * Queue bytes (split into messages, boundaries of small writes kept). False = wait for
+   * `drain`. With `send` false the packets wait for `flush()`, so that a write and a
+   * shutdown in the same turn leave as one packet carrying SHUTDOWN (as servald does).
+   */
+  write(chunk: Uint8Array, send = true): boolean {
     if (this.#closed || this.#localShutdown) throw new SvpError("ERR_ABORTED", `write after ${this.#closed ? "close" : "shutdown"}`);
     if (!this.#answered) this.accept();
     const size = this.params.messageSize;
@@ -231,27 +235,34 @@ export class MspConnection {
       this.#pending.push({ buf, len, flags: 0, seq: -1, sentAt: -1, retransmitted: false });
       this.#pendingBytes += len;
     }
-    this.#inWrite = true;
-    try {
-      this.#pump();
-    } finally {
-      this.#inWrite = false;
+    if (send) {
+      this.#inWrite = true;
+      try {
+        this.#pump();
+      } finally {
+        this.#inWrite = false;
+      }
     }
     const ok = this.#pendingBytes < this.params.highWaterMark;
     if (!ok) this.#wantDrain = true;
     return ok;
   }
 
+  /** Send what the window allows of the queued packets (after `write(…, false)`/`shutdown(false)`). */
+  flush(): void {
+    this.#pump();
+    this.#maybeFinish();
+  }
+
   /** Half-close: SHUTDOWN goes on the last queued packet, or on a bare one. Idempotent. */
-  shutdown(): void {
+  shutdown(send = true): void {
     if (this.#closed || this.#localShutdown) return;
     this.#localShutdown = true;
     if (!this.#answered) this.accept();
     const tail = this.#pendingHead < this.#pending.length ? this.#pending[this.#pending.length - 1] : undefined;
     if (tail) tail.flags |= MSP_FLAG.SHUTDOWN;
     else this.#pending.push({ buf: new Uint8Array(MSP_PREAMBLE_BYTES), len: 0, flags: MSP_FLAG.SHUTDOWN, seq: -1, sentAt: -1, retransmitted: false });
-    this.#pump();
-    this.#maybeFinish();
+    if (send) this.flush();
   }
 
   /**

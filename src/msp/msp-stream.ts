@@ -79,6 +79,7 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   readonly connection: MspConnection;
   #paused = true;
   #deliverScheduled = false;
+  #flushScheduled = false;
   #delivering = false;
   #endDelivered = false;
   #writeClosed = false;
@@ -155,14 +156,30 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
 
   write(chunk: Uint8Array): boolean {
     if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#finished ? "close" : "closeWrite"}`);
-    return this.connection.write(chunk);
+    const ok = this.connection.write(chunk, false);
+    this.#scheduleFlush();
+    return ok;
   }
 
   closeWrite(): void {
     if (!this.writable) return;
     this.#writeClosed = true;
-    this.connection.shutdown();
+    this.connection.shutdown(false);
+    this.#scheduleFlush();
   }
+
+  /** Packets written in one turn leave together at its end (a SHUTDOWN rides on the last one). */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    if (!this.#flushScheduled) return;
+    this.#flushScheduled = false;
+    if (!this.#finished) this.connection.flush();
+  };
 
   abort(err?: SvpError): void {
     if (this.#finished) return;
@@ -213,6 +230,8 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
     } finally {
       this.#delivering = false;
     }
+    // A reply written while reading goes out now and carries the ack.
+    if (this.#flushScheduled) this.#flush();
     if (!this.#finished) c.flushAck();
   }
 

@@ -1,0 +1,104 @@
+/**
+ * Helpers for MSP tests on a ManualClock: virtual time moves only when a test says so, and
+ * microtasks (MspStream's deferred delivery, flush and close) are drained between steps.
+ */
+
+import { setImmediate as nextTurn } from "node:timers/promises";
+import type { ManualClock } from "../../src/clock.ts";
+import { toHex } from "../../src/bytes/hex.ts";
+import type { MemoryMdpNetwork, MemoryMdpTransport } from "../../src/mdp/memory-transport.ts";
+import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
+import { sidEquals } from "../../src/mesh/sid.ts";
+import { decodeMdpDatagram } from "../../src/mdp/header.ts";
+import { fromHex } from "../../src/bytes/hex.ts";
+import { TRACE_ROWS } from "../mdp/trace-vectors.ts";
+import type { TraceRow } from "../mdp/trace-vectors.ts";
+
+/** Let every queued microtask run (one event-loop turn; no real waiting). */
+export function settle(): Promise<void> {
+  return nextTurn();
+}
+
+/** Fire timers due now and drain microtasks until nothing more happens at this instant. */
+export async function drain(clock: ManualClock, maxRounds = 10_000): Promise<void> {
+  for (let i = 0; i < maxRounds; i++) {
+    await settle();
+    const next = clock.nextAt();
+    if (next === undefined || next > clock.now()) return;
+    clock.advance(0);
+  }
+  throw new Error("drain: still busy after many rounds");
+}
+
+/** Advance virtual time by `ms`, stepping timer by timer with microtasks drained in between. */
+export async function runFor(clock: ManualClock, ms: number): Promise<void> {
+  const end = clock.now() + ms;
+  for (;;) {
+    await drain(clock);
+    const next = clock.nextAt();
+    if (next === undefined || next > end) break;
+    clock.advanceTo(next);
+  }
+  clock.advanceTo(end);
+  await drain(clock);
+}
+
+/** Step through virtual time until `done()` holds; fails after `maxMs` of virtual time. */
+export async function runUntil(clock: ManualClock, done: () => boolean, maxMs: number, what = "condition"): Promise<void> {
+  const end = clock.now() + maxMs;
+  for (;;) {
+    await drain(clock);
+    if (done()) return;
+    const next = clock.nextAt();
+    if (next === undefined) throw new Error(`runUntil(${what}): nothing scheduled at ${clock.now()} ms and not done`);
+    if (next > end) throw new Error(`runUntil(${what}): not done after ${maxMs} ms of virtual time`);
+    clock.advanceTo(next);
+  }
+}
+
+export interface Sent {
+  at: number;
+  hex: string;
+  from: MdpAddress;
+  to: MdpAddress;
+}
+
+/** Record every datagram a node sends (MSP payloads as hex), via the network's filter hook. */
+export function recordSends(net: MemoryMdpNetwork, clock: ManualClock, node: MemoryMdpTransport): Sent[] {
+  const out: Sent[] = [];
+  const previous = net.filter;
+  net.filter = (d) => {
+    if (sidEquals(d.from.sid, node.localSid)) out.push({ at: clock.now(), hex: toHex(d.payload), from: d.from, to: d.to });
+    return previous ? previous(d) : true;
+  };
+  return out;
+}
+
+/** A raw MDP socket that plays servald's part: it sends hand-made MSP packets and records what it gets. */
+export interface RawPeer {
+  socket: MdpSocket;
+  got: { at: number; hex: string; from: MdpAddress }[];
+  send(to: MdpAddress, hex: string): void;
+}
+
+export async function rawPeer(node: MemoryMdpTransport, clock: ManualClock, port = 0): Promise<RawPeer> {
+  const socket = await node.bind(port);
+  const got: RawPeer["got"] = [];
+  socket.on("message", (payload, from) => got.push({ at: clock.now(), hex: toHex(payload), from }));
+  return { socket, got, send: (to, hex) => socket.send(to, fromHex(hex)!) };
+}
+
+/** The MSP packets (hex) one process sent in one trace scenario, in order. */
+export function traceSends(scenario: TraceRow["scenario"], process: TraceRow["process"]): { ms: number; hex: string }[] {
+  const out: { ms: number; hex: string }[] = [];
+  for (const row of TRACE_ROWS) {
+    if (row.scenario !== scenario || row.process !== process || row.dir !== "sends") continue;
+    const r = decodeMdpDatagram(fromHex(row.hex)!);
+    if (!r.ok || r.payload.length === 0) continue; // bind/close requests to the daemon
+    out.push({ ms: row.ms, hex: toHex(r.payload) });
+  }
+  return out;
+}
+
+export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const hexOf = (s: string): string => toHex(utf8(s));
