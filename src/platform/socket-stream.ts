@@ -16,6 +16,9 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   #closed = false;
   #error: SvpError | undefined;
   #abortedLocally = false;
+  #paused = true;
+  /** node:net emits `end` even while paused (when its buffer is empty); held here until resume(). */
+  #endPending = false;
 
   constructor(socket: Socket, label?: string) {
     super();
@@ -24,14 +27,16 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
     socket.pause();
     socket.on("data", (chunk: Uint8Array) => this.emit("data", chunk));
     socket.on("end", () => {
-      this.#endDelivered = true;
-      this.emit("end");
+      if (this.#paused) this.#endPending = true;
+      else this.#deliverEnd();
     });
     socket.on("drain", () => this.emit("drain"));
     socket.on("error", (err) => {
       this.#error ??= toSvpError(err);
     });
     socket.on("close", () => {
+      // `end` is never lost: a close that overtakes a held-back end delivers it first.
+      if (this.#endPending && !this.#error) this.#deliverEnd();
       this.#closed = true;
       this.emit("close", this.#abortedLocally ? this.#error : (this.#error ?? (this.#endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
     });
@@ -83,11 +88,25 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   }
 
   pause(): void {
+    this.#paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.#paused = false;
+    if (this.#endPending) {
+      queueMicrotask(() => {
+        if (!this.#paused && this.#endPending && !this.#closed) this.#deliverEnd();
+      });
+    }
     this.socket.resume();
+  }
+
+  #deliverEnd(): void {
+    this.#endPending = false;
+    if (this.#endDelivered) return;
+    this.#endDelivered = true;
+    this.emit("end");
   }
 }
 
