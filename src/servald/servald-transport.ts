@@ -25,7 +25,7 @@ import { SvpError } from "../errors.ts";
 import { toHex } from "../bytes/hex.ts";
 import type { Sid } from "../mesh/sid.ts";
 import { SID_ANY, SID_BROADCAST, SID_BYTES, isSidAny, isSidBroadcast, sidEquals, sidShort, sidToHex } from "../mesh/sid.ts";
-import { MDP_FLAG, MDP_MTU, MDP_TTL_DEFAULT, decodeMdpDatagram, encodeMdpDatagram } from "../mdp/header.ts";
+import { MDP_FLAG, MDP_TTL_DEFAULT, decodeMdpDatagram, encodeMdpDatagram } from "../mdp/header.ts";
 import type { MdpHeader } from "../mdp/header.ts";
 import type {
   MdpAddress,
@@ -105,6 +105,39 @@ interface PendingBind {
 
 const key = (sid: Sid, port: number) => `${toHex(sid)}:${port}`;
 
+/**
+ * How big a datagram servald can carry. servald wraps the payload in a frame: the two ports
+ * (packed, 7 bits per byte) + payload + crypto (nonce and MAC, 24 + 16 bytes, when
+ * encrypted; a 64-byte signature when only signed). Two limits, both verified with servald
+ * 029adc17 over its file interface (interface MTU 1200):
+ * - a frame of 1200 bytes or more makes the daemon abort (FATAL "Queued packet len … is too
+ *   big", overlay_queue.c): every client of that daemon loses it;
+ * - a frame that fits but does not fit an interface packet together with the overlay headers
+ *   is never sent, and it holds up the frames queued behind it until it times out (seconds).
+ *   Frames of up to 1187 bytes arrived here, with abbreviated addresses; full SIDs and next
+ *   hops make the headers longer.
+ * svp therefore never hands servald a frame over FRAME_BUDGET: 50 bytes below what arrived.
+ * That still carries MSP's 1024-byte messages (1029-byte packets) with room to spare.
+ */
+const FRAME_BUDGET = 1150;
+const CRYPTO_OVERHEAD = { encrypted: 40, signed: 64, plain: 0 } as const;
+
+function packedLength(v: number): number {
+  let n = 1;
+  for (let x = v >>> 7; x !== 0; x >>>= 7) n++;
+  return n;
+}
+
+/** Largest payload svp sends between these ports in the given mode (larger sends throw ERR_LIMIT). */
+export function servaldPayloadLimit(dstPort: number, srcPort: number, mode: keyof typeof CRYPTO_OVERHEAD = "encrypted"): number {
+  const same = dstPort === srcPort;
+  const ports = packedLength(((dstPort << 1) | (same ? 1 : 0)) >>> 0) + (same ? 0 : packedLength(srcPort));
+  return FRAME_BUDGET - CRYPTO_OVERHEAD[mode] - ports;
+}
+
+/** The encrypted payload limit for any ports (ports take at most 10 bytes): the transport's `mtu`. */
+export const SERVALD_MTU = FRAME_BUDGET - CRYPTO_OVERHEAD.encrypted - 10;
+
 /** One bound MDP port on the daemon. */
 class ServaldMdpSocket extends Emitter<MdpSocketEvents> implements MdpSocket {
   readonly local: MdpAddress;
@@ -148,7 +181,8 @@ class ServaldMdpSocket extends Emitter<MdpSocketEvents> implements MdpSocket {
 
 export class ServaldTransport extends Emitter<MdpTransportEvents> implements MdpTransport {
   readonly kind = "servald" as const;
-  readonly mtu = MDP_MTU;
+  /** 1100: the encrypted payload limit for any ports (see `servaldPayloadLimit`, which sends enforce). */
+  readonly mtu = SERVALD_MTU;
   readonly instance: ServaldInstance;
   readonly stats: ServaldStats = { datagramsSent: 0, datagramsReceived: 0, datagramsDropped: 0, sendErrors: 0, datagramsDeferred: 0 };
 
@@ -312,8 +346,11 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
   /** @internal Called by a socket's send(). */
   sendData(b: Binding, to: MdpAddress, payload: Uint8Array, options: MdpSendOptions): void {
     if (this.#state !== "open") return;
-    if (payload.length > this.mtu) {
-      throw new SvpError("ERR_LIMIT", `MDP payload of ${payload.length} bytes exceeds servald's MTU of ${this.mtu}`);
+    const mode = !options.noCrypt ? "encrypted" : options.noSign ? "plain" : "signed";
+    const limit = servaldPayloadLimit(to.port, b.port, mode);
+    if (payload.length > limit) {
+      // servald would abort or stall on the frame (see FRAME_BUDGET): refuse it here.
+      throw new SvpError("ERR_LIMIT", `MDP payload of ${payload.length} bytes exceeds the limit of ${limit} for a ${mode} datagram through servald`);
     }
     const flags = (options.noCrypt ? MDP_FLAG.NO_CRYPT : 0) | (options.noSign ? MDP_FLAG.NO_SIGN : 0);
     this.#send(encodeMdpDatagram({ local: { sid: b.sid, port: b.port }, remote: to, flags, qos: options.qos ?? 0, ttl: options.ttl ?? MDP_TTL_DEFAULT }, payload));

@@ -94,7 +94,7 @@ export class FakeServald {
   }
 
   #onRequest(data: Uint8Array, from: Uint8Array): void {
-    const d = decodeMdpDatagram(data);
+    const d = decodeMdpDatagram(data, 1400); // servald reads up to 1400 payload bytes (mdp_poll2)
     if (!d.ok) throw new Error(`fake servald got a bad datagram: ${d.error}`);
     const h = d.header;
     const client = toHex(from);

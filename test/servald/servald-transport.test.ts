@@ -7,7 +7,7 @@
 import { describe, test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { openUnixDatagram, unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
-import { connectServald, probeServald, SID_INTERNAL } from "../../src/servald/servald-transport.ts";
+import { connectServald, probeServald, servaldPayloadLimit, SID_INTERNAL } from "../../src/servald/servald-transport.ts";
 import type { ServaldTransport, ServaldTransportOptions } from "../../src/servald/servald-transport.ts";
 import { MDP_FLAG, MDP_HEADER_BYTES } from "../../src/mdp/header.ts";
 import { SID_BROADCAST, isSidAny, sidEquals, sidToHex } from "../../src/mesh/sid.ts";
@@ -75,7 +75,7 @@ describe("servald transport (fake daemon)", { skip }, () => {
     d.routes = [routeRecord(d.primary, REACHABLE.SELF), routeRecord(peer, REACHABLE.BROADCAST | REACHABLE.UNICAST), routeRecord(far, REACHABLE.INDIRECT, peer)];
     const t = await connect(d);
     assert.equal(t.kind, "servald");
-    assert.equal(t.mtu, 1160);
+    assert.equal(t.mtu, 1100, "1150-byte frame budget - 40 crypto - 10 for the largest ports");
     assert.deepEqual(t.localSid, d.primary);
     assert.deepEqual(t.primarySid, d.primary);
     assert.deepEqual(t.identities.map(sidToHex), d.identities.map(sidToHex));
@@ -197,11 +197,20 @@ describe("servald transport (fake daemon)", { skip }, () => {
     d.deliver({ sid: SID_BROADCAST, port: 7000 }, { sid: sidOf(0xee), port: 11 }, enc.encode("anyone?"), MDP_FLAG.NO_CRYPT);
     assert.deepEqual((await bc).to, { sid: SID_BROADCAST, port: 7000 });
 
-    const full = new Uint8Array(1160);
+    // servald aborts on frames of 1200 bytes or more and stalls on ones too big for a packet:
+    // svp refuses payloads over its frame budget (1150).
+    const limit = servaldPayloadLimit(7000, client.local.port);
+    assert.equal(limit, 1150 - 40 - 2 - 2, "ports 7000 and 257+ take 2 packed bytes each");
     const big = nextMessage(server);
-    client.send(server.local, full);
-    assert.equal((await big).payload.length, 1160);
-    assert.throws(() => client.send(server.local, new Uint8Array(1161)), (e: SvpError) => e.code === "ERR_LIMIT" && /1161 bytes exceeds servald's MTU of 1160/.test(e.message));
+    client.send(server.local, new Uint8Array(limit));
+    assert.equal((await big).payload.length, limit);
+    const before = d.received.length;
+    assert.throws(() => client.send(server.local, new Uint8Array(limit + 1)), (e: SvpError) => e.code === "ERR_LIMIT" && /1107 bytes exceeds the limit of 1106 for a encrypted datagram through servald/.test(e.message));
+    assert.throws(() => client.send(server.local, new Uint8Array(1083), { noCrypt: true }), /limit of 1082 for a signed datagram/);
+    assert.throws(() => client.send(server.local, new Uint8Array(1147), { noCrypt: true, noSign: true }), /limit of 1146 for a plain datagram/);
+    client.send(server.local, new Uint8Array(1146), { noCrypt: true, noSign: true });
+    await until(() => d.received.length === before + 1, "the unsigned datagram");
+    assert.equal(d.received.length, before + 1, "nothing oversize reached the daemon");
     assert.equal(MDP_HEADER_BYTES, 75);
   });
 
