@@ -220,4 +220,4 @@ export function run(cmd: string, args: string[], options: { env?: NodeJS.Process
 }
 
 // Deno's node:test shows a skipped suite as "ignored" without the reason: say it once.
-if (SKIP_REASON && "Deno" in globalThis) console.error(`interop tests skipped: ${SKIP_REASON}`);
+if (SKIP_REASON && "Deno" in globalThis) process.stderr.write(`interop tests skipped: ${SKIP_REASON}\n`);
