@@ -10,7 +10,7 @@ import { register as registerSocks } from "./socks.ts";
 import { register as registerDaemon } from "./daemon.ts";
 import { register as registerId } from "./id.ts";
 import { register as registerStatus } from "./status.ts";
-import { VERSION } from "./version.ts";
+import { VERSION, VERSION_LINE } from "./version.ts";
 
 export async function main(argv: string[]): Promise<number> {
   const cli = cac("svp");
@@ -21,7 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   registerStatus(cli);
   cli.help(tidyHelp(VERSION, "Serval mesh streams for ordinary TCP software"));
   cli.version(VERSION);
-  cli.globalCommand.outputVersion = () => process.stdout.write(`svp ${VERSION}\n`);
+  cli.globalCommand.outputVersion = () => process.stdout.write(VERSION_LINE);
   let command = "";
   try {
     const parsed = cli.parse(["node", "svp", ...argv], { run: false });

@@ -5,7 +5,8 @@ import { readFileSync, chmodSync } from "node:fs";
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
 await build({
-  entryPoints: ["cli/main.ts"],
+  // cli/bin.ts answers --version itself and loads cli/main.ts (kept lazy by esbuild) otherwise.
+  entryPoints: ["cli/bin.ts"],
   outfile: "dist/svp.cjs",
   bundle: true,
   platform: "node",

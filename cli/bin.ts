@@ -1,0 +1,20 @@
+/**
+ * Entry of the bundle (dist/svp.cjs) and so of the single binary dist/svp. `svp --version`
+ * answers here, before the rest of svp is loaded: it is the binary's start-up time, and
+ * loading the command modules (node:net, node:stream, node:crypto…) costs more than Node's
+ * own start. Everything else loads cli/main.ts, which runs itself when bundled.
+ */
+
+import { writeSync } from "node:fs";
+import { VERSION_LINE } from "./version.ts";
+
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+  // A synchronous write: process.stdout would load the stream machinery this path avoids.
+  writeSync(1, VERSION_LINE);
+} else {
+  import("./main.ts").catch((err: unknown) => {
+    process.stderr.write(`svp: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
