@@ -20,7 +20,8 @@
  * Writes bench/RESULTS.md (only the sections between this script's markers; everything
  * else in the file is kept) and bench/results/latest.json.
  *
- * Options: --seconds N (per bulk/rate measurement, default 3), --only a,b (contender
+ * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
+ * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
  * names: direct, svp, naive, microsocks), --skip bulk,rate,idle,startup,msp, --no-write.
  */
 
@@ -35,7 +36,8 @@ import { build } from "esbuild";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const { values: opts } = parseArgs({
   options: {
-    seconds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "2" },
+    rounds: { type: "string", default: "3" },
     only: { type: "string" },
     skip: { type: "string", default: "" },
     "no-write": { type: "boolean", default: false },
@@ -43,6 +45,8 @@ const { values: opts } = parseArgs({
 });
 const SECONDS = Number(opts.seconds);
 if (!Number.isInteger(SECONDS) || SECONDS < 1 || SECONDS > 30) throw new Error("--seconds must be an integer 1..30");
+const ROUNDS = Number(opts.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 9) throw new Error("--rounds must be an integer 1..9");
 const skip = new Set((opts.skip ?? "").split(",").filter(Boolean));
 const only = opts.only ? new Set(opts.only.split(",")) : undefined;
 const IDLE_COUNTS = [1000, 9000] as const;
@@ -251,45 +255,87 @@ type Row = Record<string, number | string | undefined>;
 const results: Record<string, Row> = {};
 const notes: string[] = [];
 
-async function measureTraffic(c: Contender): Promise<void> {
-  const row = (results[c.name] ??= {});
-  let proxy: Proxy | undefined;
+const TRAFFIC = [
+  { key: "up1", args: ["bulk", "up", "1"], value: "mibps" },
+  { key: "down1", args: ["bulk", "down", "1"], value: "mibps" },
+  { key: "up8", args: ["bulk", "up", "8"], value: "mibps" },
+  { key: "seq", args: ["rate", "1"], value: "rate" },
+  { key: "conc50", args: ["rate", "50"], value: "rate" },
+] as const;
+
+/**
+ * Throughput and connection rate. All proxies run side by side (idle ones cost nothing);
+ * each measurement is taken ROUNDS times, contenders interleaved in a rotating order, so
+ * drift of this shared machine hits them alike. A value is the median over rounds; a
+ * ratio is the median of the per-round ratios to direct.
+ */
+async function measureTraffic(list: Contender[]): Promise<void> {
+  const live = list.filter((c) => !c.unavailable);
+  const proxies = new Map<string, Proxy>();
+  const samples = new Map<string, number[]>();
+  const cpu = new Map<string, { ticks: number; conns: number }>();
   try {
-    if (c.start) proxy = await c.start();
-    const target = proxy?.address ?? "direct";
-    const limit = (SECONDS + 30) * 1000;
-    if (!skip.has("bulk")) {
-      for (const [key, args] of [
-        ["up1", ["up", "1"]],
-        ["down1", ["down", "1"]],
-        ["up8", ["up", "8"]],
-      ] as const) {
-        log(`${c.name}: bulk ${args.join(" ")}`);
-        const r = await runLoadgen(["bulk", target, ...args, String(SECONDS)], limit);
-        row[key] = r.mibps;
+    for (const c of live) {
+      if (!c.start) continue;
+      try {
+        proxies.set(c.name, await c.start());
+      } catch (err) {
+        (results[c.name] ??= {}).error = (err as Error).message.split("\n")[0];
+        notes.push(`${c.label}: ${(err as Error).message}`);
       }
     }
-    if (!skip.has("rate")) {
-      for (const [key, conc] of [
-        ["seq", 1],
-        ["conc50", 50],
-      ] as const) {
-        log(`${c.name}: connections, concurrency ${conc}`);
-        const before = proxy ? cpuTicks(proxy.pid) : 0;
-        const r = await runLoadgen(["rate", target, String(conc), String(SECONDS), "1000000"], limit);
-        row[key] = r.rate;
-        if ((r.errors ?? 0) > 0) notes.push(`${c.label}: ${r.errors} failed connections in the concurrency-${conc} run`);
-        if (proxy && key === "conc50" && (r.ok ?? 0) > 0) {
-          row.cpuPerConnUs = (((cpuTicks(proxy.pid) - before) / CLK_TCK) * 1e6) / r.ok!;
+    const limit = (SECONDS + 30) * 1000;
+    for (const m of TRAFFIC) {
+      if (skip.has(m.args[0] === "bulk" ? "bulk" : "rate")) continue;
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = live.map((_, i) => live[(i + round) % live.length]!);
+        for (const c of order) {
+          const proxy = proxies.get(c.name);
+          if (c.start && !proxy) continue;
+          if (results[c.name]?.error) continue;
+          const target = proxy?.address ?? "direct";
+          const args =
+            m.args[0] === "bulk"
+              ? ["bulk", target, m.args[1], m.args[2], String(SECONDS)]
+              : ["rate", target, m.args[1], String(SECONDS), "1000000"];
+          log(`${c.name}: ${m.key} (round ${round + 1}/${ROUNDS})`);
+          try {
+            const before = proxy ? cpuTicks(proxy.pid) : 0;
+            const r = await runLoadgen(args, limit);
+            const v = r[m.value];
+            if (typeof v !== "number") throw new Error(`loadgen printed no ${m.value}`);
+            const k = `${c.name}/${m.key}`;
+            samples.set(k, [...(samples.get(k) ?? []), v]);
+            if ((r.errors ?? 0) > 0) notes.push(`${c.label}: ${r.errors} failed connections in a ${m.key} run`);
+            if (proxy && m.key === "conc50") {
+              const acc = cpu.get(c.name) ?? { ticks: 0, conns: 0 };
+              acc.ticks += cpuTicks(proxy.pid) - before;
+              acc.conns += r.ok ?? 0;
+              cpu.set(c.name, acc);
+            }
+          } catch (err) {
+            (results[c.name] ??= {}).error = (err as Error).message.split("\n")[0];
+            notes.push(`${c.label}: ${(err as Error).message}`);
+            log(`${c.name}: FAILED: ${(err as Error).message}`);
+          }
         }
       }
     }
-  } catch (err) {
-    row.error = (err as Error).message.split("\n")[0];
-    notes.push(`${c.label}: ${(err as Error).message}`);
-    log(`${c.name}: FAILED: ${(err as Error).message}`);
   } finally {
-    await proxy?.stop();
+    for (const p of proxies.values()) await p.stop();
+  }
+  for (const c of live) {
+    const row = (results[c.name] ??= {});
+    for (const m of TRAFFIC) {
+      const xs = samples.get(`${c.name}/${m.key}`);
+      if (!xs || xs.length === 0) continue;
+      row[m.key] = median(xs);
+      row[`${m.key}Samples`] = xs.map((x) => Math.round(x)).join(" ");
+      const d = samples.get(`direct/${m.key}`);
+      if (c.name !== "direct" && d && d.length === xs.length) row[`${m.key}Ratio`] = median(xs.map((x, i) => x / d[i]!));
+    }
+    const acc = cpu.get(c.name);
+    if (acc && acc.conns > 0) row.cpuPerConnUs = ((acc.ticks / CLK_TCK) * 1e6) / acc.conns;
   }
 }
 
@@ -351,10 +397,14 @@ async function measureIdle(c: Contender, count: number): Promise<void> {
   }
 }
 
-interface Startup {
-  svpMs?: number;
-  nodeMs?: number;
+interface StartupRow {
+  command: string;
+  ms: number;
+  /** Median of the per-round ratios to `node -e 0`. */
   ratio?: number;
+}
+interface Startup {
+  rows: StartupRow[];
   runs: number;
   what?: string;
 }
@@ -365,34 +415,37 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/**
+ * Wall time from spawn to exit, in rounds that alternate the commands; stdout is a pipe,
+ * as when a script runs svp. `--help` loads the whole command line (every command module);
+ * `--version` is what the binary costs before any command runs.
+ */
 function measureStartup(): Startup {
   const svp = svpCommand();
   const runs = 20;
-  if (!svp) return { runs: 0, what: "dist/svp missing" };
+  if (!svp) return { rows: [], runs: 0, what: "dist/svp missing" };
+  const name = svp.length === 1 ? "dist/svp" : "node dist/svp.cjs";
+  const cmds: [string, string, string[]][] = [
+    ["node -e 0", process.execPath, ["-e", "0"]],
+    [`${name} --version`, svp[0]!, [...svp.slice(1), "--version"]],
+    [`${name} --help`, svp[0]!, [...svp.slice(1), "--help"]],
+  ];
   const time = (cmd: string, args: string[]) => {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(cmd, args, { stdio: "ignore", timeout: 10_000 });
+    const r = spawnSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 });
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}`);
     return Number(process.hrtime.bigint() - t0) / 1e6;
   };
-  const a: number[] = [];
-  const b: number[] = [];
-  const ratios: number[] = [];
-  time(svp[0]!, [...svp.slice(1), "--version"]);
-  time(process.execPath, ["-e", "0"]);
-  for (let i = 0; i < runs; i++) {
-    const x = time(svp[0]!, [...svp.slice(1), "--version"]);
-    const y = time(process.execPath, ["-e", "0"]);
-    a.push(x);
-    b.push(y);
-    ratios.push(x / y);
-  }
+  for (const [, cmd, args] of cmds) time(cmd, args);
+  const ms = cmds.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) cmds.forEach(([, cmd, args], j) => ms[j]!.push(time(cmd, args)));
   return {
-    svpMs: median(a),
-    nodeMs: median(b),
-    ratio: median(ratios),
     runs,
-    what: svp.length === 1 ? "dist/svp --version" : "node dist/svp.cjs --version",
+    rows: cmds.map(([label], j) => ({
+      command: label,
+      ms: median(ms[j]!),
+      ...(j > 0 ? { ratio: median(ms[j]!.map((x, i) => x / ms[0]![i]!)) } : {}),
+    })),
   };
 }
 
@@ -418,8 +471,8 @@ function cell(c: Contender, key: string, digits: number, ratio: boolean): string
   const r = results[c.name] ?? {};
   const v = r[key];
   if (typeof v !== "number") return r.error && key !== "idle1000" && key !== "idle9000" ? "failed" : "–";
-  const d = results.direct?.[key];
-  return ratio && c.name !== "direct" && typeof d === "number" && d > 0 ? `${fmt(v, digits)} (${(v / d).toFixed(2)}×)` : fmt(v, digits);
+  const q = r[`${key}Ratio`];
+  return ratio && typeof q === "number" ? `${fmt(v, digits)} (${q.toFixed(2)}×)` : fmt(v, digits);
 }
 
 function table(list: Contender[]): string {
@@ -470,7 +523,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   log(`machine: ${machine()}; ${SECONDS} s per measurement`);
 
-  for (const c of list) if (!c.unavailable && (!skip.has("bulk") || !skip.has("rate"))) await measureTraffic(c);
+  if (!skip.has("bulk") || !skip.has("rate")) await measureTraffic(list);
   if (!skip.has("idle")) {
     for (const count of IDLE_COUNTS) for (const c of list) if (c.start && !c.unavailable) await measureIdle(c, count);
   }
@@ -478,11 +531,12 @@ async function main(): Promise<void> {
   const msp = skip.has("msp") ? undefined : runMsp();
 
   const tbl = table(list);
-  const startupText = startup?.svpMs
-    ? `| command | median wall ms (${startup.runs} runs, alternating) |\n| --- | --- |\n| \`${startup.what}\` | ${fmt(startup.svpMs, 1)} |\n| \`node -e 0\` | ${fmt(startup.nodeMs, 1)} |\n| ratio (median of pairwise ratios) | ${fmt(startup.ratio, 2)}× |`
+  const startupText = startup?.rows.length
+    ? `| command | median wall ms (${startup.runs} alternating runs) | ratio to \`node -e 0\` |\n| --- | --- | --- |\n` +
+      startup.rows.map((r) => `| \`${r.command}\` | ${fmt(r.ms, 1)} | ${r.ratio === undefined ? "1" : fmt(r.ratio, 2)} |`).join("\n")
     : `not measured${startup?.what ? `: ${startup.what}` : ""}`;
 
-  const header = `Run ${date} on ${machine()}. Loopback only; ${SECONDS} s per throughput and connection-rate measurement; load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process (ratios are to direct in the same run).`;
+  const header = `Run ${date} on ${machine()}. Loopback only; each throughput and connection-rate figure is the median of ${ROUNDS} interleaved runs of ${SECONDS} s (ratio: median of the per-run ratios to direct); load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process.`;
   process.stdout.write(`\n${header}\n\n${tbl}\n\nStart-up:\n${startupText}\n`);
   if (notes.length) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
   if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
