@@ -64,6 +64,11 @@ export class MspListener extends Emitter<MspListenerEvents> {
     return this.#endpoint.streams().filter((s) => !s.connection.closed);
   }
 
+  /** Connections held, closed ones still lingering included (a leak check: 0 once all are released). */
+  get connectionCount(): number {
+    return this.#endpoint.size;
+  }
+
   /** Per-stream counters of the open streams, for status. */
   stats(): MspStreamStats[] {
     return this.streams.map((s) => s.stats);
