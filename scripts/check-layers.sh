@@ -27,10 +27,12 @@ declare -A allowed=(
   [socks]="bytes mesh stream"
   [relay]="stream"
   [status]="bytes mesh"
+  # mesh services: listen/connect/discover logic and the socks mesh dialer, over any MdpTransport
+  [service]="bytes mesh stream mdp msp relay socks status"
   [node]="bytes mesh stream mdp msp status"
   [servald]="bytes mesh stream mdp msp status"
   # platform implements interfaces declared by the layers above; index.ts wires them in.
-  [platform]="bytes mesh stream mdp msp socks relay status node servald"
+  [platform]="bytes mesh stream mdp msp socks relay status node servald service"
 )
 for layer in "${!allowed[@]}"; do
   [ -d "src/$layer" ] || continue
