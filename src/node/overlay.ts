@@ -106,8 +106,6 @@ interface Session {
   live: boolean;
   lastSeen: number | undefined;
   lastResync: number;
-  /** Outstanding ping ids and when they were sent (the last few). */
-  pings: Map<number, number>;
   rttMs: number | undefined;
   packetsIn: number;
   packetsOut: number;
@@ -117,6 +115,7 @@ interface Session {
 
 const MAX_SESSIONS = 4096;
 const MAX_RETIRED_BOOTS = 16;
+const MAX_PINGS = 1024;
 const RESYNC_MIN_INTERVAL_MS = 500;
 /** A session whose peer has been silent this long stops being greeted (static and discovered addresses are still probed). */
 const FORGET_AFTER_MS = 10 * 60_000;
@@ -144,6 +143,8 @@ export class Overlay extends Emitter<OverlayEvents> {
    * (throwaway sessions for probe replies, evictions).
    */
   #txCounter = 0;
+  /** Outstanding pings by id (node-wide, so pings sent from throwaway probe-reply sessions count too). */
+  #pings = new Map<number, { at: number; remoteHex: string }>();
   #log: NodeLog;
 
   constructor(options: OverlayOptions) {
@@ -304,10 +305,10 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (h.type === PACKET_TYPE.HELLO) {
       const hello = decodeHello(plain);
       if (!hello) return void this.drops["bad-payload"]++;
-      const sentAt = hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 ? s.pings.get(hello.echo) : undefined;
-      if (sentAt !== undefined) {
-        s.rttMs = this.#o.clock.now() - sentAt;
-        s.pings.delete(hello.echo);
+      const ping = hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 ? this.#pings.get(hello.echo) : undefined;
+      if (ping && ping.remoteHex === s.remoteHex) {
+        s.rttMs = this.#o.clock.now() - ping.at;
+        this.#pings.delete(hello.echo);
       }
       // Ask back while we have no RTT of our own yet, so both sides measure one from the first exchange.
       // (Only on a plain request: a reply is never answered with a request, so exchanges end.)
@@ -351,8 +352,8 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   #nextPing(s: Session): number {
     this.#pingSeq = (this.#pingSeq % 0xffff_ffff) + 1;
-    s.pings.set(this.#pingSeq, this.#o.clock.now());
-    if (s.pings.size > 4) s.pings.delete(s.pings.keys().next().value!);
+    this.#pings.set(this.#pingSeq, { at: this.#o.clock.now(), remoteHex: s.remoteHex });
+    if (this.#pings.size > MAX_PINGS) this.#pings.delete(this.#pings.keys().next().value!);
     return this.#pingSeq;
   }
 
@@ -400,7 +401,6 @@ export class Overlay extends Emitter<OverlayEvents> {
       live: false,
       lastSeen: undefined,
       lastResync: -Infinity,
-      pings: new Map(),
       rttMs: undefined,
       packetsIn: 0,
       packetsOut: 0,

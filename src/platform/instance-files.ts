@@ -216,7 +216,7 @@ export function acquirePidLock(home: string, pid = process.pid, onStale?: (stale
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new SvpError("ERR_INTERNAL", `cannot create ${path}: ${(err as Error).message}`);
     }
     const other = readPid(home);
-    if (other !== undefined && other !== pid && isDaemonProcess(other)) {
+    if (other !== undefined && (other === pid || isDaemonProcess(other))) {
       throw new SvpError("ERR_BUSY", `an svp daemon is already running for ${home} (pid ${other})`);
     }
     if (other === undefined) {

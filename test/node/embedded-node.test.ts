@@ -1,0 +1,291 @@
+/**
+ * Embedded nodes in this process over real loopback UDP (port 0, separate temp instance
+ * directories, a private same-host discovery directory), with clients on the real local
+ * API Unix socket.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connectEmbedded, type EmbeddedNode, startEmbeddedNode, type EmbeddedNodeOptions } from "../../src/platform/embedded-node.ts";
+import { type EmbeddedTransport, openEmbeddedTransport } from "../../src/node/embedded-transport.ts";
+import { connectUnix } from "../../src/platform/net.ts";
+import { sidEquals, sidToHex, SID_BROADCAST, type Sid } from "../../src/mesh/sid.ts";
+import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
+import { isSvpError } from "../../src/errors.ts";
+import { encodeProbe } from "../../src/node/overlay-packet.ts";
+import { connectMsp } from "../../src/msp/connect.ts";
+import { listenMsp } from "../../src/msp/listener.ts";
+import type { MspStream } from "../../src/msp/msp-stream.ts";
+import { concat, patternBytes, within } from "../helpers/wait.ts";
+
+let root: string;
+const nodes: EmbeddedNode[] = [];
+const clients: EmbeddedTransport[] = [];
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), "svp-en-"));
+});
+after(async () => {
+  for (const c of clients) c.close();
+  for (const n of nodes) await n.stop();
+  rmSync(root, { recursive: true, force: true });
+  delete process.env.SVP_DISCOVERY_DIR;
+});
+
+let seq = 0;
+/** A fresh discovery directory: nodes of one test find only each other. */
+function isolate(): void {
+  process.env.SVP_DISCOVERY_DIR = join(root, `disc-${++seq}`);
+}
+
+async function start(options: EmbeddedNodeOptions = {}, home = join(root, `home-${++seq}`)): Promise<EmbeddedNode> {
+  const n = await startEmbeddedNode({ home, port: 0, helloIntervalMs: 250, ...options });
+  nodes.push(n);
+  return n;
+}
+
+async function client(n: EmbeddedNode, name = "test"): Promise<EmbeddedTransport> {
+  const t = await connectEmbedded({ home: n.home, autostart: false, name });
+  clients.push(t);
+  return t;
+}
+
+async function until(pred: () => boolean, what: string, ms = 8000): Promise<void> {
+  await within(
+    (async () => {
+      while (!pred()) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    ms,
+    what,
+  );
+}
+
+function nextMessage(s: MdpSocket): Promise<{ payload: Uint8Array; from: MdpAddress; to: MdpAddress }> {
+  return within(new Promise((resolve) => s.once("message", (payload, from, to) => resolve({ payload, from, to }))), 5000, "an MDP datagram");
+}
+
+const udpPort = (n: EmbeddedNode) => n.node.overlay.sockets.find((s) => s.family === "IPv4")!.local.port;
+const text = (s: string) => new TextEncoder().encode(s);
+const str = (b: Uint8Array) => new TextDecoder().decode(b);
+
+describe("embedded nodes over loopback UDP", () => {
+  test("two instances on one host find each other with no flags and exchange datagrams both ways through the local API", async () => {
+    isolate();
+    const a = await start();
+    const b = await start();
+    const ta = await client(a);
+    const tb = await client(b);
+    await until(() => ta.reachability(b.sid) === "reachable" && tb.reachability(a.sid) === "reachable", "discovery");
+    assert.ok(ta.peers().some((p) => sidEquals(p, b.sid)));
+    const sa = await ta.bind(0);
+    const sb = await tb.bind(80);
+    assert.ok(sa.local.port >= 32768, "port 0 allocates");
+    assert.ok(sidEquals(sa.local.sid, a.sid));
+    const atB = nextMessage(sb);
+    sa.send({ sid: b.sid, port: 80 }, text("ping"));
+    const m1 = await atB;
+    assert.equal(str(m1.payload), "ping");
+    assert.ok(sidEquals(m1.from.sid, a.sid));
+    assert.equal(m1.from.port, sa.local.port);
+    assert.deepEqual(m1.to, { sid: b.sid, port: 80 });
+    const atA = nextMessage(sa);
+    sb.send(m1.from, new Uint8Array(1160).fill(9));
+    assert.deepEqual((await atA).payload, new Uint8Array(1160).fill(9));
+    const sa2 = await ta.status();
+    const peer = sa2.peers.find((p) => p.sid === sidToHex(b.sid))!;
+    assert.ok(peer, "status of a lists b");
+    assert.equal(peer.live, true);
+    assert.equal(peer.source, "local");
+    assert.match(peer.address!, /^127\.0\.0\.1:\d+$/);
+    assert.ok(peer.packetsIn > 0 && peer.bytesOut > 0);
+    assert.equal(typeof peer.rttMs, "number");
+    const sb2 = await tb.status();
+    assert.ok(sb2.peers.some((p) => p.sid === sidToHex(a.sid) && p.live));
+    assert.deepEqual(sb2.ports.map((p) => [p.sid, p.port, p.client]), [[sidToHex(b.sid), 80, "test"]]);
+  });
+
+  test("three instances: everyone sees everyone; broadcast reaches both others' bound port", async () => {
+    isolate();
+    const n = [await start(), await start(), await start()];
+    const t = await Promise.all(n.map((x) => client(x)));
+    await until(() => t.every((x) => x.peers().length === 2), "full mesh of 3");
+    const s = await Promise.all(t.map((x) => x.bind(7)));
+    const got = [nextMessage(s[1]!), nextMessage(s[2]!)];
+    s[0]!.send({ sid: SID_BROADCAST, port: 7 }, text("hello all"));
+    for (const g of await Promise.all(got)) {
+      assert.equal(str(g.payload), "hello all");
+      assert.ok(sidEquals(g.to.sid, SID_BROADCAST));
+      assert.ok(sidEquals(g.from.sid, n[0]!.sid));
+    }
+  });
+
+  test("with discovery off, static peers (flag on one side, svp.conf on another) still connect; unlisted nodes are not found", async () => {
+    isolate();
+    const b = await start({ discovery: false });
+    const a = await start({ discovery: false, peers: [`127.0.0.1:${udpPort(b)}`] });
+    const cHome = join(root, `home-${++seq}`);
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(cHome, { recursive: true, mode: 0o700 });
+    writeFileSync(join(cHome, "svp.conf"), `# static only\ndiscovery = false\npeer = [::1]:${udpPort(b)}\n`);
+    const c = await start({}, cHome);
+    const lonely = await start({ discovery: false });
+    const tb = await client(b);
+    await until(() => tb.peers().length === 2, "b hears from a and c");
+    const st = await tb.status();
+    assert.deepEqual(st.daemon.discovery, []);
+    const cs = await (await client(c)).status();
+    assert.equal(cs.peers[0]!.source, "static");
+    assert.match(cs.peers[0]!.address!, /^\[::1\]:\d+$/, "IPv6 loopback works");
+    assert.equal((await client(lonely)).peers().length, 0);
+    assert.ok(!tb.peers().some((p) => sidEquals(p, lonely.sid)));
+    assert.ok(tb.peers().some((p) => sidEquals(p, a.sid)));
+  });
+
+  test("LAN discovery path, loopback-only variant: probes go to the given targets only", async () => {
+    isolate();
+    const b = await start({ discovery: false });
+    const a = await start({ discovery: false, lan: true, lanTargets: [`127.0.0.1:${udpPort(b)}`], bind: ["127.0.0.1"] });
+    const ta = await client(a);
+    await until(() => ta.reachability(b.sid) === "reachable", "LAN-probed peer");
+    const st = await ta.status();
+    assert.deepEqual(st.daemon.discovery, ["lan"]);
+  });
+
+  test("a client that disconnects or is killed releases all its ports", async () => {
+    isolate();
+    const a = await start();
+    const t1 = await client(a, "first");
+    const t2 = await client(a, "second");
+    await t1.bind(80);
+    await t1.bind(81);
+    await assert.rejects(t2.bind(80), (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED") && /already bound/.test(e.message));
+    assert.equal((await t2.status()).ports.length, 2);
+    t1.close();
+    await until(() => a.node.status().ports.length === 0, "ports released");
+    const s = await t2.bind(80);
+    assert.equal(s.local.port, 80);
+    // A client whose connection breaks (its process was killed): the socket is destroyed under it.
+    const raw = await connectUnix(a.socketPath);
+    const t3 = await openEmbeddedTransport(raw, { name: "third", pid: 1 });
+    await t3.bind(90);
+    assert.ok(a.node.status().ports.some((p) => p.port === 90));
+    const down = new Promise((r) => t3.on("down", r));
+    raw.abort();
+    await within(down, 5000, "client sees the connection down");
+    await until(() => !a.node.status().ports.some((p) => p.port === 90), "port 90 released");
+  });
+
+  test("hostile datagrams to the UDP port are dropped and counted; the node keeps serving", async () => {
+    isolate();
+    const a = await start();
+    const b = await start();
+    const ta = await client(a);
+    const tb = await client(b);
+    await until(() => ta.reachability(b.sid) === "reachable", "discovery");
+    const sb = await tb.bind(5);
+    const sa = await ta.bind(6);
+    const attacker = createSocket("udp4");
+    await new Promise<void>((r) => attacker.bind(0, "127.0.0.1", () => r()));
+    const send = (d: Uint8Array) => new Promise<void>((r) => attacker.send(d, udpPort(b), "127.0.0.1", () => r()));
+    try {
+      await send(patternBytes(300, 7).map((x, i) => (i === 0 ? 0x47 : x)));
+      await send(new Uint8Array(1400));
+      await send(Uint8Array.from([0x53, 0x56, 1]));
+      const forged = new Uint8Array(92 + 17 + 16);
+      forged.set([0x53, 0x56, 1, 2]);
+      forged.set(a.sid, 4);
+      forged.set(b.sid, 36);
+      forged[91] = 1;
+      await send(forged);
+      await send(encodeProbe(b.sid, new Uint8Array(8).fill(3)));
+      await until(() => {
+        const d = b.node.overlay.drops;
+        return d.garbage >= 1 && d.oversize >= 1 && d.truncated >= 1 && d.forged >= 1 && d["bad-sid"] >= 1;
+      }, "drop counters");
+      const st = await tb.status();
+      for (const k of ["garbage", "oversize", "truncated", "forged", "bad-sid"]) assert.ok(st.drops[k]! >= 1, k);
+      const got = nextMessage(sb);
+      sa.send({ sid: b.sid, port: 5 }, text("after the attack"));
+      assert.equal(str((await got).payload), "after the attack");
+    } finally {
+      attacker.close();
+    }
+  });
+
+  test("a second node on the same instance fails clearly; a restarted node keeps its SID and is found again", async () => {
+    isolate();
+    const home = join(root, `home-${++seq}`);
+    const a = await start({}, home);
+    await assert.rejects(startEmbeddedNode({ home, port: 0 }), (e: unknown) => isSvpError(e, "ERR_BUSY") && /already running/.test(e.message));
+    const b = await start();
+    const tb = await client(b);
+    await until(() => tb.reachability(a.sid) === "reachable", "discovery");
+    const sid: Sid = a.sid;
+    await a.stop();
+    const a2 = await start({}, home);
+    assert.ok(sidEquals(a2.sid, sid), "same SID after restart");
+    const ta2 = await client(a2);
+    await until(() => ta2.reachability(b.sid) === "reachable", "re-found after restart");
+    const s2 = await ta2.bind(1);
+    const sb = await tb.bind(2);
+    const got = nextMessage(sb);
+    s2.send({ sid: b.sid, port: 2 }, text("back"));
+    assert.equal(str((await got).payload), "back");
+  });
+
+  test("MSP streams across two embedded nodes: 1 MiB each way, checksummed; clients' stream reports show in status", async () => {
+    isolate();
+    const a = await start();
+    const b = await start();
+    const ta = await client(a, "svp connect");
+    const tb = await client(b, "svp listen");
+    await until(() => ta.reachability(b.sid) === "reachable", "discovery");
+    const listener = await listenMsp(tb, 80);
+    const size = 1024 * 1024;
+    const up = patternBytes(size, 11);
+    const down = patternBytes(size, 12);
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    const echo = new Promise<string>((resolve, reject) => {
+      listener.once("accept", (s: MspStream) => {
+        const chunks: Uint8Array[] = [];
+        s.on("data", (c) => chunks.push(c.slice()));
+        s.on("end", () => resolve(sha(concat(chunks))));
+        s.on("close", (e) => e && reject(e));
+        s.resume();
+        void pump(s, down);
+      });
+    });
+    const stream = await connectMsp(ta, { sid: b.sid, port: 80 });
+    ta.setStreamStatsProvider(() => {
+      const st = stream.stats;
+      return [{ localSid: sidToHex(st.local.sid), localPort: st.local.port, remoteSid: sidToHex(st.remote.sid), remotePort: st.remote.port, state: st.state, bytesIn: st.bytesIn, bytesOut: st.bytesOut, ageMs: 0 }];
+    }, 50);
+    const received: Uint8Array[] = [];
+    const gotAll = new Promise<void>((resolve) => stream.on("end", () => resolve()));
+    stream.on("data", (c) => received.push(c.slice()));
+    stream.resume();
+    await pump(stream, up);
+    const [upSha] = await within(Promise.all([echo, gotAll]), 60_000, "1 MiB each way");
+    assert.equal(upSha, sha(up));
+    assert.equal(sha(concat(received)), sha(down));
+    await until(() => a.node.status().streams.some((s) => s.bytesIn === size), "stream report");
+    const st = await ta.status();
+    const reported = st.streams.find((s) => s.remoteSid === sidToHex(b.sid))!;
+    assert.equal(reported.client, "svp connect");
+    assert.equal(reported.remotePort, 80);
+    assert.equal(reported.bytesOut, size);
+    ta.setStreamStatsProvider(undefined);
+    listener.close();
+  });
+});
+
+async function pump(s: MspStream, data: Uint8Array): Promise<void> {
+  for (let o = 0; o < data.length; o += 16 * 1024) {
+    if (!s.write(data.subarray(o, o + 16 * 1024))) await new Promise<void>((r) => s.once("drain", () => r()));
+  }
+  s.closeWrite();
+}
