@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, unlinkSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { basename, resolve as resolvePath } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import { SvpError, UsageError } from "../errors.ts";
 import { type Sid, sidToHex } from "../mesh/sid.ts";
@@ -237,9 +238,17 @@ export function svpSelfCommand(): SvpCommand {
   const script = process.argv[1];
   if (deno) return { command: deno.execPath(), args: ["run", "-A", ...(script ? [script] : [])] };
   const exe = process.execPath;
-  if (!script || script === exe) return { command: exe, args: [] };
+  if (!script || isSingleExecutable(script, exe)) return { command: exe, args: [] };
   const flags = process.execArgv.filter((a) => !/^--(inspect|test|watch|prof|cpu-prof|heap-prof|experimental-test)/.test(a));
   return { command: exe, args: [...flags, script] };
+}
+
+/** True inside the Node single-executable binary (dist/svp), where argv[1] is the binary as typed. */
+function isSingleExecutable(script: string, exe: string): boolean {
+  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  const sea = getBuiltin?.("node:sea") as { isSea?: () => boolean } | undefined;
+  if (sea?.isSea) return sea.isSea();
+  return resolvePath(script) === exe || (basename(script) === basename(exe) && !/\.(c|m)?(j|t)s$/.test(script));
 }
 
 export interface DaemonInfo {
