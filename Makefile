@@ -49,7 +49,7 @@ check: typecheck layers test
 
 dist: dist/svp
 
-dist/svp: dist/svp.cjs scripts/sea.mjs
+dist/svp: dist/svp.cjs scripts/sea.mjs $(NATIVE_ADDON)
 	node scripts/sea.mjs
 
 # What the benchmark builds with (cc) and compares against (microsocks); from Debian when missing.

@@ -41,12 +41,20 @@ const [major, minor] = run(nodeBin, ["-p", "process.versions.node"], "node --ver
 if (major < 20 || (major === 20 && minor < 6)) fail(`${nodeBin} is Node ${major}.${minor}; single executables need Node >= 20.6`);
 if (!readFileSync(nodeBin).includes(FUSE)) fail(`${nodeBin} has no SEA fuse (a node built without single-executable support)`);
 
+// The servald backend's native addon (native/build.mjs) rides along as an asset; at run time
+// src/platform/unix-dgram.ts writes it to a content-hashed owner-only file and dlopens it.
+// Assets need Node >= 20.12; without the addon the binary's servald backend says it is missing.
+const addon = `${root}native/build/svp_unix_dgram.node`;
+const assets = existsSync(addon) && (major > 20 || minor >= 12) ? { "svp_unix_dgram.node": addon } : undefined;
+if (!assets) process.stderr.write("sea: native addon not embedded (not built, or Node < 20.12): the binary's servald backend will be unavailable\n");
+
 writeFileSync(
   config,
   JSON.stringify(
     {
       main: bundle,
       output: blob,
+      ...(assets ? { assets } : {}),
       disableExperimentalSEAWarning: true,
       // V8 code cache of the bundle: start-up skips compiling it. (useSnapshot would also
       // skip evaluating it, but it freezes module top-level state such as colour detection
