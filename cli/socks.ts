@@ -19,7 +19,7 @@ import {
   readTextFile,
   startSocksProxy,
 } from "../src/index.ts";
-import type { Credential, ListenAddress, MeshDialer, StreamRecord, UpstreamProxy } from "../src/index.ts";
+import type { Credential, ListenAddress, MeshDialer, SocksProxy, StreamRecord, UpstreamProxy } from "../src/index.ts";
 import { rawValue, rawValues, hasFlag } from "./flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration } from "./render.ts";
@@ -126,58 +126,72 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
   const cfg = socksConfig(ctx.argv.slice(1));
   const log = createLogger("socks", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
-  let acceptWarnedAt = -Infinity;
-  const proxy = await startSocksProxy({
-    listen: cfg.listen,
-    credentials: cfg.credentials,
-    handshakeTimeoutMs: cfg.handshakeTimeoutMs,
-    connectTimeoutMs: cfg.connectTimeoutMs,
-    idleTimeoutMs: cfg.idleTimeoutMs,
-    maxConns: cfg.maxConns,
-    direct: cfg.direct,
-    upstream: cfg.upstream,
-    mesh: ctx.mesh,
-    onAcceptError(err) {
-      // EMFILE and friends: the listener backs off by itself; say so at most every 10 s.
-      const now = Date.now();
-      if (now - acceptWarnedAt < 10_000) return;
-      acceptWarnedAt = now;
-      log.warn(`cannot accept connections: ${err.message} (out of file descriptors? see ulimit -n)`);
-    },
-  });
-  proxy.server.on("stream", (r) => logStream(log, r));
-  for (const address of proxy.addresses) log.always(`listening on ${address}`);
-  if (cfg.credentials.length === 0) {
-    cfg.listen.forEach((addr, i) => {
-      const bound = proxy.addresses[i] ?? formatListenAddress(addr);
-      if (!isLoopbackAddress(addr)) log.warn(`listening on ${bound} without --auth: this is an open proxy, anyone who can reach it can use it`);
-    });
-  }
-  if (cfg.upstream) log.info(`non-mesh traffic goes through ${formatUpstream(cfg.upstream)}`);
-  if (cfg.direct === "deny") log.info("--direct deny: only mesh destinations are served");
 
-  await new Promise<void>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: string) => {
-      signals++;
-      if (signals === 1) {
-        const live = proxy.server.connections;
-        log.info(`${sig}: stopping${live > 0 ? `, letting ${live} live connection${live === 1 ? "" : "s"} finish (up to ${DRAIN_MS / 1000} s; signal again to stop now)` : ""}`);
-        void proxy.close(DRAIN_MS).then(() => {
-          process.off("SIGINT", onInt);
-          process.off("SIGTERM", onTerm);
-          resolve();
-        });
-      } else {
-        log.info(`${sig}: closing ${proxy.server.connections} live connection(s) now`);
-        void proxy.close(0);
-      }
-    };
-    const onInt = () => onSignal("SIGINT");
-    const onTerm = () => onSignal("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
-  });
+  // Signal handlers go in before anything is printed: a script that sends SIGTERM as
+  // soon as it reads "listening on" must get the graceful stop, not the default death.
+  let proxy: SocksProxy | undefined;
+  let pending: string | undefined;
+  let signals = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  const onSignal = (sig: string) => {
+    if (!proxy) {
+      pending ??= sig;
+      return;
+    }
+    const p = proxy;
+    signals++;
+    if (signals === 1) {
+      const live = p.server.connections;
+      // Stop accepting first, then say so: whoever reads the line may rely on it.
+      const closed = p.close(DRAIN_MS);
+      log.info(`${sig}: stopping${live > 0 ? `, letting ${live} live connection${live === 1 ? "" : "s"} finish (up to ${DRAIN_MS / 1000} s; signal again to stop now)` : ""}`);
+      void closed.then(done);
+    } else {
+      log.info(`${sig}: closing ${p.server.connections} live connection(s) now`);
+      void p.close(0);
+    }
+  };
+  const onInt = () => onSignal("SIGINT");
+  const onTerm = () => onSignal("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  try {
+    let acceptWarnedAt = -Infinity;
+    proxy = await startSocksProxy({
+      listen: cfg.listen,
+      credentials: cfg.credentials,
+      handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      idleTimeoutMs: cfg.idleTimeoutMs,
+      maxConns: cfg.maxConns,
+      direct: cfg.direct,
+      upstream: cfg.upstream,
+      mesh: ctx.mesh,
+      onAcceptError(err) {
+        // EMFILE and friends: the listener backs off by itself; say so at most every 10 s.
+        const now = Date.now();
+        if (now - acceptWarnedAt < 10_000) return;
+        acceptWarnedAt = now;
+        log.warn(`cannot accept connections: ${err.message} (out of file descriptors? see ulimit -n)`);
+      },
+    });
+    proxy.server.on("stream", (r) => logStream(log, r));
+    for (const address of proxy.addresses) log.always(`listening on ${address}`);
+    if (cfg.credentials.length === 0) {
+      const addresses = proxy.addresses;
+      cfg.listen.forEach((addr, i) => {
+        if (!isLoopbackAddress(addr)) log.warn(`listening on ${addresses[i] ?? formatListenAddress(addr)} without --auth: this is an open proxy, anyone who can reach it can use it`);
+      });
+    }
+    if (cfg.upstream) log.info(`non-mesh traffic goes through ${formatUpstream(cfg.upstream)}`);
+    if (cfg.direct === "deny") log.info("--direct deny: only mesh destinations are served");
+    if (pending) onSignal(pending);
+    await finished;
+  } finally {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  }
   log.info("stopped");
   return 0;
 }

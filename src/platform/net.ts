@@ -36,7 +36,8 @@ export function connectTcp(host: string, port: number, options: ConnectOptions =
       socket.off("connect", onConnect);
       if (err !== undefined) {
         socket.destroy();
-        reject(toSvpError(err));
+        const code = (err as NodeJS.ErrnoException).code;
+        reject(code === "EMFILE" || code === "ENFILE" ? new SvpError("ERR_LIMIT", `out of file descriptors (${code}); raise the limit (ulimit -n)`, { cause: err }) : toSvpError(err));
       } else {
         resolve(new SocketStream(socket));
       }
