@@ -16,6 +16,8 @@
  *
  * PROXY is "direct" (no proxy: the physical limit) or IPV4:PORT of a SOCKS5 proxy (no auth,
  * CONNECT with an IPv4 address, so no name resolution is measured).
+ * With LOADGEN_PID=<pid> in the environment, bulk and rate also report "proxy_cpu": the CPU
+ * seconds (user + system, all threads) that process used during the measured window.
  * Output: one JSON line on stdout. Failure: a message on stderr, exit 1.
  */
 #define _GNU_SOURCE
@@ -48,8 +50,27 @@ static atomic_int stop_flag;
 static atomic_llong bytes_total, ok_count, err_count, ready_count;
 static double deadline;
 static long max_conns;
+static long watch_pid; /* LOADGEN_PID: the proxy, whose CPU time over the window is reported */
 static int idle_fds[MAX_IDLE * 2];
 static atomic_int idle_n;
+
+/* CPU seconds (user + system, all threads) used so far by process `pid`; -1 if unknown. */
+static double proc_cpu(long pid) {
+  if (pid <= 0) return -1;
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p) return -1;
+  unsigned long long ut = 0, st = 0;
+  /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static double now(void) {
   struct timespec ts;
@@ -275,6 +296,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
   if (argc < 3) usage();
   signal(SIGPIPE, SIG_IGN);
+  if (getenv("LOADGEN_PID")) watch_pid = atol(getenv("LOADGEN_PID"));
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     rl.rlim_cur = rl.rlim_max;
@@ -326,13 +348,16 @@ int main(int argc, char **argv) {
     }
     sleep_s(0.5);
     long long b0 = atomic_load(&bytes_total);
+    double c0 = proc_cpu(watch_pid);
     t0 = now();
     sleep_s(secs);
     long long b1 = atomic_load(&bytes_total);
+    double c1 = proc_cpu(watch_pid);
     t1 = now();
     atomic_store(&stop_flag, 1);
     double mib = (double)(b1 - b0) / (1024.0 * 1024.0);
-    printf("{\"bytes\":%lld,\"seconds\":%.3f,\"mibps\":%.1f,\"streams\":%d}\n", b1 - b0, t1 - t0, mib / (t1 - t0), streams);
+    printf("{\"bytes\":%lld,\"seconds\":%.3f,\"mibps\":%.1f,\"streams\":%d,\"proxy_cpu\":%.3f}\n", b1 - b0, t1 - t0,
+           mib / (t1 - t0), streams, c0 < 0 || c1 < 0 ? -1.0 : c1 - c0);
   } else if (strcmp(argv[1], "rate") == 0) {
     if (argc != 6) usage();
     mode = RATE;
@@ -341,14 +366,17 @@ int main(int argc, char **argv) {
     max_conns = arg_long(argv[5], 1, 10000000, "max connections");
     int nserv = conc + 8 > 64 ? 64 : conc + 8;
     start_threads(nserv, server_thread, servers);
+    double c0 = proc_cpu(watch_pid);
     t0 = now();
     deadline = t0 + secs;
     start_threads(conc, rate_client, clients);
     for (int i = 0; i < conc; i++) pthread_join(clients[i], NULL);
     t1 = now();
+    sleep_s(0.05); /* the proxy finishes the last closes */
+    double c1 = proc_cpu(watch_pid);
     long long ok = atomic_load(&ok_count);
-    printf("{\"ok\":%lld,\"errors\":%lld,\"seconds\":%.3f,\"rate\":%.1f,\"concurrency\":%d}\n", ok,
-           (long long)atomic_load(&err_count), t1 - t0, (double)ok / (t1 - t0), conc);
+    printf("{\"ok\":%lld,\"errors\":%lld,\"seconds\":%.3f,\"rate\":%.1f,\"concurrency\":%d,\"proxy_cpu\":%.3f}\n", ok,
+           (long long)atomic_load(&err_count), t1 - t0, (double)ok / (t1 - t0), conc, c0 < 0 || c1 < 0 ? -1.0 : c1 - c0);
   } else if (strcmp(argv[1], "idle") == 0) {
     if (argc != 4) usage();
     mode = IDLE;

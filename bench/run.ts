@@ -10,8 +10,9 @@
  * process. Measured:
  *   - bulk throughput: 1 stream up, 1 down, 8 up (MiB/s, ratio to direct)
  *   - connections per second, sequential and 50 concurrent (connect + SOCKS5 handshake +
- *     CONNECT + 32-byte request and answer), and proxy CPU per connection from
- *     /proc/<pid>/stat over the 50-concurrent run
+ *     CONNECT + 32-byte request and answer)
+ *   - proxy CPU (user + system, from /proc/<pid>/stat, read by the load generator over the
+ *     measured window): seconds per GiB (1 stream up) and µs per connection (50 concurrent)
  *   - memory per idle tunnel at 1,000 and 9,000 open tunnels (RSS delta of a fresh proxy
  *     process / tunnels)
  *   - start-up: `dist/svp --version` next to `node -e 0`
@@ -50,7 +51,6 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 9) throw new Error("--ro
 const skip = new Set((opts.skip ?? "").split(",").filter(Boolean));
 const only = opts.only ? new Set(opts.only.split(",")) : undefined;
 const IDLE_COUNTS = [1000, 9000] as const;
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 const work = mkdtempSync(`${tmpdir()}/svp-bench-`);
 const children = new Set<ChildProcess>();
@@ -216,9 +216,11 @@ async function contenders(naiveJs: string): Promise<Contender[]> {
 
 let loadgen = "";
 
-function runLoadgen(args: string[], timeoutMs: number): Promise<Record<string, number>> {
+/** Run the load generator; with `watchPid` it also reports that process's CPU seconds over the window. */
+function runLoadgen(args: string[], timeoutMs: number, watchPid?: number): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(loadgen, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const env = watchPid ? { ...process.env, LOADGEN_PID: String(watchPid) } : process.env;
+    const child = spawn(loadgen, args, { stdio: ["ignore", "pipe", "pipe"], env });
     children.add(child);
     let out = "";
     let err = "";
@@ -236,13 +238,6 @@ function runLoadgen(args: string[], timeoutMs: number): Promise<Record<string, n
       }
     });
   });
-}
-
-function cpuTicks(pid: number): number {
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]);
 }
 
 function rssKiB(pid: number): number {
@@ -273,7 +268,7 @@ async function measureTraffic(list: Contender[]): Promise<void> {
   const live = list.filter((c) => !c.unavailable);
   const proxies = new Map<string, Proxy>();
   const samples = new Map<string, number[]>();
-  const cpu = new Map<string, { ticks: number; conns: number }>();
+  const cpu = new Map<string, { seconds: number; units: number }>();
   try {
     for (const c of live) {
       if (!c.start) continue;
@@ -300,18 +295,19 @@ async function measureTraffic(list: Contender[]): Promise<void> {
               : ["rate", target, m.args[1], String(SECONDS), "1000000"];
           log(`${c.name}: ${m.key} (round ${round + 1}/${ROUNDS})`);
           try {
-            const before = proxy ? cpuTicks(proxy.pid) : 0;
-            const r = await runLoadgen(args, limit);
+            const r = await runLoadgen(args, limit, proxy?.pid);
             const v = r[m.value];
             if (typeof v !== "number") throw new Error(`loadgen printed no ${m.value}`);
             const k = `${c.name}/${m.key}`;
             samples.set(k, [...(samples.get(k) ?? []), v]);
             if ((r.errors ?? 0) > 0) notes.push(`${c.label}: ${r.errors} failed connections in a ${m.key} run`);
-            if (proxy && m.key === "conc50") {
-              const acc = cpu.get(c.name) ?? { ticks: 0, conns: 0 };
-              acc.ticks += cpuTicks(proxy.pid) - before;
-              acc.conns += r.ok ?? 0;
-              cpu.set(c.name, acc);
+            const used = r.proxy_cpu ?? -1;
+            if (proxy && used >= 0) {
+              const acc = cpu.get(k) ?? { seconds: 0, units: 0 };
+              acc.seconds += used;
+              // per GiB moved (bulk) or per completed connection (rate)
+              acc.units += m.value === "mibps" ? (v * (r.seconds ?? 0)) / 1024 : (r.ok ?? 0);
+              cpu.set(k, acc);
             }
           } catch (err) {
             (results[c.name] ??= {}).error = (err as Error).message.split("\n")[0];
@@ -334,8 +330,10 @@ async function measureTraffic(list: Contender[]): Promise<void> {
       const d = samples.get(`direct/${m.key}`);
       if (c.name !== "direct" && d && d.length === xs.length) row[`${m.key}Ratio`] = median(xs.map((x, i) => x / d[i]!));
     }
-    const acc = cpu.get(c.name);
-    if (acc && acc.conns > 0) row.cpuPerConnUs = ((acc.ticks / CLK_TCK) * 1e6) / acc.conns;
+    const perGiB = cpu.get(`${c.name}/up1`);
+    if (perGiB && perGiB.units > 0) row.cpuPerGiB = perGiB.seconds / perGiB.units;
+    const perConn = cpu.get(`${c.name}/conc50`);
+    if (perConn && perConn.units > 0) row.cpuPerConnUs = (perConn.seconds * 1e6) / perConn.units;
   }
 }
 
@@ -482,7 +480,8 @@ function table(list: Contender[]): string {
     ["bulk 8 streams up, MiB/s", "up8", 0, true],
     ["connections/s, sequential", "seq", 0, true],
     ["connections/s, 50 concurrent", "conc50", 0, true],
-    ["proxy CPU µs per connection", "cpuPerConnUs", 0, false],
+    ["proxy CPU s per GiB (1 stream up)", "cpuPerGiB", 2, false],
+    ["proxy CPU µs per connection (50 concurrent)", "cpuPerConnUs", 0, false],
     ["KiB per idle tunnel, 1,000 open", "idle1000", 1, false],
     ["KiB per idle tunnel, 9,000 open", "idle9000", 1, false],
   ];
