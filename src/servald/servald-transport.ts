@@ -230,6 +230,11 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
     socket.on("close", (err) => {
       if (err) this.#goDown(`its socket failed (${err.message})`);
     });
+    socket.on("error", (err) => {
+      // On a socket connected to the daemon these mean the daemon's socket is gone.
+      const errno = errnoOf(err);
+      if (errno === "ECONNREFUSED" || errno === "ECONNRESET") this.#goDown(`its socket is gone (${errno})`);
+    });
   }
 
   /** The identity svp acts as: `--sid` when given, else the daemon's primary identity. */

@@ -16,6 +16,10 @@ import { SvpError } from "../../src/errors.ts";
 import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
 import { REACHABLE } from "../../src/servald/route-record.ts";
 import { FakeServald, routeRecord, sidOf } from "./fake-servald.ts";
+import { Emitter } from "../../src/emitter.ts";
+import { decodeMdpDatagram, encodeMdpDatagram } from "../../src/mdp/header.ts";
+import type { MdpHeader } from "../../src/mdp/header.ts";
+import type { DatagramSendResult, DatagramSocket, DatagramSocketEvents } from "../../src/servald/datagram-socket.ts";
 import { within } from "../helpers/wait.ts";
 
 const support = unixDatagramSupport();
@@ -323,5 +327,80 @@ describe("servald transport (fake daemon)", { skip }, () => {
     const s2 = await small.bind(302);
     for (let i = 0; i < n; i++) s2.send({ sid: d.primary, port: 303 }, Uint8Array.of(1));
     assert.ok(small.stats.datagramsDropped > 0, "a bounded queue drops and counts");
+  });
+});
+
+describe("servald transport (stub socket, no addon needed)", () => {
+  /** A DatagramSocket that answers the handshake itself and records what svp sends. */
+  class StubSocket extends Emitter<DatagramSocketEvents> implements DatagramSocket {
+    readonly address = new Uint8Array([0, 1, 2]);
+    readonly sent: MdpHeader[] = [];
+    closed = false;
+    send(data: Uint8Array): DatagramSendResult {
+      const d = decodeMdpDatagram(data);
+      assert.ok(d.ok);
+      const h = d.header;
+      this.sent.push(h);
+      const reply = (flags: number, payload?: Uint8Array) =>
+        queueMicrotask(() => this.emit("message", encodeMdpDatagram({ ...h, local: { sid: isSidAny(h.local.sid) ? sidOf(0xa1) : h.local.sid, port: h.local.port }, flags }, payload), new Uint8Array(0)));
+      if (h.remote.port === 2 || h.remote.port === 5) reply(MDP_FLAG.CLOSE);
+      return "ok";
+    }
+    wantWritable(): void {}
+    ref(): void {}
+    close(): void {
+      if (this.closed) return;
+      this.closed = true;
+      this.emit("close");
+    }
+    fail(code: string): void {
+      this.emit("error", new SvpError("ERR_RESET", `receive error: ${code}`, { cause: Object.assign(new Error(code), { code }) }));
+    }
+  }
+
+  test("a receive error ECONNRESET/ECONNREFUSED on the daemon socket takes the transport down", async () => {
+    for (const code of ["ECONNRESET", "ECONNREFUSED"]) {
+      const stub = new StubSocket();
+      const t = await connectServald({ openSocket: () => stub, instance: "/stub/instance" });
+      assert.deepEqual(t.localSid, sidOf(0xa1));
+      const down = new Promise<SvpError>((r) => t.on("down", r));
+      stub.fail("ENOBUFS"); // survivable: nothing happens
+      assert.equal(t.state, "open");
+      stub.fail(code);
+      assert.equal((await down).code, "ERR_MESH_DOWN");
+      assert.match((await down).message, new RegExp(`went away: its socket is gone \\(${code}\\)`));
+      assert.ok(stub.closed);
+    }
+  });
+
+  test("the client name: the first free svp.<n>.socket slot, autobind when all are taken", async () => {
+    const tried: string[] = [];
+    const stub = new StubSocket();
+    const t = await connectServald({
+      instance: "/stub/instance",
+      openSocket: (o) => {
+        const name = new TextDecoder().decode(o.bind!);
+        tried.push(name);
+        if (name !== "" && !name.endsWith("svp.63.socket")) {
+          throw new SvpError("ERR_USAGE", "in use", { cause: Object.assign(new Error("in use"), { code: "EADDRINUSE" }) });
+        }
+        return stub;
+      },
+    });
+    assert.equal(tried.length, 64);
+    assert.equal(tried[0], "\0stub/instance/svp.0.socket");
+    t.close();
+    const all: string[] = [];
+    const t2 = await connectServald({
+      instance: "/stub/instance",
+      openSocket: (o) => {
+        all.push(new TextDecoder().decode(o.bind!));
+        if (o.bind!.length > 0) throw new SvpError("ERR_USAGE", "in use", { cause: Object.assign(new Error("in use"), { code: "EADDRINUSE" }) });
+        return new StubSocket();
+      },
+    });
+    assert.equal(all.length, 65);
+    assert.equal(all.at(-1), "", "autobind after 64 taken names");
+    t2.close();
   });
 });
