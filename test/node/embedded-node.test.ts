@@ -13,6 +13,10 @@ import { join } from "node:path";
 import { connectEmbedded, type EmbeddedNode, startEmbeddedNode, type EmbeddedNodeOptions } from "../../src/platform/embedded-node.ts";
 import { type EmbeddedTransport, openEmbeddedTransport } from "../../src/node/embedded-transport.ts";
 import { connectUnix } from "../../src/platform/net.ts";
+import { MeshNode } from "../../src/node/mesh-node.ts";
+import { addIdentity, createIdentity } from "../../src/node/keyring.ts";
+import { nodeCrypto } from "../../src/platform/node-crypto.ts";
+import { bindUdp } from "../../src/platform/udp.ts";
 import { sidEquals, sidToHex, SID_BROADCAST, type Sid } from "../../src/mesh/sid.ts";
 import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
 import { isSvpError } from "../../src/errors.ts";
@@ -280,6 +284,52 @@ describe("embedded nodes over loopback UDP", () => {
     assert.equal(reported.bytesOut, size);
     ta.setStreamStatsProvider(undefined);
     listener.close();
+  });
+
+  test("a busy default port falls back to an ephemeral one (logged); an explicit busy port is an error", async () => {
+    const blocker = createSocket({ type: "udp4" });
+    await new Promise<void>((r) => blocker.bind(0, "127.0.0.1", () => r()));
+    const busy = blocker.address().port;
+    const keyring = addIdentity(undefined, createIdentity(nodeCrypto));
+    const logs: string[] = [];
+    const base = { keyring, crypto: nodeCrypto, binder: bindUdp, bindHosts: ["127.0.0.1"], info: { pid: 1, version: "t", home: "/x" }, log: (_l: string, m: string) => logs.push(m) };
+    try {
+      const fallback = new MeshNode({ ...base, port: busy });
+      await fallback.start();
+      const got = fallback.overlay.sockets[0]!.local.port;
+      fallback.stop();
+      assert.notEqual(got, busy);
+      assert.ok(logs.some((l) => l.includes(`UDP port ${busy} on 127.0.0.1 is in use; using ${got} instead`)), logs.join("\n"));
+      const strict = new MeshNode({ ...base, port: busy, portExplicit: true });
+      await assert.rejects(strict.start(), (e: unknown) => isSvpError(e, "ERR_BUSY") && e.message.includes(`127.0.0.1:${busy}`) && /in use/.test(e.message));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test("a local API client that sends garbage is disconnected; other clients are not disturbed", async () => {
+    isolate();
+    const a = await start();
+    const good = await client(a, "good");
+    await good.bind(3);
+    const raw = await connectUnix(a.socketPath);
+    // The daemon hangs up: end of stream (the client's own side stays half-open).
+    const closed = new Promise<void>((r) => {
+      raw.once("end", () => r());
+      raw.once("close", () => r());
+    });
+    raw.resume();
+    raw.write(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+    await within(closed, 5000, "the daemon drops the bad client");
+    const st = await good.status();
+    assert.deepEqual(st.ports.map((p) => p.port), [3]);
+    // Sending from a port the client has not bound is a protocol error too.
+    const raw2 = await connectUnix(a.socketPath);
+    const t2 = await openEmbeddedTransport(raw2, { name: "rogue", pid: 2 });
+    const down = new Promise((r) => t2.on("down", r));
+    t2._send({ sid: a.sid, port: 3 }, { sid: a.sid, port: 3 }, text("spoofed source port"));
+    await within(down, 5000, "the daemon drops the rogue client");
+    assert.equal((await good.status()).ports.length, 1);
   });
 });
 
