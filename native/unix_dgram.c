@@ -212,6 +212,10 @@ static void *reader(void *arg) {
       char drain[64];
       while (read(s->wake_r, drain, sizeof drain) > 0) {}
     }
+    if (p[0].revents & (POLLHUP | POLLNVAL)) { /* never expected (no shutdown); do not spin on it */
+      emit_simple(s, 3, p[0].revents & POLLNVAL ? EBADF : ECONNRESET);
+      break;
+    }
     if ((p[0].revents & POLLOUT) && atomic_exchange(&s->want_write, 0)) emit_simple(s, 1, 0);
     if ((p[0].revents & (POLLIN | POLLERR)) && read_batch(s, buf) != 0) break;
   }
