@@ -352,13 +352,14 @@ export class MspConnection {
     }
     if (p.flags & MSP_FLAG.ACK) this.#onAck(p.ack, now);
     if (this.#closed) return;
+    let reack = false;
     if (p.form === "sequenced") {
       this.#receivedData = true;
       const off = seqDiff(p.seq, this.#rxNext);
       if (off < 0) {
-        // Already consumed: our ack was probably lost, so repeat it.
+        // Already consumed: our ack was probably lost, so repeat it now.
         this.#drop("duplicate");
-        this.#ackDue = true;
+        reack = true;
       } else if (off >= this.params.receiveWindow) {
         this.#drop("beyond-window");
       } else if (this.#peerShutdown || (this.#peerShutdownSeq >= 0 && seqDiff(p.seq, this.#peerShutdownSeq) > 0)) {
@@ -379,7 +380,14 @@ export class MspConnection {
         }
       }
     }
-    this.flushAck();
+    // The ack for data consumed in `readable()` is the driver's to send (`flushAck()`), so
+    // that one ack can cover a burst; a repeated ack for old data goes at once.
+    if (reack) {
+      this.#ackDue = true;
+      this.flushAck();
+    } else {
+      this.#maybeFinish();
+    }
   }
 
   // ---- internals --------------------------------------------------------------------

@@ -79,7 +79,7 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   readonly connection: MspConnection;
   #paused = true;
   #deliverScheduled = false;
-  #flushScheduled = false;
+  #outputScheduled = false;
   #delivering = false;
   #endDelivered = false;
   #writeClosed = false;
@@ -157,7 +157,7 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   write(chunk: Uint8Array): boolean {
     if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#finished ? "close" : "closeWrite"}`);
     const ok = this.connection.write(chunk, false);
-    this.#scheduleFlush();
+    this.#scheduleOutput();
     return ok;
   }
 
@@ -165,20 +165,25 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
     if (!this.writable) return;
     this.#writeClosed = true;
     this.connection.shutdown(false);
-    this.#scheduleFlush();
+    this.#scheduleOutput();
   }
 
-  /** Packets written in one turn leave together at its end (a SHUTDOWN rides on the last one). */
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    queueMicrotask(this.#flush);
+  /**
+   * Output leaves from one microtask per turn: packets written in the turn go together (a
+   * SHUTDOWN rides on the last one), a reply carries the ack, and one ack covers every
+   * packet consumed in the turn.
+   */
+  #scheduleOutput(): void {
+    if (this.#outputScheduled) return;
+    this.#outputScheduled = true;
+    queueMicrotask(this.#output);
   }
 
-  readonly #flush = (): void => {
-    if (!this.#flushScheduled) return;
-    this.#flushScheduled = false;
-    if (!this.#finished) this.connection.flush();
+  readonly #output = (): void => {
+    this.#outputScheduled = false;
+    if (this.#finished) return;
+    this.connection.flush();
+    this.connection.flushAck();
   };
 
   abort(err?: SvpError): void {
@@ -205,22 +210,26 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   accept(): void {
     if (this.#finished) return;
     this.connection.accept();
-    if (this.#deliverScheduled) return;
-    this.#deliverScheduled = true;
-    queueMicrotask(() => {
-      this.#deliverScheduled = false;
-      this.#deliver();
-    });
+    if (!this.#deliverScheduled) {
+      this.#deliverScheduled = true;
+      queueMicrotask(() => {
+        this.#deliverScheduled = false;
+        this.#deliver();
+      });
+    }
+    this.#scheduleOutput();
   }
 
   #deliver(): void {
     if (this.#delivering || this.#finished) return;
     this.#delivering = true;
     const c = this.connection;
+    let consumed = false;
     try {
       while (!this.#paused && !this.#finished) {
         const data = c.read();
         if (data === undefined) break;
+        consumed = true;
         if (data.length > 0) this.emit("data", data);
         if (c.peerShutdown && !this.#endDelivered) {
           this.#endDelivered = true;
@@ -230,9 +239,7 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
     } finally {
       this.#delivering = false;
     }
-    // A reply written while reading goes out now and carries the ack.
-    if (this.#flushScheduled) this.#flush();
-    if (!this.#finished) c.flushAck();
+    if (consumed) this.#scheduleOutput();
   }
 
   #onFinished(err: SvpError | undefined): void {

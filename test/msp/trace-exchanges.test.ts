@@ -114,10 +114,10 @@ describe("MSP against servald's traces", () => {
       w = watch(s);
       s.on("end", () => {
         // The service answers a moment later (servald's forward reads it from TCP).
-        queueMicrotask(() => {
+        clock.setTimeout(() => {
           s.write(utf8("GOT:1"));
           s.closeWrite();
-        });
+        }, 1);
       });
       s.resume();
     });
@@ -128,7 +128,7 @@ describe("MSP against servald's traces", () => {
     client.send(listener.local, "00ffff"); // the connector's own keep-alive
     await runFor(clock, 1475);
     client.send(listener.local, "01ffff000078");
-    await drain(clock);
+    await runFor(clock, 1);
     client.send(listener.local, "020000");
     await drain(clock);
     assert.ok(w);
@@ -136,7 +136,7 @@ describe("MSP against servald's traces", () => {
     assert.equal(w.closed, true);
     assert.equal(w.error, undefined);
     assert.deepEqual(sent.map((x) => x.hex), traceSends("idle", "listen").map((t) => t.hex));
-    assert.deepEqual(sent.map((x) => x.at - t0), [0, 1500, 2974, 2974]);
+    assert.deepEqual(sent.map((x) => x.at - t0), [0, 1500, 2974, 2975]);
     listener.close();
     await runFor(clock, 5000);
     assert.equal(listener.closed, true);
