@@ -8,6 +8,7 @@
 import type { CAC } from "cac";
 import {
   daemonState,
+  effectiveNodeConfig,
   parseDuration,
   parsePort,
   resolveHome,
@@ -86,7 +87,8 @@ export function register(cli: CAC): void {
         case "run":
           return run(flags);
         case "start": {
-          nodeOptions(flags); // validate flags here, before spawning
+          // Validate flags and svp.conf here, so mistakes are usage errors (exit 2) before spawning.
+          effectiveNodeConfig(home, nodeOptions(flags));
           const info = await startDaemonBackground(home, { args: passThrough(flags) });
           process.stderr.write(`svp daemon: started (pid ${info.pid}) for ${home}\n`);
           process.stdout.write(sidToHex(info.sid) + "\n");

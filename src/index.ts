@@ -137,6 +137,7 @@ export async function startSocksProxy(options: SocksProxyOptions): Promise<Socks
 export {
   connectEmbedded,
   daemonState,
+  effectiveNodeConfig,
   ensureDaemon,
   probeDaemon,
   queryStatus,
