@@ -51,7 +51,7 @@ describe("MDP header codec", () => {
     assert.equal(toHex(out.subarray(68, 72)), "feffffff");
     assert.deepEqual([...out.subarray(72)], [0x24, 2, 31, 9, 8]);
     const r = decodeMdpDatagram(out);
-    assert.ok(r.ok);
+    assert.ok(r.ok, "r.ok");
     assert.deepEqual(r.header, h);
     assert.deepEqual([...r.payload], [9, 8]);
   });
@@ -65,7 +65,7 @@ describe("MDP header codec", () => {
     for (let f = 0; f < 0x40; f++) {
       const out = encodeMdpDatagram({ local: { sid: SID_ANY, port: 1 }, remote: { sid: SID_ANY, port: 2 }, flags: f, qos: 0, ttl: 0 });
       const r = decodeMdpDatagram(out);
-      assert.ok(r.ok);
+      assert.ok(r.ok, "r.ok");
       assert.equal(r.header.flags, f);
       const names = describeMdpFlags(f);
       if (f === 0) assert.equal(names, "0");
@@ -101,7 +101,7 @@ describe("MDP header codec", () => {
   test("the decoder copies SIDs, so a reused receive buffer cannot change a decoded header", () => {
     const bytes = fromHex(TRACE_ROWS[1]!.hex)!;
     const r = decodeMdpDatagram(bytes);
-    assert.ok(r.ok);
+    assert.ok(r.ok, "r.ok");
     bytes.fill(0);
     assert.deepEqual(r.header.local.sid, TRACE_SID);
   });

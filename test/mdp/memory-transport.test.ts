@@ -26,7 +26,7 @@ describe("in-memory MDP network", () => {
     const s2 = await a.bind(0);
     assert.equal(s1.local.port, 256);
     assert.equal(s2.local.port, 257);
-    assert.ok(sidEquals(s1.local.sid, a.localSid));
+    assert.ok(sidEquals(s1.local.sid, a.localSid), "sidEquals(s1.local.sid, a.localSid)");
     await a.bind(80);
     await assert.rejects(a.bind(80), (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED"));
     await assert.rejects(a.bind(80, { reuse: true }), (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED"), "existing binding did not ask for REUSE");
@@ -58,7 +58,7 @@ describe("in-memory MDP network", () => {
     await new Promise((r) => setTimeout(r, 0));
     assert.equal(got.length, 1);
     assert.deepEqual(got[0]!.payload, [1, 2, 3]);
-    assert.ok(sidEquals(got[0]!.from.sid, a.localSid));
+    assert.ok(sidEquals(got[0]!.from.sid, a.localSid), "sidEquals(got[0]!.from.sid, a.localSid)");
     assert.equal(got[0]!.from.port, sa.local.port);
     assert.equal(got[0]!.to.port, 80);
     assert.equal(net.stats.unbound, 1);
@@ -79,7 +79,7 @@ describe("in-memory MDP network", () => {
     await new Promise((r) => setTimeout(r, 0));
     assert.equal(gotA.length, 0, "a broadcast does not loop back");
     assert.equal(gotB.length, 1);
-    assert.ok(sidEquals(gotB[0]!.to.sid, SID_BROADCAST));
+    assert.ok(sidEquals(gotB[0]!.to.sid, SID_BROADCAST), "sidEquals(gotB[0]!.to.sid, SID_BROADCAST)");
     assert.equal(gotC.length, 0, "c is cut off from a");
     net.close();
   });
@@ -206,8 +206,8 @@ describe("in-memory MDP network", () => {
     a.on("down", (err) => (down = err));
     a.fail();
     assert.equal(closes.length, 1);
-    assert.ok(isSvpError(closes[0], "ERR_MESH_DOWN"));
-    assert.ok(isSvpError(down, "ERR_MESH_DOWN"));
+    assert.ok(isSvpError(closes[0], "ERR_MESH_DOWN"), "isSvpError(closes[0], \"ERR_MESH_DOWN\")");
+    assert.ok(isSvpError(down, "ERR_MESH_DOWN"), "isSvpError(down, \"ERR_MESH_DOWN\")");
     assert.equal(a.reachability(net.addNode().localSid), "unreachable");
     net.close();
   });

@@ -27,7 +27,7 @@ function make(role: MspRole, options: MspOptions = {}, clock = new ManualClock()
   const parsed = () =>
     out.map((o) => {
       const r = decodeMspPacket(o.bytes);
-      assert.ok(r.ok);
+      assert.ok(r.ok, "r.ok");
       return r.packet;
     });
   return { c, out, ev, clock, hex, parsed };
@@ -201,12 +201,12 @@ describe("MSP connection state machine", () => {
     const refused = make("connector");
     refused.c.start();
     refused.c.receive(Uint8Array.of(8));
-    assert.ok(isSvpError(refused.ev.closed[0], "ERR_REFUSED"));
+    assert.ok(isSvpError(refused.ev.closed[0], "ERR_REFUSED"), "isSvpError(refused.ev.closed[0], \"ERR_REFUSED\")");
     assert.equal(refused.ev.released, 1, "nothing to linger for");
 
     const reset = connected();
     reset.c.receive(Uint8Array.of(8));
-    assert.ok(isSvpError(reset.ev.closed[0], "ERR_RESET"));
+    assert.ok(isSvpError(reset.ev.closed[0], "ERR_RESET"), "isSvpError(reset.ev.closed[0], \"ERR_RESET\")");
     assert.equal(reset.c.state, "failed");
 
     const aborted = connected();
@@ -243,7 +243,7 @@ describe("MSP connection state machine", () => {
     clock.advance(9999);
     assert.equal(ev.closed.length, 0);
     clock.advance(1);
-    assert.ok(isSvpError(ev.closed[0], "ERR_TIMEOUT"));
+    assert.ok(isSvpError(ev.closed[0], "ERR_TIMEOUT"), "isSvpError(ev.closed[0], \"ERR_TIMEOUT\")");
     assert.equal(clock.pendingCount, 0);
   });
 
@@ -262,7 +262,7 @@ describe("MSP connection state machine", () => {
   test("transport loss finishes with ERR_MESH_DOWN and releases at once", () => {
     const { c, ev, clock } = connected();
     c.transportLost();
-    assert.ok(isSvpError(ev.closed[0], "ERR_MESH_DOWN"));
+    assert.ok(isSvpError(ev.closed[0], "ERR_MESH_DOWN"), "isSvpError(ev.closed[0], \"ERR_MESH_DOWN\")");
     assert.equal(ev.released, 1);
     assert.equal(clock.pendingCount, 0);
   });

@@ -32,7 +32,7 @@ describe("MSP packet codec", () => {
         assert.deepEqual([...seqd.subarray(0, 5)], [f, 0xfe, 0xff, 0xcd, 0xab], `sequenced flags ${f}`);
         assert.equal(seqd.length, 5 + data.length);
         const r = decodeMspPacket(seqd);
-        assert.ok(r.ok && r.packet.form === "sequenced");
+        assert.ok(r.ok && r.packet.form === "sequenced", "r.ok && r.packet.form === \"sequenced\"");
         if (r.ok && r.packet.form === "sequenced") {
           assert.equal(r.packet.flags, f);
           assert.equal(r.packet.ack, 0xfffe);
@@ -58,7 +58,7 @@ describe("MSP packet codec", () => {
     let checked = 0;
     for (const row of TRACE_ROWS) {
       const mdp = decodeMdpDatagram(fromHex(row.hex)!);
-      assert.ok(mdp.ok);
+      assert.ok(mdp.ok, "mdp.ok");
       if (mdp.payload.length === 0) continue;
       const what = `${row.scenario} ${row.ms} ${row.process} ${row.dir}`;
       // The connector's bind-and-send datagram shows the MSP packet as "payload <hex>".

@@ -51,7 +51,7 @@ describe("MSP against servald's traces", () => {
     server.send(from, "020000");
     await drain(clock);
     await p;
-    assert.ok(stream);
+    assert.ok(stream, "stream");
     const w = watch(stream);
     stream.resume();
     server.send(from, "0200000000" + hexOf("RESPONSE:10"));
@@ -131,7 +131,7 @@ describe("MSP against servald's traces", () => {
     await runFor(clock, 1);
     client.send(listener.local, "020000");
     await drain(clock);
-    assert.ok(w);
+    assert.ok(w, "w");
     assert.deepEqual(w.data, ["x"]);
     assert.equal(w.closed, true);
     assert.equal(w.error, undefined);
@@ -220,7 +220,7 @@ describe("MSP against servald's traces", () => {
     await runUntil(clock, () => ended && stream.closed, 5000, "transfer");
     const got = concat(received);
     assert.equal(got.length, 6000);
-    assert.ok(equalBytes(got, data));
+    assert.ok(equalBytes(got, data), "equalBytes(got, data)");
     assert.deepEqual(received.map((c) => c.length), [1024, 1024, 1024, 1024, 1024, 880]);
     // The first window: FIRST on the four packets sent before any answer, SHUTDOWN on none of them.
     assert.deepEqual(first.slice(0, 4), ["04ffff0000", "04ffff0100", "04ffff0200", "04ffff0300"]);
@@ -303,7 +303,7 @@ describe("MSP against servald's traces", () => {
     client.send(listener.local, "04ffff");
     await drain(clock);
     assert.deepEqual(sent.map((x) => x.hex), ["01ffff0000"], "the answer is the SHUTDOWN itself");
-    assert.ok(s && w);
+    assert.ok(s && w, "s && w");
     assert.equal(s.writable, false);
     assert.equal(s.readable, true);
     client.send(listener.local, "0200000000" + hexOf("abc"));
