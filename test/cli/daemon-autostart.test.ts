@@ -12,6 +12,8 @@ import { connectEmbedded, daemonState, ensureDaemon, stopDaemon } from "../../sr
 import { isSvpError, EXIT, ERROR_TABLE } from "../../src/errors.ts";
 import { sidEquals } from "../../src/mesh/sid.ts";
 import { svpCommand } from "./entry.ts";
+import { spawn } from "node:child_process";
+import { within } from "../helpers/wait.ts";
 
 let root: string;
 const saved = process.env.SVP_DISCOVERY_DIR;
@@ -54,6 +56,25 @@ describe("ensureDaemon / connectEmbedded", () => {
       s.close();
     } finally {
       t.close();
+    }
+    // A client process killed with SIGKILL: its ports are released.
+    const deno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+    const helper = join(process.cwd(), "test", "cli", "bind-client.ts"); // tests run from the repository root
+    const child = spawn(process.execPath, deno ? ["run", "-A", helper, "77"] : ["--import", "tsx", helper, "77"], { env: { ...process.env, SVP_HOME: home }, stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await within(new Promise<void>((r) => child.stdout!.on("data", (d: Uint8Array) => new TextDecoder().decode(d).includes("bound") && r())), 20_000, "helper bound");
+      const probe = await connectEmbedded({ home, autostart: false });
+      try {
+        assert.deepEqual((await probe.status()).ports.map((p) => [p.port, p.client]), [[77, "bind-client"]]);
+        child.kill("SIGKILL");
+        const end = Date.now() + 10_000;
+        while ((await probe.status()).ports.length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual((await probe.status()).ports, []);
+      } finally {
+        probe.close();
+      }
+    } finally {
+      child.kill("SIGKILL");
     }
     const stopped = await stopDaemon(home);
     assert.equal(stopped.wasRunning, true);
