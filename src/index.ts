@@ -185,3 +185,22 @@ export function connectServald(options: ServaldOptions = {}): Promise<ServaldTra
 export function probeServald(options: ServaldOptions = {}): Promise<ServaldProbe> {
   return probeServaldWith({ ...options, openSocket: openUnixDatagram, env: servaldEnvironment() });
 }
+
+// --- MDP and MSP: mesh datagrams and Serval's Mesh Stream Protocol -----------------------
+
+export { MDP_FLAG, MDP_HEADER_BYTES, MDP_MTU, MDP_TTL_DEFAULT, decodeMdpDatagram, describeMdpFlags, encodeMdpDatagram } from "./mdp/header.ts";
+export type { MdpDecodeResult, MdpHeader } from "./mdp/header.ts";
+export type { MdpAddress, MdpBindOptions, MdpSendOptions, MdpSocket, MdpTransport, Reachability } from "./mdp/transport.ts";
+export { MemoryMdpNetwork, MemoryMdpSocket, MemoryMdpTransport } from "./mdp/memory-transport.ts";
+export type { LinkConditions, MemoryDatagram, MemoryMdpNetworkOptions, MemoryNetworkStats, MemoryNodeOptions } from "./mdp/memory-transport.ts";
+export { connectMsp } from "./msp/connect.ts";
+export type { MspConnectOptions } from "./msp/connect.ts";
+export { MspListener, listenMsp } from "./msp/listener.ts";
+export type { MspListenOptions, MspListenerEvents } from "./msp/listener.ts";
+export { MspStream } from "./msp/msp-stream.ts";
+export type { MspStreamStats } from "./msp/msp-stream.ts";
+export type { MspRole, MspState } from "./msp/connection.ts";
+export { MSP_DEFAULTS } from "./msp/params.ts";
+export type { MspOptions, MspParams } from "./msp/params.ts";
+export { MSP_DROP_REASONS, MSP_FLAG } from "./msp/packet.ts";
+export type { MspDropReason } from "./msp/packet.ts";
