@@ -222,6 +222,22 @@ describe("MSP connection state machine", () => {
     assert.equal(aborted.ev.released, 1);
   });
 
+  test("STOP answering our retransmitted bare SHUTDOWN after both sides shut down is a clean end (servald forgot us)", () => {
+    const { c, ev, clock } = connected();
+    c.receive(encodeMspSequenced(MSP_FLAG.SHUTDOWN, 0xffff, 0, Uint8Array.of(1)));
+    c.read();
+    c.flushAck();
+    c.shutdown(); // a bare SHUTDOWN: the peer's final ack for it is lost
+    clock.advance(1500);
+    c.receive(Uint8Array.of(8)); // servald closed and answers the retransmission with STOP
+    assert.equal(ev.closed.length, 1);
+    assert.equal(ev.closed[0], undefined, "clean");
+    const other = connected();
+    other.c.write(Uint8Array.of(1)); // data outstanding: a STOP now is a reset
+    other.c.receive(Uint8Array.of(8));
+    assert.ok(isSvpError(other.ev.closed[0], "ERR_RESET"), "reset");
+  });
+
   test("a listener sends nothing before accept(); then it answers and keeps alive", () => {
     const { c, out, clock } = make("listener");
     c.receive(fromHex("04ffff")!);
