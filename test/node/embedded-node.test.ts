@@ -229,7 +229,17 @@ describe("embedded nodes over loopback UDP", () => {
     const tb = await client(b);
     await until(() => tb.reachability(a.sid) === "reachable", "discovery");
     const sid: Sid = a.sid;
+    // A client of a daemon that stops sees the backend go down, and its sockets close with the error.
+    const ta = await client(a);
+    const sock = await ta.bind(9);
+    const down = new Promise<unknown>((r) => ta.on("down", r));
+    const sockClosed = new Promise<unknown>((r) => sock.on("close", r));
     await a.stop();
+    const [downErr, closeErr] = await within(Promise.all([down, sockClosed]), 5000, "down events");
+    assert.ok(isSvpError(downErr, "ERR_MESH_DOWN"));
+    assert.ok(isSvpError(closeErr, "ERR_MESH_DOWN"));
+    assert.equal(ta.reachability(b.sid), "unreachable");
+    await assert.rejects(ta.bind(10), (e: unknown) => isSvpError(e, "ERR_MESH_DOWN"));
     const a2 = await start({}, home);
     assert.ok(sidEquals(a2.sid, sid), "same SID after restart");
     const ta2 = await client(a2);
