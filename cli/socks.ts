@@ -176,7 +176,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
         log.warn(`cannot accept connections: ${err.message} (out of file descriptors? see ulimit -n)`);
       },
     });
-    proxy.server.on("stream", (r) => logStream(log, r));
+    if (!cfg.quiet) proxy.server.on("stream", (r) => logStream(log, r));
     for (const address of proxy.addresses) log.always(`listening on ${address}`);
     if (cfg.credentials.length === 0) {
       const addresses = proxy.addresses;

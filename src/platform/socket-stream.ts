@@ -8,9 +8,12 @@ import { Emitter } from "../emitter.ts";
 import { SvpError, toSvpError } from "../errors.ts";
 import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
 
+const OWNER = Symbol("svp.SocketStream");
+type OwnedSocket = Socket & { [OWNER]: SocketStream };
+
 export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStream {
   readonly socket: Socket;
-  readonly label: string;
+  #label: string | undefined;
   #endDelivered = false;
   #writeClosed = false;
   #closed = false;
@@ -20,26 +23,47 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   /** node:net emits `end` even while paused (when its buffer is empty); held here until resume(). */
   #endPending = false;
 
+  // One set of socket listeners shared by every instance (`this` is the socket), instead of
+  // five closures per socket: a proxy holds two sockets per tunnel, thousands of tunnels.
+  static #onData(this: OwnedSocket, chunk: Uint8Array): void {
+    this[OWNER].emit("data", chunk);
+  }
+  static #onEnd(this: OwnedSocket): void {
+    const s = this[OWNER];
+    if (s.#paused) s.#endPending = true;
+    else s.#deliverEnd();
+  }
+  static #onDrain(this: OwnedSocket): void {
+    this[OWNER].emit("drain");
+  }
+  static #onError(this: OwnedSocket, err: Error): void {
+    const s = this[OWNER];
+    s.#error ??= toSvpError(err);
+  }
+  static #onClose(this: OwnedSocket): void {
+    const s = this[OWNER];
+    // `end` is never lost: a close that overtakes a held-back end delivers it first.
+    if (s.#endPending && !s.#error) s.#deliverEnd();
+    s.#closed = true;
+    s.emit("close", s.#abortedLocally ? s.#error : (s.#error ?? (s.#endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
+  }
+
   constructor(socket: Socket, label?: string) {
     super();
     this.socket = socket;
-    this.label = label ?? describeSocket(socket);
+    this.#label = label;
     socket.pause();
-    socket.on("data", (chunk: Uint8Array) => this.emit("data", chunk));
-    socket.on("end", () => {
-      if (this.#paused) this.#endPending = true;
-      else this.#deliverEnd();
-    });
-    socket.on("drain", () => this.emit("drain"));
-    socket.on("error", (err) => {
-      this.#error ??= toSvpError(err);
-    });
-    socket.on("close", () => {
-      // `end` is never lost: a close that overtakes a held-back end delivers it first.
-      if (this.#endPending && !this.#error) this.#deliverEnd();
-      this.#closed = true;
-      this.emit("close", this.#abortedLocally ? this.#error : (this.#error ?? (this.#endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
-    });
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on("data", SocketStream.#onData);
+    socket.on("end", SocketStream.#onEnd);
+    socket.on("drain", SocketStream.#onDrain);
+    socket.on("error", SocketStream.#onError);
+    socket.on("close", SocketStream.#onClose);
+  }
+
+  /** "tcp host:port" of the peer, computed on first use (and kept). */
+  get label(): string {
+    return (this.#label ??= describeSocket(this.socket));
   }
 
   get readable(): boolean {

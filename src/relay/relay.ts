@@ -60,8 +60,9 @@ export class Relay extends Emitter<RelayEvents> {
   #error: SvpError | undefined;
   #closed = false;
   #open = 2;
-  readonly done: Promise<RelayStats>;
-  #resolve!: (s: RelayStats) => void;
+  #stats: RelayStats | undefined;
+  #done: Promise<RelayStats> | undefined;
+  #resolve: ((s: RelayStats) => void) | undefined;
 
   constructor(a: ByteStream, b: ByteStream, options: RelayOptions = {}) {
     super();
@@ -72,14 +73,23 @@ export class Relay extends Emitter<RelayEvents> {
     this.#lingerMs = options.lingerMs ?? 120_000;
     this.startedAt = this.#clock.now();
     this.#lastActivity = this.startedAt;
-    this.done = new Promise((r) => (this.#resolve = r));
-    this.#pump(a, b, (n) => (this.aToB += n));
-    this.#pump(b, a, (n) => (this.bToA += n));
-    for (const [s, other] of [[a, b], [b, a]] as const) {
-      if (s.closed) this.#onLegClosed(other, undefined);
-      else s.once("close", (err) => this.#onLegClosed(other, err));
-    }
+    this.#pump(a, b, true);
+    this.#pump(b, a, false);
+    // `close` fires once per stream (the ByteStream contract), so plain `on` is enough.
+    if (a.closed) this.#onLegClosed(b, undefined);
+    else a.on("close", (err) => this.#onLegClosed(b, err));
+    if (b.closed) this.#onLegClosed(a, undefined);
+    else b.on("close", (err) => this.#onLegClosed(a, err));
     this.#arm();
+  }
+
+  /** Resolves with the stats once both legs have closed (created on first use). */
+  get done(): Promise<RelayStats> {
+    if (!this.#done) {
+      const stats = this.#stats;
+      this.#done = stats ? Promise.resolve(stats) : new Promise((r) => (this.#resolve = r));
+    }
+    return this.#done;
   }
 
   /** Abort both legs (e.g. on shutdown). */
@@ -89,7 +99,7 @@ export class Relay extends Emitter<RelayEvents> {
     this.b.abort(err);
   }
 
-  #pump(src: ByteStream, dst: ByteStream, count: (n: number) => void): void {
+  #pump(src: ByteStream, dst: ByteStream, forward: boolean): void {
     const onDrain = () => src.resume();
     src.on("data", (chunk) => {
       if (!dst.writable) {
@@ -97,7 +107,8 @@ export class Relay extends Emitter<RelayEvents> {
         if (!src.closed) src.abort(this.#error ?? new SvpError("ERR_RESET", `${dst.label} is no longer writable`));
         return;
       }
-      count(chunk.length);
+      if (forward) this.aToB += chunk.length;
+      else this.bToA += chunk.length;
       this.#lastActivity = this.#clock.now();
       if (!dst.write(chunk)) {
         src.pause();
@@ -165,8 +176,9 @@ export class Relay extends Emitter<RelayEvents> {
     this.#timer?.cancel();
     const stats: RelayStats = { aToB: this.aToB, bToA: this.bToA, durationMs: this.#clock.now() - this.startedAt };
     if (this.#error) stats.error = this.#error;
+    this.#stats = stats;
     this.emit("close", stats);
-    this.#resolve(stats);
+    this.#resolve?.(stats);
   }
 }
 

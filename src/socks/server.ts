@@ -33,7 +33,8 @@ export interface RelayResult {
 
 /** A running relay, as far as the server needs it (src/relay/relay.ts `Relay`). */
 export interface RelayHandle {
-  readonly done: Promise<RelayResult>;
+  /** `close` fires once, when both legs have closed. */
+  on(event: "close", fn: (stats: RelayResult) => void): unknown;
   abort(err?: SvpError): void;
 }
 
@@ -153,7 +154,9 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       timer: undefined,
       abortDial: undefined,
       relay: undefined,
-      record: { client: client.label, outcome: "ok", up: 0, down: 0, durationMs: 0 },
+      // The peer address costs a system call and a few strings per connection: only fetched
+      // when someone listens for the records.
+      record: { client: this.listenerCount("stream") > 0 ? client.label : "", outcome: "ok", up: 0, down: 0, durationMs: 0 },
       onData: undefined,
       onEnd: undefined,
       onClose: undefined,
@@ -303,7 +306,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     }
     const relay = this.#o.startRelay(client, b, { clock: this.#o.clock, idleTimeoutMs: this.#o.idleTimeoutMs });
     conn.relay = relay;
-    relay.done.then((stats) => {
+    relay.on("close", (stats) => {
       conn.record.up += stats.aToB;
       conn.record.down = stats.bToA;
       this.#finish(conn, stats.error);
