@@ -1,0 +1,89 @@
+/**
+ * Opening MSP streams to mesh targets: name → (SID, port) → reachability → MSP connect.
+ * `svp connect` and the mesh routes of `svp socks` both go through `dialMesh`, so they fail
+ * the same way:
+ *
+ * | situation | error |
+ * |---|---|
+ * | no mesh backend (none running, auto-start off or failed, backend gone) | ERR_MESH_DOWN |
+ * | node not a reachable peer (after `waitRouteMs` / the start-up grace) | ERR_NO_ROUTE, at once by default |
+ * | no node answers for the service | ERR_NAME_NOT_FOUND |
+ * | STOP before any data (nothing listens on the port, forward refused, --allow) | ERR_REFUSED |
+ * | silence (MSP's 10 s, or the caller's own timer through `signal`) | ERR_TIMEOUT |
+ *
+ * The stream resolves only once the peer has answered, so a proxy's success reply is true.
+ */
+
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { SvpError, toSvpError } from "../errors.ts";
+import type { MeshName } from "../mesh/names.ts";
+import { connectMsp } from "../msp/connect.ts";
+import type { MspStream } from "../msp/msp-stream.ts";
+import type { MspOptions } from "../msp/params.ts";
+import type { MeshDialer } from "../socks/dialer.ts";
+import type { MeshSession } from "./mesh-session.ts";
+import type { MeshTarget } from "./mesh-target.ts";
+import { resolveMeshTarget } from "./mesh-target.ts";
+
+export interface MeshDialOptions {
+  clock?: Clock;
+  /** Abandon the attempt; rejects with the signal's reason when it is an SvpError. */
+  signal?: AbortSignal | undefined;
+  /** Hold the request up to this long (ms) while the node is not reachable yet. Default 0. */
+  waitRouteMs?: number;
+  /** How long a service lookup may take, ms. Default 2000. */
+  discoveryTimeoutMs?: number;
+  /** MSP parameters (e.g. a longer `timeoutMs` for a long connect wait). */
+  msp?: MspOptions;
+}
+
+/** Open an MSP stream to `target` on `session`; resolves once the peer has answered. */
+export async function dialMesh(session: MeshSession, target: MeshTarget, options: MeshDialOptions = {}): Promise<MspStream> {
+  const clock = options.clock ?? systemClock;
+  const signal = options.signal;
+  try {
+    if (session.down) throw new SvpError("ERR_MESH_DOWN", `the mesh backend (${session.description}) went away`);
+    const to = await resolveMeshTarget(session, target, {
+      clock,
+      signal,
+      waitRouteMs: options.waitRouteMs ?? 0,
+      ...(options.discoveryTimeoutMs !== undefined ? { discoveryTimeoutMs: options.discoveryTimeoutMs } : {}),
+    });
+    const stream = await connectMsp(session.transport, to, { ...options.msp, clock, ...(session.sid ? { sid: session.sid } : {}), ...(signal ? { signal } : {}) });
+    session.streams.add(stream);
+    return stream;
+  } catch (err) {
+    const r: unknown = signal?.reason;
+    if (signal?.aborted && r instanceof SvpError) throw r;
+    throw toSvpError(err);
+  }
+}
+
+export interface MeshDialerOptions extends Omit<MeshDialOptions, "signal"> {
+  /** The session to dial on; may open one (and reject ERR_MESH_DOWN when it cannot). */
+  session: () => Promise<MeshSession>;
+}
+
+/**
+ * The socks proxy's mesh route: MDP port = the requested TCP port for node names, the
+ * service's port for `<service>.svc.serval`.
+ */
+export function createMeshDialer(options: MeshDialerOptions): MeshDialer {
+  return {
+    async dial(name: MeshName, port: number, signal: AbortSignal) {
+      let session: MeshSession;
+      try {
+        session = await options.session();
+      } catch (err) {
+        const e = toSvpError(err);
+        if (signal.aborted && signal.reason instanceof SvpError) throw signal.reason;
+        if (e.code === "ERR_MESH_DOWN" || e.code === "ERR_ABORTED") throw e;
+        throw new SvpError("ERR_MESH_DOWN", `no mesh backend: ${e.message}`, { cause: e });
+      }
+      if (signal.aborted) throw signal.reason instanceof SvpError ? signal.reason : new SvpError("ERR_ABORTED", "aborted");
+      const target: MeshTarget = name.kind === "service" ? { name, service: name.service } : { name, port };
+      return dialMesh(session, target, { ...options, signal });
+    },
+  };
+}
