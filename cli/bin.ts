@@ -13,8 +13,13 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   // A synchronous write: process.stdout would load the stream machinery this path avoids.
   writeSync(1, VERSION_LINE);
 } else {
-  import("./main.ts").catch((err: unknown) => {
-    process.stderr.write(`svp: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
+  // One timer turn first: Deno 2.9 never calls signal listeners (SIGTERM, SIGINT) that were
+  // added by a promise job run before this bundled CommonJS entry finished loading, so
+  // `svp socks` under `deno run dist/svp.cjs` would die on SIGTERM instead of stopping.
+  setTimeout(() => {
+    import("./main.ts").catch((err: unknown) => {
+      process.stderr.write(`svp: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    });
+  }, 0);
 }
