@@ -548,7 +548,7 @@ async function main(): Promise<void> {
   const notesText = notes.length ? `\n\nNotes from the run:\n${notes.map((n) => `- ${n.split("\n")[0]}`).join("\n")}` : "";
   doc = replaceSection(doc, "socks", `## SOCKS relay\n\n${header}\n\n${tbl}${notesText}`);
   doc = replaceSection(doc, "startup", `## Start-up\n\n${startupText}`);
-  if (msp !== undefined) doc = replaceSection(doc, "msp", `## MSP (bench/msp.ts)\n\n\`\`\`\n${msp}\n\`\`\``);
+  if (msp !== undefined) doc = replaceSection(doc, "msp", `## MSP: latest \`npm run bench\` (output of bench/msp.ts)\n\n${msp}`);
   writeFileSync(path, doc);
   log(`wrote bench/RESULTS.md and bench/results/latest.json`);
 }
