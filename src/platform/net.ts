@@ -10,7 +10,7 @@ import { systemClock } from "../clock.ts";
 import { SvpError, toSvpError } from "../errors.ts";
 import type { ListenAddress } from "../options.ts";
 import { formatListenAddress } from "../options.ts";
-import { SocketStream } from "./socket-stream.ts";
+import { SocketStream, adaptiveReadOptions } from "./socket-stream.ts";
 
 export interface ConnectOptions {
   /** Give up after this many ms. Default 30 s; 0 = no timer of its own (rely on `signal`). */
@@ -26,7 +26,7 @@ export function connectTcp(host: string, port: number, options: ConnectOptions =
   const timeoutMs = options.timeoutMs ?? 30_000;
   return new Promise((resolve, reject) => {
     let settled = false;
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true, onread: adaptiveReadOptions() });
     const finish = (err?: unknown) => {
       if (settled) return;
       settled = true;

@@ -9,7 +9,49 @@ import { SvpError, toSvpError } from "../errors.ts";
 import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
 
 const OWNER = Symbol("svp.SocketStream");
-type OwnedSocket = Socket & { [OWNER]: SocketStream };
+const EARLY = Symbol("svp.SocketStream.early");
+type OwnedSocket = Socket & { [OWNER]: SocketStream; [EARLY]?: Uint8Array[] | undefined };
+
+/** Size of the one read buffer all sockets share while their reads are small. */
+const SHARED_READ = 64 * 1024;
+/** Size of the per-read buffers of a socket whose reads fill the shared one (bulk data). */
+const BULK_READ = 256 * 1024;
+let sharedRead: Uint8Array | undefined;
+
+/**
+ * `onread` options for `net.connect` (node:net's user-buffer reading): reads go into one
+ * shared 64 KiB buffer and small reads are copied out, so an idle socket holds no read
+ * buffer at all; once a read fills it, the socket switches to fresh 256 KiB buffers handed
+ * out without a copy, and back when reads get small. Four times fewer reads per byte than
+ * node:net's fixed 64 KiB: bulk downloads through the proxy get markedly faster.
+ * Runtimes without `onread` ignore it and emit `data` events, which SocketStream also handles.
+ */
+export function adaptiveReadOptions(): { buffer: () => Uint8Array; callback: (this: Socket, n: number, buf: Uint8Array) => boolean } {
+  let bulk = false;
+  return {
+    buffer: () => (bulk ? Buffer.allocUnsafeSlow(BULK_READ) : (sharedRead ??= Buffer.allocUnsafeSlow(SHARED_READ))),
+    callback(this: Socket, n: number, buf: Uint8Array): boolean {
+      let chunk: Uint8Array;
+      if (buf === sharedRead) {
+        // Copy out now: the next read, of any socket, overwrites the shared buffer.
+        chunk = Buffer.allocUnsafe(n);
+        chunk.set(buf.subarray(0, n));
+        bulk = n === buf.length;
+      } else {
+        chunk = buf.subarray(0, n); // this buffer is never read into again
+        bulk = n >= BULK_READ / 4;
+      }
+      const owner = (this as OwnedSocket)[OWNER] as SocketStream | undefined;
+      if (owner) SocketStream.deliver(owner, chunk);
+      else {
+        // Not adopted by a SocketStream yet: keep it for the stream, stop reading.
+        ((this as OwnedSocket)[EARLY] ??= []).push(chunk);
+        this.pause();
+      }
+      return true;
+    },
+  };
+}
 
 export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStream {
   readonly socket: Socket;
@@ -28,6 +70,11 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   static #onData(this: OwnedSocket, chunk: Uint8Array): void {
     this[OWNER].emit("data", chunk);
   }
+  /** Entry for `adaptiveReadOptions`' read callback. */
+  static deliver(s: SocketStream, chunk: Uint8Array): void {
+    s.emit("data", chunk);
+  }
+  #early: Uint8Array[] | undefined;
   static #onEnd(this: OwnedSocket): void {
     const s = this[OWNER];
     if (s.#paused) s.#endPending = true;
@@ -54,6 +101,8 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
     this.#label = label;
     socket.pause();
     (socket as OwnedSocket)[OWNER] = this;
+    this.#early = (socket as OwnedSocket)[EARLY];
+    (socket as OwnedSocket)[EARLY] = undefined;
     socket.on("data", SocketStream.#onData);
     socket.on("end", SocketStream.#onEnd);
     socket.on("drain", SocketStream.#onDrain);
@@ -118,6 +167,16 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
 
   resume(): void {
     this.#paused = false;
+    if (this.#early) {
+      queueMicrotask(() => {
+        const early = this.#early;
+        while (early && early.length > 0 && !this.#paused && !this.#closed) this.emit("data", early.shift()!);
+        if (early && early.length > 0) return;
+        this.#early = undefined;
+        if (!this.#paused) this.resume();
+      });
+      return;
+    }
     if (this.#endPending) {
       queueMicrotask(() => {
         if (!this.#paused && this.#endPending && !this.#closed) this.#deliverEnd();

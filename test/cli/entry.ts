@@ -21,14 +21,17 @@ function newestSource(dir: string): number {
   return newest;
 }
 
+/** Node itself, also when the tests run under Deno (svp is shipped for Node). */
+const NODE = /(^|[\\/])node(\.exe)?$/.test(process.execPath) ? process.execPath : "node";
+
 /** The command line prefix that runs svp: [executable, ...args]. */
 export function svpCommand(): string[] {
   const bundle = join(ROOT, "dist", "svp.cjs");
   if (existsSync(bundle)) {
     const built = statSync(bundle).mtimeMs;
-    if (built >= Math.max(newestSource(join(ROOT, "src")), newestSource(join(ROOT, "cli")))) return [process.execPath, bundle];
+    if (built >= Math.max(newestSource(join(ROOT, "src")), newestSource(join(ROOT, "cli")))) return [NODE, bundle];
   }
-  return [process.execPath, "--import", "tsx", join(ROOT, "cli", "main.ts")];
+  return [NODE, "--import", "tsx", join(ROOT, "cli", "main.ts")];
 }
 
 export interface Run {
@@ -115,7 +118,7 @@ export class SvpProcess {
 
   /** Wait for exit, killing it after `ms`. */
   async stopped(ms = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const t = setTimeout(() => this.child.kill("SIGKILL"), ms);
+    const t = setTimeout(() => this.kill("SIGKILL"), ms);
     try {
       return await this.exit;
     } finally {
@@ -123,7 +126,16 @@ export class SvpProcess {
     }
   }
 
+  /**
+   * Send `sig` (through process.kill: Deno's child.kill() reports the signal as the exit
+   * cause even when the child handled it and exited 0). A no-op once it has exited.
+   */
   kill(sig: NodeJS.Signals = "SIGTERM"): void {
-    this.child.kill(sig);
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
+    try {
+      process.kill(this.child.pid, sig);
+    } catch {
+      // already gone
+    }
   }
 }
