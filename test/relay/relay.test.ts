@@ -27,8 +27,8 @@ describe("relay", () => {
     const up = patternBytes(300_000, 1);
     const down = patternBytes(200_000, 2);
     const [atRight, atLeft] = await within(Promise.all([readAll(right), readAll(left), writeAll(left, up, 7000), writeAll(right, down, 5000)]), 5000, "transfer");
-    assert.ok(equalBytes(atRight, up));
-    assert.ok(equalBytes(atLeft, down));
+    assert.ok(equalBytes(atRight, up), "a→b data differs");
+    assert.ok(equalBytes(atLeft, down), "b→a data differs");
     const stats = await within(relay.done, 2000, "relay done");
     assert.equal(stats.aToB, up.length);
     assert.equal(stats.bToA, down.length);
@@ -146,7 +146,7 @@ describe("relay", () => {
     const both = Promise.all([closed(left), closed(right)]);
     relay.abort(new SvpError("ERR_ABORTED", "shutdown"));
     const [l, r] = await within(both, 2000, "both closed");
-    assert.ok(isSvpError(l) && isSvpError(r));
+    assert.ok(isSvpError(l) && isSvpError(r), "a far end closed without an error");
     assert.ok(isSvpError((await relay.done).error, "ERR_ABORTED"));
   });
 
@@ -161,6 +161,6 @@ describe("relay", () => {
     await within(relay.done, 2000, "done");
     await settle();
     assert.equal(closes, 1);
-    assert.ok((a as ByteStream).closed && (b as ByteStream).closed);
+    assert.ok((a as ByteStream).closed && (b as ByteStream).closed, "a leg is still open");
   });
 });

@@ -35,11 +35,11 @@ const bytes = (...xs: (number | string | Uint8Array)[]) => {
 function checkIncremental<T>(decode: (b: Uint8Array) => Decoded<T>, msg: Uint8Array, expected: T): void {
   for (let i = 0; i < msg.length; i++) assert.equal(decode(msg.subarray(0, i)), undefined, `prefix of ${i} bytes decoded`);
   const whole = decode(msg);
-  assert.ok(whole);
+  assert.ok(whole, "the whole message did not decode");
   assert.equal(whole.size, msg.length);
   assert.deepEqual(whole.value, expected);
   const withTail = decode(bytes(msg, 0xde, 0xad));
-  assert.ok(withTail);
+  assert.ok(withTail, "the message with trailing bytes did not decode");
   assert.equal(withTail.size, msg.length, "trailing bytes were consumed");
 }
 

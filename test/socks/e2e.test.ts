@@ -182,7 +182,7 @@ describe("svp socks over loopback", () => {
     pac.write(`GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1:${p.port}\r\n\r\n`);
     const text = dec(await pac.readToEnd());
     assert.match(text, /Content-Type: application\/x-ns-proxy-autoconfig/);
-    assert.ok(text.includes(`return "PROXY 127.0.0.1:${p.port}"`));
+    assert.ok(text.includes(`return "PROXY 127.0.0.1:${p.port}"`), "PAC file names another proxy");
     pac.end();
   });
 

@@ -37,14 +37,14 @@ describe("HTTP head reader", () => {
     let got;
     let at = 0;
     for (; at < msg.length && !got; at++) got = r.push(msg.subarray(at, at + 1));
-    assert.ok(got);
+    assert.ok(got, "head not found byte by byte");
     assert.equal(dec(got.head), head);
     assert.equal(at, head.length);
   });
 
   test("bare LF line endings are accepted", () => {
     const res = readSplit(enc("GET / HTTP/1.0\nHost: x\n\nrest"), [3]);
-    assert.ok(res);
+    assert.ok(res, "LF-only head not found");
     assert.equal(dec(res.got.rest), "rest");
     assert.equal(getHeader(parseRequestHead(res.got.head).headers, "HOST"), "x");
   });
@@ -89,7 +89,7 @@ describe("HTTP proxy requests", () => {
 
   test("websocket upgrades keep their Upgrade header", () => {
     const r = classifyRequest(parseRequestHead(enc("GET http://h/ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")));
-    assert.ok(r.kind === "forward");
+    assert.ok(r.kind === "forward", "not a forward request");
     assert.equal(dec(r.head), "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
   });
 

@@ -167,7 +167,7 @@ describe("proxy server", () => {
     s5.client.closeWrite();
     http.client.closeWrite();
     await until(() => records.length === 2, "records");
-    assert.ok(records.every((r) => r.outcome === "ERR_TIMEOUT"));
+    assert.ok(records.every((r) => r.outcome === "ERR_TIMEOUT"), "a record is not ERR_TIMEOUT");
   });
 
   test("--max-conns: requests beyond the limit are refused cleanly, capacity returns when a stream ends", async () => {
@@ -290,7 +290,7 @@ describe("proxy server", () => {
     clock.advance(5_000);
     await until(() => closed, "close() resolved");
     assert.equal(live.got.state.closed, true);
-    assert.ok(records.some((r) => r.outcome === "ERR_ABORTED" && /still open after 5 s/.test(r.message ?? "")));
+    assert.ok(records.some((r) => r.outcome === "ERR_ABORTED" && /still open after 5 s/.test(r.message ?? "")), "no record of the cut tunnel");
     // New clients are turned away.
     const late = open();
     await settle();
