@@ -66,24 +66,33 @@ export interface MeshDialerOptions extends Omit<MeshDialOptions, "signal"> {
 }
 
 /**
+ * `dialMesh` on a session obtained from `getSession` (which may open one): a failure to
+ * get a session is ERR_MESH_DOWN with the reason.
+ */
+export async function dialVia(getSession: () => Promise<MeshSession>, target: MeshTarget, options: MeshDialOptions = {}): Promise<MspStream> {
+  const signal = options.signal;
+  let session: MeshSession;
+  try {
+    session = await getSession();
+  } catch (err) {
+    const e = toSvpError(err);
+    if (signal?.aborted && signal.reason instanceof SvpError) throw signal.reason;
+    if (e.code === "ERR_MESH_DOWN" || e.code === "ERR_ABORTED") throw e;
+    throw new SvpError("ERR_MESH_DOWN", `no mesh backend: ${e.message}`, { cause: e });
+  }
+  if (signal?.aborted) throw signal.reason instanceof SvpError ? signal.reason : new SvpError("ERR_ABORTED", "aborted");
+  return dialMesh(session, target, options);
+}
+
+/**
  * The socks proxy's mesh route: MDP port = the requested TCP port for node names, the
  * service's port for `<service>.svc.serval`.
  */
 export function createMeshDialer(options: MeshDialerOptions): MeshDialer {
   return {
-    async dial(name: MeshName, port: number, signal: AbortSignal) {
-      let session: MeshSession;
-      try {
-        session = await options.session();
-      } catch (err) {
-        const e = toSvpError(err);
-        if (signal.aborted && signal.reason instanceof SvpError) throw signal.reason;
-        if (e.code === "ERR_MESH_DOWN" || e.code === "ERR_ABORTED") throw e;
-        throw new SvpError("ERR_MESH_DOWN", `no mesh backend: ${e.message}`, { cause: e });
-      }
-      if (signal.aborted) throw signal.reason instanceof SvpError ? signal.reason : new SvpError("ERR_ABORTED", "aborted");
+    dial(name: MeshName, port: number, signal: AbortSignal) {
       const target: MeshTarget = name.kind === "service" ? { name, service: name.service } : { name, port };
-      return dialMesh(session, target, { ...options, signal });
+      return dialVia(options.session, target, { ...options, signal });
     },
   };
 }

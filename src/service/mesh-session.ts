@@ -179,7 +179,8 @@ export class MeshConnector {
     if (this.#closed) return Promise.reject(new SvpError("ERR_ABORTED", "shutting down"));
     const cur = this.current;
     if (cur) return Promise.resolve(cur);
-    if (this.#pending) return this.#pending;
+    // Wait for an attempt under way; when it fails, decide again (its failure may be cached).
+    if (this.#pending) return this.#pending.then((s) => s, () => this.get());
     const f = this.#failure;
     if (f && this.#o.clock.now() - f.at < this.#o.retryAfterMs) return Promise.reject(f.err);
     const p = this.#open().then(
@@ -202,6 +203,31 @@ export class MeshConnector {
     );
     this.#pending = p;
     return p;
+  }
+
+  /**
+   * Try `open` once now (e.g. a start-up check that does not auto-start anything): its
+   * session is adopted; a failure is not remembered, so the next `get()` opens normally.
+   */
+  probe(open: () => Promise<MeshSession>): Promise<MeshSession | undefined> {
+    if (this.#closed || this.current || this.#pending) return Promise.resolve(this.current);
+    const p = open().then(
+      (s) => {
+        this.#pending = undefined;
+        if (this.#closed) {
+          s.close();
+          throw new SvpError("ERR_ABORTED", "shutting down");
+        }
+        this.#watch(s);
+        return s;
+      },
+      (err: unknown) => {
+        this.#pending = undefined;
+        throw err;
+      },
+    );
+    this.#pending = p;
+    return p.catch(() => undefined);
   }
 
   #watch(s: MeshSession): void {

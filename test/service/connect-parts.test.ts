@@ -248,3 +248,23 @@ describe("mesh backend selection", () => {
     await assert.rejects(conn.get(), (e: unknown) => isSvpError(e, "ERR_ABORTED"));
   });
 });
+
+describe("mesh connector start-up probe", () => {
+  test("a failed probe is not remembered; a request during the probe waits for it, then opens normally", async () => {
+    const clock = new ManualClock();
+    const opened: string[] = [];
+    let rejectProbe!: (e: unknown) => void;
+    const session = (d: string) => makeSession({ transport: new FakeTransport("embedded") as unknown as MdpTransport, description: d, started: true }, undefined, clock);
+    const conn = new MeshConnector(() => (opened.push("open"), Promise.resolve(session("auto-started"))), { clock });
+    const probed = conn.probe(() => new Promise((_res, rej) => (rejectProbe = rej)));
+    const during = conn.get();
+    rejectProbe(new SvpError("ERR_MESH_DOWN", "no daemon running"));
+    assert.equal(await probed, undefined);
+    const s = await during;
+    assert.equal(s.description, "auto-started");
+    assert.deepEqual(opened, ["open"]);
+    const again = await conn.probe(() => Promise.reject(new Error("not called")));
+    assert.equal(again, s);
+    conn.close();
+  });
+});

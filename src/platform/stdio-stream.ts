@@ -1,0 +1,162 @@
+/**
+ * `ByteStream` over a pair of Node streams: a Readable for the incoming bytes and a
+ * Writable for the outgoing ones. `svp connect` and `svp listen` without `--forward` use
+ * it on process.stdin/process.stdout (`stdioStream()`); `svp listen --exec` on a child's
+ * stdout/stdin (src/platform/exec-stream.ts).
+ *
+ * - Starts paused; `end` (EOF on the Readable) is held back while paused.
+ * - `closeWrite()` ends the Writable (for stdout: the reader sees EOF once it is flushed).
+ * - `close` fires once both directions are done: EOF delivered and the Writable finished
+ *   (or gone: EPIPE means the reader went away, which ends the write side), or on an
+ *   error, or after `abort()`.
+ */
+
+import type { Readable, Writable } from "node:stream";
+import { Emitter } from "../emitter.ts";
+import { SvpError, toSvpError } from "../errors.ts";
+import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
+
+export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream {
+  readonly label: string;
+  readonly #in: Readable;
+  readonly #out: Writable;
+  #paused = true;
+  #endPending = false;
+  #endDelivered = false;
+  #writeClosed = false;
+  /** The Writable finished (flushed after end()) or is gone. */
+  #writeDone = false;
+  #closed = false;
+  #closing = false;
+  #error: SvpError | undefined;
+
+  constructor(input: Readable, output: Writable, label: string) {
+    super();
+    this.label = label;
+    this.#in = input;
+    this.#out = output;
+    input.on("data", (chunk: Uint8Array) => {
+      if (!this.#closing) this.emit("data", chunk);
+    });
+    input.pause();
+    input.on("end", () => {
+      if (this.#paused) this.#endPending = true;
+      else this.#deliverEnd();
+    });
+    input.on("error", (err) => this.fail(toSvpError(err)));
+    output.on("drain", () => {
+      if (!this.#closing) this.emit("drain");
+    });
+    output.on("finish", () => this.#onWriteDone());
+    output.on("error", (err: NodeJS.ErrnoException) => {
+      // The reader went away (EPIPE): nothing more can be written; that ends the write side.
+      if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") {
+        this.#writeClosed = true;
+        this.#onWriteDone();
+      } else this.fail(toSvpError(err));
+    });
+  }
+
+  get readable(): boolean {
+    return !this.#endDelivered && !this.#closed;
+  }
+  get writable(): boolean {
+    return !this.#writeClosed && !this.#closing;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get writableLength(): number {
+    return this.#out.writableLength;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#closing ? "close" : "closeWrite"}`);
+    return this.#out.write(chunk);
+  }
+
+  closeWrite(): void {
+    if (this.#writeClosed || this.#closing) return;
+    this.#writeClosed = true;
+    this.#out.end();
+  }
+
+  abort(err?: SvpError): void {
+    if (this.#closing) return;
+    this.#writeClosed = true;
+    this.onAbort(err);
+    this.#finish(err);
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#in.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    if (this.#endPending) {
+      queueMicrotask(() => {
+        if (!this.#paused && this.#endPending && !this.#closing) this.#deliverEnd();
+      });
+    }
+    this.#in.resume();
+  }
+
+  /** Subclasses: release the underlying resources on abort (default: destroy both streams). */
+  protected onAbort(_err: SvpError | undefined): void {
+    this.#in.destroy();
+    this.#out.destroy();
+  }
+
+  /** Subclasses: whether `close` may fire once both directions are done (e.g. the child has exited). */
+  protected canClose(): boolean {
+    return true;
+  }
+
+  /** Subclasses: the write side is over (the child exited, so nobody reads its stdin). */
+  protected endWriteSide(): void {
+    this.#writeClosed = true;
+    this.#onWriteDone();
+  }
+
+  /** Subclasses: re-check whether `close` can fire now. */
+  protected checkClose(): void {
+    if (this.#endDelivered && this.#writeDone && this.canClose()) this.#finish(this.#error);
+  }
+
+  /** Close with an error (a failed read or write, a killed child). */
+  protected fail(err: SvpError): void {
+    if (this.#closing) return;
+    this.#error ??= err;
+    this.#writeClosed = true;
+    this.#finish(err);
+  }
+
+  #onWriteDone(): void {
+    this.#writeDone = true;
+    this.checkClose();
+  }
+
+  #deliverEnd(): void {
+    this.#endPending = false;
+    if (this.#endDelivered || this.#closing) return;
+    this.#endDelivered = true;
+    this.emit("end");
+    this.checkClose();
+  }
+
+  #finish(err: SvpError | undefined): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    queueMicrotask(() => {
+      this.#closed = true;
+      this.emit("close", err);
+    });
+  }
+}
+
+/** process.stdin and process.stdout as one ByteStream (for `svp connect`, `svp listen` without targets). */
+export function stdioStream(): PipeStream {
+  return new PipeStream(process.stdin, process.stdout, "stdio");
+}
