@@ -6,14 +6,15 @@
  * missing values.
  */
 
-/** Every value given for `--name` (as `--name V` or `--name=V`), in order; stops at `--`. */
-export function rawValues(argv: readonly string[], name: string): string[] {
+/** Every value given for `--name` (as `--name V`, `--name=V` or `-s V` for a `short` alias), in order; stops at `--`. */
+export function rawValues(argv: readonly string[], name: string, short?: string): string[] {
   const flag = `--${name}`;
+  const alias = short === undefined ? undefined : `-${short}`;
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--") break;
-    if (a === flag) {
+    if (a === flag || (alias !== undefined && a === alias)) {
       const v = argv[i + 1];
       if (v !== undefined) out.push(v);
       i++;
@@ -25,8 +26,8 @@ export function rawValues(argv: readonly string[], name: string): string[] {
 }
 
 /** The single value of `--name`, or undefined; a repeated flag is a usage error via `onRepeat`. */
-export function rawValue(argv: readonly string[], name: string, onRepeat: (msg: string) => Error): string | undefined {
-  const all = rawValues(argv, name);
+export function rawValue(argv: readonly string[], name: string, onRepeat: (msg: string) => Error, short?: string): string | undefined {
+  const all = rawValues(argv, name, short);
   if (all.length > 1) throw onRepeat(`--${name} given ${all.length} times; it takes one value`);
   return all[0];
 }

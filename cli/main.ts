@@ -10,6 +10,9 @@ import { register as registerSocks } from "./socks.ts";
 import { register as registerDaemon } from "./daemon.ts";
 import { register as registerId } from "./id.ts";
 import { register as registerStatus } from "./status.ts";
+import { register as registerConnect } from "./connect.ts";
+import { register as registerListen } from "./listen.ts";
+import { register as registerDiscover } from "./discover.ts";
 import { VERSION, VERSION_LINE } from "./version.ts";
 
 export async function main(argv: string[]): Promise<number> {
@@ -19,6 +22,9 @@ export async function main(argv: string[]): Promise<number> {
   registerDaemon(cli);
   registerId(cli);
   registerStatus(cli);
+  registerConnect(cli, { argv });
+  registerListen(cli, { argv });
+  registerDiscover(cli, { argv });
   cli.help(tidyHelp(VERSION, "Serval mesh streams for ordinary TCP software"));
   cli.version(VERSION);
   cli.globalCommand.outputVersion = () => process.stdout.write(VERSION_LINE);

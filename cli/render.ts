@@ -76,7 +76,8 @@ export function tidyHelp(version: string, tagline: string) {
   return (sections: { title?: string; body: string }[]) =>
     sections.map((s, i) => ({
       ...(s.title !== undefined ? { title: s.title } : {}),
-      body: (i === 0 && s.title === undefined ? `svp ${version}: ${tagline}` : s.body).replace(/[ \t]+$/gm, ""),
+      // cac shows "(default: true)" on every --no-X flag, which reads as "on by default".
+      body: (i === 0 && s.title === undefined ? `svp ${version}: ${tagline}` : s.body).replace(/^(\s+(?:-\w, )?--no-.*?) \(default: true\)$/gm, "$1").replace(/[ \t]+$/gm, ""),
     }));
 }
 

@@ -6,7 +6,9 @@
 
 import type { CAC } from "cac";
 import {
+  MeshConnector,
   UsageError,
+  createMeshDialer,
   formatListenAddress,
   formatUpstream,
   isLoopbackAddress,
@@ -16,11 +18,14 @@ import {
   parseListenAddress,
   parsePositiveInt,
   parseUpstream,
+  openMesh,
   readTextFile,
+  sidToHex,
   startSocksProxy,
 } from "../src/index.ts";
-import type { Credential, ListenAddress, MeshDialer, SocksProxy, StreamRecord, UpstreamProxy } from "../src/index.ts";
+import type { Credential, ListenAddress, MeshDialer, OpenMeshOptions, SocksProxy, StreamRecord, UpstreamProxy } from "../src/index.ts";
 import { rawValue, rawValues, hasFlag } from "./flags.ts";
+import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration } from "./render.ts";
 
@@ -31,7 +36,7 @@ export const DRAIN_MS = 10_000;
 export interface SocksCommandContext {
   /** The raw arguments after `svp` (for value flags, see flags.ts). */
   argv: readonly string[];
-  /** Mesh backend dialer, when one is available (a later issue wires it in). */
+  /** Mesh dialer to use instead of the backend the mesh flags select (tests). */
   mesh?: MeshDialer;
 }
 
@@ -44,13 +49,16 @@ export interface SocksConfig {
   maxConns: number;
   direct: "allow" | "deny";
   upstream: UpstreamProxy | undefined;
+  /** Hold a mesh request this long while its node is not reachable yet (--wait-route). */
+  waitRouteMs: number;
+  mesh: OpenMeshOptions;
   log: LogFormat;
   quiet: boolean;
   warnings: string[];
 }
 
 export function register(cli: CAC, ctx: SocksCommandContext): void {
-  cli
+  const cmd = cli
     .command("socks", "Local proxy (SOCKS5, SOCKS4a, HTTP): mesh names over the mesh, other hosts direct")
     .usage("socks [options]")
     .option("--listen <addr>", `Listen on host:port, [v6]:port, :0 (prints the port) or unix:/path; repeatable (default: ${SOCKS_DEFAULT_LISTEN})`)
@@ -60,10 +68,12 @@ export function register(cli: CAC, ctx: SocksCommandContext): void {
     .option("--upstream <url>", "Send non-mesh traffic through socks5://host:port or http://host:port")
     .option("--handshake-timeout <duration>", "Close clients that send no complete request in time (default: 10s)")
     .option("--connect-timeout <duration>", "Give up connecting to a destination after this long (default: 30s)")
+    .option("--wait-route <duration>", "Hold a mesh request up to this long while its node is not reachable yet (default: 0, refuse at once)")
     .option("--idle-timeout <duration>", "Close tunnels with no traffic for this long; 0 = never (default: 0)")
     .option("--max-conns <n>", "Refuse new requests while this many connections are open (default: no limit)")
     .option("--log <text|json>", "Per-stream log lines on stderr as text or NDJSON (default: text)")
-    .option("--quiet", "No per-stream log lines (warnings and the listening line still print)")
+    .option("--quiet", "No per-stream log lines (warnings and the listening line still print)");
+  addMeshOptions(cmd)
     .example("  $ svp socks                                   # 127.0.0.1:1080")
     .example("  $ svp socks --listen :0 --listen unix:/tmp/svp.sock")
     .example("  $ curl --socks5-hostname 127.0.0.1:1080 http://<SID>.serval/")
@@ -98,6 +108,7 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
   if (handshakeTimeoutMs === 0) throw new UsageError(`invalid --handshake-timeout "0": must be more than 0`);
   if (connectTimeoutMs === 0) throw new UsageError(`invalid --connect-timeout "0": must be more than 0`);
   const idleTimeoutMs = duration("idle-timeout", 0);
+  const waitRouteMs = duration("wait-route", 0);
   const maxText = one("max-conns");
   const maxConns = maxText === undefined ? 0 : parsePositiveInt(maxText, "--max-conns", 1_000_000);
   const directText = one("direct") ?? "allow";
@@ -116,6 +127,8 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
     maxConns,
     direct: directText,
     upstream,
+    waitRouteMs,
+    mesh: meshOptions(argv, "svp socks"),
     log: logText,
     quiet: hasFlag(argv, "quiet"),
     warnings,
@@ -156,6 +169,13 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
   const onTerm = () => onSignal("SIGTERM");
   process.on("SIGINT", onInt);
   process.on("SIGTERM", onTerm);
+  // Mesh routes: the backend the flags select, opened when first needed (so the proxy runs,
+  // and direct routes work, without one) and reopened after it went away.
+  const connector = new MeshConnector(() => openMesh(cfg.mesh), {
+    onOpen: (s) => log.info(`mesh: ${s.description}, SID ${sidToHex(s.sid ?? s.transport.localSid)}`),
+    onLost: (s) => log.warn(`mesh: lost ${s.description}; mesh requests fail until it is back (the next one reconnects)`),
+  });
+  const mesh = ctx.mesh ?? createMeshDialer({ session: () => connector.get(), waitRouteMs: cfg.waitRouteMs });
   try {
     let acceptWarnedAt = -Infinity;
     proxy = await startSocksProxy({
@@ -167,7 +187,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
       maxConns: cfg.maxConns,
       direct: cfg.direct,
       upstream: cfg.upstream,
-      mesh: ctx.mesh,
+      mesh,
       onAcceptError(err) {
         // EMFILE and friends: the listener backs off by itself; say so at most every 10 s.
         const now = Date.now();
@@ -186,11 +206,20 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
     }
     if (cfg.upstream) log.info(`non-mesh traffic goes through ${formatUpstream(cfg.upstream)}`);
     if (cfg.direct === "deny") log.info("--direct deny: only mesh destinations are served");
+    if (!ctx.mesh) {
+      // Use a backend that already runs; start none until a mesh destination is asked for.
+      void connector.probe(() => openMesh({ ...cfg.mesh, autostart: false })).then((s) => {
+        if (s || proxy === undefined || signals > 0) return;
+        if (cfg.mesh.autostart !== false && cfg.mesh.mesh !== "servald") log.info("mesh: no mesh backend running yet; the embedded node starts with the first mesh request");
+        else log.warn(`mesh: no ${cfg.mesh.mesh === "servald" ? "servald answers" : "svp daemon is running"}; mesh destinations are refused (mesh backend not available) until one runs`);
+      });
+    }
     if (pending) onSignal(pending);
     await finished;
   } finally {
     process.off("SIGINT", onInt);
     process.off("SIGTERM", onTerm);
+    connector.close();
   }
   log.info("stopped");
   return 0;

@@ -204,3 +204,101 @@ export { MSP_DEFAULTS } from "./msp/params.ts";
 export type { MspOptions, MspParams } from "./msp/params.ts";
 export { MSP_DROP_REASONS, MSP_FLAG } from "./msp/packet.ts";
 export type { MspDropReason } from "./msp/packet.ts";
+
+// --- mesh services: svp connect, listen, discover and the mesh route of svp socks --------
+
+export { MESH_MODES, MeshConnector, makeSession, openMeshSession, parseMeshMode } from "./service/mesh-session.ts";
+export type { MeshBackends, MeshConnectorOptions, MeshMode, MeshSession, OpenMeshOptions, OpenedBackend } from "./service/mesh-session.ts";
+export { MDP_PORT_MAX, formatMeshTarget, parseMdpPort, parseMeshTarget, resolveMeshTarget } from "./service/mesh-target.ts";
+export type { MeshTarget } from "./service/mesh-target.ts";
+export { createMeshDialer, dialMesh, dialVia } from "./service/mesh-dialer.ts";
+export type { MeshDialOptions, MeshDialerOptions } from "./service/mesh-dialer.ts";
+export { ListenService, startListenService } from "./service/listen-service.ts";
+export type { ListenRecord, ListenResult, ListenServiceOptions, OpenTarget } from "./service/listen-service.ts";
+export { ForwardServer } from "./service/forward-server.ts";
+export type { ForwardRecord, ForwardResult, ForwardServerOptions } from "./service/forward-server.ts";
+export { EndGate, netcat } from "./service/netcat.ts";
+export { SERVICE_DISCOVERY_PORT, discoverServices, isValidServiceName, parseServiceAnswer, servicePatternMatcher, startServiceResponder } from "./service/discovery.ts";
+export type { DiscoverOptions, ServiceAnswer, ServiceResponder } from "./service/discovery.ts";
+export { PROXY_TLV, decodeProxyV2, encodeProxyV2 } from "./service/proxy-v2.ts";
+export type { ProxyV2Header, ProxyV2Info } from "./service/proxy-v2.ts";
+export { StreamRegistry } from "./service/stream-registry.ts";
+export { PipeStream, stdioStream } from "./platform/stdio-stream.ts";
+export { ExecStream, spawnExec } from "./platform/exec-stream.ts";
+
+import type { MeshSession, OpenMeshOptions } from "./service/mesh-session.ts";
+import { openMeshSession } from "./service/mesh-session.ts";
+import type { OpenTarget } from "./service/listen-service.ts";
+import { EmbeddedTransport } from "./node/embedded-transport.ts";
+import { connectEmbedded as connectEmbeddedNode, ensureDaemon as ensureEmbeddedDaemon, resolveHome as resolveEmbeddedHome } from "./platform/embedded-node.ts";
+import { sidEquals, sidToHex as sidHex } from "./mesh/sid.ts";
+import { SvpError as ServiceError, toSvpError as toServiceError } from "./errors.ts";
+import { spawnExec as spawnExecStream } from "./platform/exec-stream.ts";
+import { stdioStream as openStdio } from "./platform/stdio-stream.ts";
+import { formatHostPort } from "./socks/ip.ts";
+
+/**
+ * Open the mesh backend the options select (`--mesh auto|servald|embedded`, see
+ * src/service/mesh-session.ts): servald through its MDP socket, or the embedded node's
+ * daemon, auto-started unless `autostart` is false. On the embedded node the session's live
+ * streams show up in `svp status`.
+ */
+export async function openMesh(options: OpenMeshOptions = {}): Promise<MeshSession> {
+  const session = await openMeshSession(
+    {
+      async servald({ instance, sid }) {
+        const t = await connectServald({ ...(instance !== undefined ? { instance } : {}), ...(sid ? { sid } : {}) });
+        return { transport: t, description: `servald (instance ${t.instance.path})`, started: false };
+      },
+      async embedded({ home, autostart, sid, name, onNote }) {
+        const { started } = await ensureEmbeddedDaemon(home, { autostart, ...(onNote ? { onNote } : {}) });
+        const t = await connectEmbeddedNode({ ...(home !== undefined ? { home } : {}), name, autostart: false });
+        if (sid && !t.sids.some((s) => sidEquals(s, sid))) {
+          t.close();
+          throw new ServiceError("ERR_BAD_ADDRESS", `the embedded node has no identity ${sidHex(sid)} (its identities: ${t.sids.map(sidHex).join(", ")})`);
+        }
+        return { transport: t, description: `embedded node (pid ${t.daemonPid}, ${home !== undefined ? resolveEmbeddedHome(home) : resolveEmbeddedHome()})`, started };
+      },
+    },
+    options,
+  );
+  if (session.transport instanceof EmbeddedTransport) session.transport.setStreamStatsProvider(() => session.streams.stats());
+  return session;
+}
+
+/** What `svp listen` connects each caller to. */
+export type ListenTargetSpec = { kind: "tcp"; host: string; port: number } | { kind: "exec"; command: string } | { kind: "stdio" };
+
+/** The platform's opener for a listen target, and its label for log lines. */
+export function listenTarget(spec: ListenTargetSpec, clock: Clock = systemClock): { open: OpenTarget; label: string } {
+  if (spec.kind === "tcp") {
+    const label = formatHostPort(spec.host, spec.port);
+    return {
+      label,
+      open: async (_caller, signal) => {
+        try {
+          return await connectTcp(spec.host, spec.port, { signal, timeoutMs: 0, clock });
+        } catch (err) {
+          const e = toServiceError(err);
+          if (signal.aborted && signal.reason instanceof ServiceError) throw signal.reason;
+          throw new ServiceError(e.code, `forward to ${label}: ${e.message}`, { cause: e });
+        }
+      },
+    };
+  }
+  if (spec.kind === "exec") {
+    return {
+      label: `exec: ${spec.command}`,
+      open: (caller, signal) => spawnExecStream(spec.command, { signal, env: { SVP_PEER_SID: sidHex(caller.sid), SVP_PEER_PORT: String(caller.port) } }),
+    };
+  }
+  let used = false;
+  return {
+    label: "stdio",
+    open: () => {
+      if (used) return Promise.reject(new ServiceError("ERR_NOT_ALLOWED", "stdin/stdout already carry a connection"));
+      used = true;
+      return Promise.resolve(openStdio());
+    },
+  };
+}

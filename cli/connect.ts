@@ -1,0 +1,276 @@
+/**
+ * `svp connect [options] <SID|name> [mdp-port|service]`: netcat to a mesh service.
+ * Without --forward: stdin/stdout is the stream (EOF on stdin sends SHUTDOWN; the remote's
+ * answer keeps printing until it finishes). With --forward: a local listener whose every
+ * connection gets its own MSP stream.
+ */
+
+import type { CAC } from "cac";
+import {
+  ERROR_TABLE,
+  ForwardServer,
+  MeshConnector,
+  SvpError,
+  UsageError,
+  dialMesh,
+  dialVia,
+  formatListenAddress,
+  formatMeshTarget,
+  isLoopbackAddress,
+  listen,
+  netcat,
+  openMesh,
+  parseDuration,
+  parseListenAddress,
+  parseMeshTarget,
+  sidToHex,
+  stdioStream,
+  toSvpError,
+} from "../src/index.ts";
+import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, OpenMeshOptions } from "../src/index.ts";
+import { hasFlag, rawValue } from "./flags.ts";
+import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
+import type { LogFormat, Logger } from "./render.ts";
+import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
+
+/** How long live connections may continue after SIGINT/SIGTERM (--forward). */
+const DRAIN_MS = 10_000;
+/** MSP gives up on a silent peer after this long; -w longer than that raises it. */
+const MSP_TIMEOUT_MS = 10_000;
+
+export interface ConnectConfig {
+  target: MeshTarget;
+  /** As typed, for messages. */
+  dest: string;
+  forward: ListenAddress | undefined;
+  once: boolean;
+  noShutdown: boolean;
+  waitMs: number | undefined;
+  idleMs: number;
+  waitRouteMs: number;
+  verbose: boolean;
+  log: LogFormat;
+  quiet: boolean;
+  mesh: OpenMeshOptions;
+}
+
+export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
+  const cmd = cli
+    .command("connect <dest> [port]", "Netcat to a mesh service: stdin/stdout, or --forward a local port (dest: SID or mesh name; port: MDP port or service)")
+    .usage("connect [options] <SID|name> <mdp-port|service>")
+    .option("--forward <[addr:]port>", "Listen on loopback (or addr) and carry each accepted TCP connection over its own MSP stream")
+    .option("--once", "With --forward: serve one connection, then exit with its outcome")
+    .option("-N, --no-shutdown", "Keep the write side open after EOF on stdin until the remote has finished")
+    .option("-w, --wait <duration>", "Give up connecting after this long (default: 10s, MSP's own limit)")
+    .option("-i, --idle <duration>", "Close the connection after this long without traffic (default: never)")
+    .option("--wait-route <duration>", "Wait up to this long for the node to become reachable instead of failing at once (default: 0)")
+    .option("--verbose", "Stdio mode: say on stderr when connected and when done");
+  addMeshOptions(cmd)
+    .option("--log <text|json>", "--forward: per-connection log lines on stderr as text or NDJSON (default: text)")
+    .option("--quiet", "--forward: no per-connection log lines")
+    .example("  $ svp connect <SID> 80                    # netcat to MDP port 80 of <SID>")
+    .example("  $ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | svp connect <SID>.serval http")
+    .example("  $ svp connect --forward 8080 <SID> 80     # http://127.0.0.1:8080/ reaches <SID>:80")
+    .example("  $ ssh -o ProxyCommand='svp connect %h 22' user@<SID>.serval")
+    .action((dest: string, port: string | undefined) => runConnect(ctx.argv.slice(1), String(dest), port === undefined ? undefined : String(port)));
+}
+
+/** Validate the flags of `svp connect`. Throws UsageError / SvpError(ERR_BAD_ADDRESS). */
+export function connectConfig(argv: readonly string[], dest: string, port: string | undefined): ConnectConfig {
+  const one = (name: string, short?: string) => rawValue(argv, name, (m) => new UsageError(m), short);
+  const target = parseMeshTarget(dest, rawPositional(argv, dest, port));
+  const forwardText = one("forward");
+  let forward: ListenAddress | undefined;
+  if (forwardText !== undefined) {
+    try {
+      forward = parseListenAddress(forwardText);
+    } catch (err) {
+      throw new UsageError(`invalid --forward "${forwardText}": ${(err as Error).message.replace(/^invalid [^"]*"[^"]*": /, "")}`);
+    }
+  }
+  const once = hasFlag(argv, "once");
+  if (once && !forward) throw new UsageError("--once needs --forward (without it, svp connect carries exactly one stream anyway)");
+  const noShutdown = hasFlag(argv, "no-shutdown") || hasFlag(argv, "N") || argv.includes("-N");
+  if (noShutdown && forward) throw new UsageError("-N/--no-shutdown is for stdin/stdout; with --forward each client decides when it is done");
+  const dur = (name: string, short?: string) => {
+    const t = one(name, short);
+    return t === undefined ? undefined : parseDuration(t, `--${name}`);
+  };
+  const waitMs = dur("wait", "w");
+  if (waitMs === 0) throw new UsageError(`invalid --wait "0": must be more than 0`);
+  const idleMs = dur("idle", "i") ?? 0;
+  const waitRouteMs = dur("wait-route") ?? 0;
+  const logText = one("log") ?? "text";
+  if (logText !== "text" && logText !== "json") throw new UsageError(`invalid --log "${logText}": expected text or json`);
+  return {
+    target,
+    dest,
+    forward,
+    once,
+    noShutdown,
+    waitMs,
+    idleMs,
+    waitRouteMs,
+    verbose: hasFlag(argv, "verbose"),
+    log: logText,
+    quiet: hasFlag(argv, "quiet"),
+    mesh: meshOptions(argv, "svp connect"),
+  };
+}
+
+/**
+ * The port argument exactly as typed: cac turns "080" into 80 and "1e3" into 1000, so it
+ * is read back from argv (the first argument after `dest` that is not a flag or its value).
+ */
+function rawPositional(argv: readonly string[], dest: string, parsed: string | undefined): string | undefined {
+  if (parsed === undefined) return undefined;
+  const i = argv.indexOf(dest);
+  for (let j = i + 1; i >= 0 && j < argv.length; j++) {
+    const a = argv[j]!;
+    if (a === "--") return argv[j + 1] ?? parsed;
+    if (a.startsWith("-") && a.length > 1) {
+      if (!a.includes("=") && /^(--(forward|wait|idle|wait-route|mesh|home|servald-instance|sid|log)|-[wi])$/.test(a)) j++;
+      continue;
+    }
+    return a;
+  }
+  return parsed;
+}
+
+async function runConnect(argv: readonly string[], dest: string, port: string | undefined): Promise<number> {
+  const cfg = connectConfig(argv, dest, port);
+  return cfg.forward ? runForward(cfg, cfg.forward) : runStdio(cfg);
+}
+
+function describeTarget(cfg: ConnectConfig): string {
+  return cfg.target.port !== undefined || cfg.target.service !== undefined ? `${cfg.dest} ${cfg.target.port ?? cfg.target.service}` : cfg.dest;
+}
+
+async function runStdio(cfg: ConnectConfig): Promise<number> {
+  const what = describeTarget(cfg);
+  let session: MeshSession;
+  try {
+    session = await openMesh(cfg.mesh);
+  } catch (err) {
+    return reportError("connect", "open the mesh", err);
+  }
+  const ac = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (cfg.waitMs !== undefined) {
+    const ms = cfg.waitMs;
+    timer = setTimeout(() => ac.abort(new SvpError("ERR_TIMEOUT", `no answer within ${formatDuration(ms)}`)), ms);
+  }
+  const onSignal = () => ac.abort(new SvpError("ERR_ABORTED", "interrupted"));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let stream;
+  try {
+    stream = await dialMesh(session, cfg.target, {
+      signal: ac.signal,
+      waitRouteMs: cfg.waitRouteMs,
+      msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
+    });
+  } catch (err) {
+    session.close();
+    return reportError("connect", `connect to ${what}`, err);
+  } finally {
+    if (timer) clearTimeout(timer);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  if (cfg.verbose) process.stderr.write(`svp connect: connected to ${sidToHex(stream.remote.sid)}:${stream.remote.port} via ${session.description}\n`);
+  const local = stdioStream();
+  // A signal now means "stop": reset the stream (the remote sees STOP), exit.
+  const onStop = () => stream.abort(new SvpError("ERR_ABORTED", "interrupted"));
+  process.once("SIGINT", onStop);
+  process.once("SIGTERM", onStop);
+  const stats = await netcat(local, stream, { noShutdown: cfg.noShutdown, idleTimeoutMs: cfg.idleMs });
+  process.off("SIGINT", onStop);
+  process.off("SIGTERM", onStop);
+  session.close();
+  process.stdin.destroy();
+  if (cfg.verbose) process.stderr.write(`svp connect: done; ${formatBytes(stats.aToB)} sent, ${formatBytes(stats.bToA)} received, ${formatDuration(stats.durationMs)}\n`);
+  if (stats.error) {
+    const e = stats.error;
+    process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);
+    return ERROR_TABLE[e.code].exit;
+  }
+  return 0;
+}
+
+async function runForward(cfg: ConnectConfig, addr: ListenAddress): Promise<number> {
+  const log = createLogger("connect", cfg.log, cfg.quiet);
+  const what = formatMeshTarget(cfg.target);
+  // Fail early when there is no mesh at all; later losses reconnect on the next connection.
+  let first: MeshSession;
+  try {
+    first = await openMesh(cfg.mesh);
+  } catch (err) {
+    return reportError("connect", "open the mesh", err);
+  }
+  const connector = new MeshConnector(() => openMesh(cfg.mesh), {
+    onLost: (s) => log.warn(`lost the mesh backend (${s.description}); the next connection reconnects`),
+  });
+  connector.adopt(first);
+  const server = new ForwardServer({
+    targetLabel: what,
+    connectTimeoutMs: cfg.waitMs ?? 30_000,
+    idleTimeoutMs: cfg.idleMs,
+    once: cfg.once,
+    dial: (signal) => dialVia(() => connector.get(), cfg.target, { signal, waitRouteMs: cfg.waitRouteMs, msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) } }),
+  });
+  server.on("connection", (r) => logConnection(log, r));
+  let listener: Listener | undefined;
+  try {
+    listener = await listen(addr, (s) => {
+      server.handle(s);
+      if (!server.accepting) void listener?.close();
+    });
+  } catch (err) {
+    connector.close();
+    return reportError("connect", `listen on ${formatListenAddress(addr)}`, err);
+  }
+  log.always(`listening on ${listener.address}, forwarding to ${what} via ${first.description}`);
+  if (!isLoopbackAddress(addr)) log.warn(`listening on ${listener.address}: anyone who can reach it can use this mesh connection`);
+  const stopped = new Promise<string>((resolve) => {
+    const onInt = () => resolve("SIGINT");
+    const onTerm = () => resolve("SIGTERM");
+    process.once("SIGINT", onInt);
+    process.once("SIGTERM", onTerm);
+    void server.done.then(() => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      resolve("");
+    });
+  });
+  const sig = await stopped;
+  await listener.close();
+  if (sig) {
+    log.info(`${sig}: stopping${server.connections > 0 ? `, letting ${server.connections} live connection(s) finish (up to ${DRAIN_MS / 1000} s)` : ""}`);
+    const again = () => void server.close(0);
+    process.once("SIGINT", again);
+    process.once("SIGTERM", again);
+    await server.close(DRAIN_MS);
+    process.off("SIGINT", again);
+    process.off("SIGTERM", again);
+  }
+  const result = await server.done;
+  connector.close();
+  if (result.reason === "once" && result.error) return ERROR_TABLE[toSvpError(result.error).code].exit;
+  return 0;
+}
+
+function logConnection(log: Logger, r: ForwardRecord): void {
+  const fields: Record<string, unknown> = {
+    event: "connection",
+    client: r.client.replace(/^tcp /, ""),
+    target: r.target,
+    outcome: r.outcome,
+    up_bytes: r.up,
+    down_bytes: r.down,
+    duration_ms: Math.round(r.durationMs),
+  };
+  if (r.message !== undefined) fields.message = r.message;
+  const outcome = r.outcome === "ok" ? "ok" : `failed (${r.outcome}): ${r.message ?? ""}`;
+  log.event(fields, `${fields.client} → ${r.target}: ${outcome}; ${formatBytes(r.up)} up, ${formatBytes(r.down)} down, ${formatDuration(r.durationMs)}`);
+}

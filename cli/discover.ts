@@ -1,0 +1,63 @@
+/**
+ * `svp discover [pattern]`: ask every reachable node (and this one) which services it
+ * offers (MDP port 11, as servald's `msp listen --service` answers) and list the answers.
+ * stdout: one line per service (SID, service, port), or a JSON array with --json.
+ */
+
+import type { CAC } from "cac";
+import { UsageError, discoverServices, openMesh, parseDuration, sidToHex } from "../src/index.ts";
+import type { MeshSession, ServiceAnswer } from "../src/index.ts";
+import { hasFlag, rawValue } from "./flags.ts";
+import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
+import { formatDuration, reportError } from "./render.ts";
+
+export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
+  const cmd = cli
+    .command("discover [pattern]", "List the services mesh nodes offer (pattern: a service name, * and ? allowed)")
+    .usage("discover [options] [pattern]")
+    .option("--timeout <duration>", "Collect answers for this long (default: 2s)")
+    .option("--json", "Print a JSON array of {sid, service, port, self}");
+  addMeshOptions(cmd)
+    .example("  $ svp discover")
+    .example("  $ svp discover 'http*' --json")
+    .action((pattern: string | undefined) => runDiscover(ctx.argv.slice(1), pattern === undefined ? undefined : String(pattern)));
+}
+
+async function runDiscover(argv: readonly string[], pattern: string | undefined): Promise<number> {
+  const timeoutText = rawValue(argv, "timeout", (m) => new UsageError(m));
+  const timeoutMs = timeoutText === undefined ? 2000 : parseDuration(timeoutText, "--timeout");
+  if (timeoutMs === 0) throw new UsageError(`invalid --timeout "0": must be more than 0`);
+  if (pattern !== undefined && (pattern.length > 63 || !/^[A-Za-z0-9_.+*?-]+$/.test(pattern))) {
+    throw new UsageError(`invalid pattern "${pattern}": a service name with * and ? wildcards`);
+  }
+  const json = hasFlag(argv, "json");
+  const mesh = meshOptions(argv, "svp discover");
+  let session: MeshSession;
+  try {
+    session = await openMesh(mesh);
+  } catch (err) {
+    return reportError("discover", "open the mesh", err);
+  }
+  // A node that was just started gets its start-up grace to find peers first.
+  const grace = Math.max(0, session.discoveringUntil - performance.now());
+  let answers: ServiceAnswer[];
+  try {
+    answers = await discoverServices(session.transport, { pattern, timeoutMs: Math.max(timeoutMs, grace), sid: session.sid });
+  } catch (err) {
+    session.close();
+    return reportError("discover", "ask for services", err);
+  }
+  const peers = session.transport.peers().length;
+  session.close();
+  answers.sort((a, b) => sidToHex(a.sid).localeCompare(sidToHex(b.sid)) || a.service.localeCompare(b.service) || a.port - b.port);
+  if (json) {
+    process.stdout.write(JSON.stringify(answers.map((a) => ({ sid: sidToHex(a.sid), service: a.service, port: a.port, self: a.self }))) + "\n");
+  } else {
+    const w = Math.max(7, ...answers.map((a) => a.service.length));
+    for (const a of answers) process.stdout.write(`${sidToHex(a.sid)}  ${a.service.padEnd(w)}  ${a.port}${a.self ? "  (this node)" : ""}\n`);
+  }
+  if (answers.length === 0) {
+    process.stderr.write(`svp discover: no ${pattern === undefined ? "services" : `service matching "${pattern}"`} found within ${formatDuration(timeoutMs)} (${peers} reachable peer${peers === 1 ? "" : "s"} asked)\n`);
+  }
+  return 0;
+}

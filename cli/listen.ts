@@ -1,0 +1,223 @@
+/**
+ * `svp listen [options] <mdp-port>`: put a local service on the mesh. Each incoming MSP
+ * connection is forwarded to a TCP port (--forward), handed to a program (--exec), or, with
+ * neither, the one connection is carried on stdin/stdout.
+ */
+
+import type { CAC } from "cac";
+import {
+  ERROR_TABLE,
+  SvpError,
+  UsageError,
+  isValidServiceName,
+  listenTarget,
+  openMesh,
+  parseHostPort,
+  parseMdpPort,
+  readTextFile,
+  sidToHex,
+  startListenService,
+  toSvpError,
+} from "../src/index.ts";
+import type { ListenRecord, ListenService, ListenTargetSpec, MeshSession, OpenMeshOptions, Sid } from "../src/index.ts";
+import { hasFlag, rawValue, rawValues } from "./flags.ts";
+import { addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
+import type { LogFormat, Logger } from "./render.ts";
+import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
+
+/** How long live connections may continue after SIGINT/SIGTERM. */
+const DRAIN_MS = 10_000;
+
+export interface ListenConfig {
+  port: number;
+  target: ListenTargetSpec;
+  service: string | undefined;
+  allow: Sid[] | undefined;
+  proxyProtocol: boolean;
+  once: boolean;
+  log: LogFormat;
+  quiet: boolean;
+  mesh: OpenMeshOptions;
+  warnings: string[];
+}
+
+export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
+  const cmd = cli
+    .command("listen <mdp-port>", "Offer a local service on the mesh: --forward a TCP port, --exec a program, or stdin/stdout for one connection")
+    .usage("listen [options] <mdp-port>")
+    .option("--forward <[host:]port>", "Connect each caller to this TCP port (host default 127.0.0.1), before answering it")
+    .option("--exec <cmd>", "Run cmd (through /bin/sh) for each caller, the stream as its stdin/stdout; env SVP_PEER_SID, SVP_PEER_PORT")
+    .option("--service <name>", "Also answer service discovery (MDP port 11) for this name")
+    .option("--allow <SID>", "Only this caller (repeatable); others are refused and logged")
+    .option("--allow-file <file>", "Only the callers listed in this file (one SID per line, # comments)")
+    .option("--proxy-protocol", "Start each forwarded TCP connection with a PROXY v2 header naming the caller (TLV 0xE0: SID, 0xE1: port)")
+    .option("--once", "Serve one connection, then exit with its outcome");
+  kebabBooleans(addMeshOptions(cmd))
+    .option("--log <text|json>", "Per-connection log lines on stderr as text or NDJSON (default: text)")
+    .option("--quiet", "No per-connection log lines")
+    .example("  $ svp listen --forward 8000 80 --service http     # web server on 127.0.0.1:8000 as <SID>:80")
+    .example("  $ svp listen --exec 'sort' 7000")
+    .example("  $ svp listen 9000 > received.bin                  # one connection on stdout")
+    .action((port: string) => runListen(ctx.argv.slice(1), String(port)));
+}
+
+/** Validate the flags of `svp listen`. Throws UsageError. */
+export function listenConfig(argv: readonly string[], portArg: string): ListenConfig {
+  const one = (name: string) => rawValue(argv, name, (m) => new UsageError(m));
+  const warnings: string[] = [];
+  let port: number;
+  try {
+    port = parseMdpPort(rawPortArg(argv, portArg), "MDP port");
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/ or a service name$/, ""));
+  }
+  const forwardText = one("forward");
+  const exec = one("exec");
+  if (forwardText !== undefined && exec !== undefined) throw new UsageError("--forward and --exec cannot be combined: choose where callers go");
+  let target: ListenTargetSpec = { kind: "stdio" };
+  if (forwardText !== undefined) {
+    try {
+      const { host, port: tcpPort } = parseHostPort(forwardText, "--forward", "127.0.0.1");
+      if (tcpPort === 0) throw new UsageError(`invalid --forward "${forwardText}": port 0`);
+      target = { kind: "tcp", host, port: tcpPort };
+    } catch (err) {
+      throw new UsageError(`invalid --forward "${forwardText}": ${(err as Error).message.replace(/^invalid [^"]*"[^"]*": /, "")}`);
+    }
+  } else if (exec !== undefined) {
+    if (exec.trim() === "") throw new UsageError("--exec needs a command");
+    target = { kind: "exec", command: exec };
+  }
+  const service = one("service");
+  if (service !== undefined && !isValidServiceName(service)) throw new UsageError(`invalid --service "${service}": letters, digits, _ - . + only, at most 63 characters`);
+  const allowTexts = rawValues(argv, "allow");
+  const allowFile = one("allow-file");
+  let allow: Sid[] | undefined;
+  if (allowTexts.length > 0 || allowFile !== undefined) {
+    allow = allowTexts.map((t) => parseSidArg(t, "--allow"));
+    if (allowFile !== undefined) {
+      const file = readTextFile(allowFile, "--allow-file");
+      file.text.split(/\r?\n/).forEach((raw, i) => {
+        const line = raw.replace(/#.*/, "").trim();
+        if (line === "") return;
+        try {
+          allow!.push(parseSidArg(line, "SID"));
+        } catch (err) {
+          throw new UsageError(`${allowFile}:${i + 1}: ${(err as Error).message}`);
+        }
+      });
+      if (allow.length === 0) warnings.push(`--allow-file ${allowFile} lists no SID: every caller will be refused`);
+    }
+  }
+  const proxyProtocol = hasFlag(argv, "proxy-protocol");
+  if (proxyProtocol && target.kind !== "tcp") throw new UsageError("--proxy-protocol needs --forward (it is the first bytes of each forwarded TCP connection)");
+  const logText = one("log") ?? "text";
+  if (logText !== "text" && logText !== "json") throw new UsageError(`invalid --log "${logText}": expected text or json`);
+  return {
+    port,
+    target,
+    service,
+    allow,
+    proxyProtocol,
+    once: hasFlag(argv, "once") || target.kind === "stdio",
+    log: logText,
+    quiet: hasFlag(argv, "quiet"),
+    mesh: meshOptions(argv, "svp listen"),
+    warnings,
+  };
+}
+
+/** The port as typed (cac turns "080" into 80): the last non-flag argument. */
+function rawPortArg(argv: readonly string[], parsed: string): string {
+  const withValue = /^--(forward|exec|service|allow|allow-file|mesh|home|servald-instance|sid|log)$/;
+  let found: string | undefined;
+  for (let j = 0; j < argv.length; j++) {
+    const a = argv[j]!;
+    if (a === "--") return argv[j + 1] ?? parsed;
+    if (a.startsWith("-") && a.length > 1) {
+      if (!a.includes("=") && withValue.test(a)) j++;
+      continue;
+    }
+    found ??= a;
+  }
+  return found ?? parsed;
+}
+
+async function runListen(argv: readonly string[], portArg: string): Promise<number> {
+  const cfg = listenConfig(argv, portArg);
+  const log = createLogger("listen", cfg.log, cfg.quiet);
+  for (const w of cfg.warnings) log.warn(w);
+  let session: MeshSession;
+  try {
+    session = await openMesh(cfg.mesh);
+  } catch (err) {
+    return reportError("listen", "open the mesh", err);
+  }
+  const { open, label } = listenTarget(cfg.target);
+  let svc: ListenService;
+  try {
+    svc = await startListenService(session, {
+      port: cfg.port,
+      open,
+      targetLabel: label,
+      allow: cfg.allow,
+      once: cfg.once,
+      proxyProtocol: cfg.proxyProtocol,
+      service: cfg.service,
+    });
+  } catch (err) {
+    session.close();
+    const e = toSvpError(err);
+    if (e.code === "ERR_NOT_ALLOWED") return reportError("listen", `listen on MDP port ${cfg.port}`, new SvpError("ERR_USAGE", `MDP port ${cfg.port}: ${e.message}`));
+    return reportError("listen", `listen on MDP port ${cfg.port}`, e);
+  }
+  svc.on("connection", (r) => logConnection(log, r));
+  const where = `${sidToHex(svc.local.sid)}:${svc.local.port}`;
+  log.always(`listening on ${where} via ${session.description}, ${cfg.target.kind === "stdio" ? "one connection on stdin/stdout" : `callers go to ${label}`}${cfg.service ? `; service "${cfg.service}"` : ""}`);
+  if (cfg.allow) log.info(`only ${cfg.allow.length} allowed caller${cfg.allow.length === 1 ? "" : "s"}`);
+  const stopped = new Promise<string>((resolve) => {
+    const onInt = () => resolve("SIGINT");
+    const onTerm = () => resolve("SIGTERM");
+    process.once("SIGINT", onInt);
+    process.once("SIGTERM", onTerm);
+    void svc.done.then(() => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      resolve("");
+    });
+  });
+  const sig = await stopped;
+  if (sig) {
+    log.info(`${sig}: stopping${svc.connections > 0 ? `, letting ${svc.connections} live connection(s) finish (up to ${DRAIN_MS / 1000} s; signal again to stop now)` : ""}`);
+    const again = () => void svc.close(0);
+    process.once("SIGINT", again);
+    process.once("SIGTERM", again);
+    await svc.close(DRAIN_MS);
+    process.off("SIGINT", again);
+    process.off("SIGTERM", again);
+  }
+  const result = await svc.done;
+  session.close();
+  if (cfg.target.kind === "stdio") process.stdin.destroy();
+  if (result.reason === "down") {
+    process.stderr.write(`svp listen: lost the mesh backend: ${result.error?.message ?? "gone"}\n`);
+    return ERROR_TABLE.ERR_MESH_DOWN.exit;
+  }
+  if (result.reason === "once" && result.error) return ERROR_TABLE[result.error.code].exit;
+  return 0;
+}
+
+function logConnection(log: Logger, r: ListenRecord): void {
+  const fields: Record<string, unknown> = {
+    event: "connection",
+    peer: r.peerSid,
+    peer_port: r.peerPort,
+    target: r.target,
+    outcome: r.outcome,
+    up_bytes: r.up,
+    down_bytes: r.down,
+    duration_ms: Math.round(r.durationMs),
+  };
+  if (r.message !== undefined) fields.message = r.message;
+  const outcome = r.outcome === "ok" ? "ok" : `${r.outcome === "ERR_NOT_ALLOWED" ? "refused" : "failed"} (${r.outcome}): ${r.message ?? ""}`;
+  log.event(fields, `${r.peerSid}:${r.peerPort} → ${r.target}: ${outcome}; ${formatBytes(r.up)} in, ${formatBytes(r.down)} out, ${formatDuration(r.durationMs)}`);
+}
