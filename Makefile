@@ -61,5 +61,9 @@ bench-deps:
 bench: dist/svp bench-deps
 	node --import tsx bench/run.ts
 
+# The whole use case on one machine: two embedded nodes, listen, socks, curl, connect, discover.
+demo: dist/svp.cjs test-deps
+	scripts/demo.sh
+
 clean:
 	rm -rf dist
