@@ -3,7 +3,8 @@
  * in one run, on loopback only. Not a test: it measures and reports, it never fails on a
  * slow number.
  *
- * Contenders: direct (no proxy), svp socks (dist/svp, else node dist/svp.cjs), a naive
+ * Contenders: direct (no proxy), svp socks (dist/svp, else node dist/svp.cjs; with dist/svp
+ * also node dist/svp.cjs on the system node, to separate runtime from code), a naive
  * Node relay (bench/naive-relay.ts) and microsocks when installed. Each proxy runs in its
  * own process; the load generator and the target server are bench/loadgen.c, compiled
  * here with cc, in another process, so neither the proxy nor the measuring side share a
@@ -23,7 +24,7 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, naive, microsocks), --skip bulk,rate,idle,startup,msp, --no-write.
+ * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp, --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -192,9 +193,22 @@ async function contenders(naiveJs: string): Promise<Contender[]> {
               }),
           },
   );
+  // The same bundle on the system node, to tell the binary's runtime apart from svp's code.
+  if (svp && svp.length === 1 && existsSync(`${root}dist/svp.cjs`) && svpHasSocks([process.execPath, `${root}dist/svp.cjs`])) {
+    list.push({
+      name: "svp-node",
+      label: `svp socks (node dist/svp.cjs, Node ${process.versions.node})`,
+      start: () =>
+        startProxy([process.execPath, `${root}dist/svp.cjs`, "socks", "--listen", "127.0.0.1:0", "--quiet"], /listening on 127\.0\.0\.1:(\d+)/, {
+          ...process.env,
+          SVP_HOME: svpHome,
+          NO_COLOR: "1",
+        }),
+    });
+  }
   list.push({
     name: "naive",
-    label: "naive Node relay",
+    label: `naive Node relay (Node ${process.versions.node})`,
     start: () => startProxy([process.execPath, naiveJs, "0"], /listening on 127\.0\.0\.1:(\d+)/),
   });
   list.push(
@@ -491,6 +505,11 @@ function table(list: Contender[]): string {
   return lines.join("\n");
 }
 
+/** The 1-minute load average: on a shared machine, say how busy it was. */
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ")[0] ?? "?";
+}
+
 function machine(): string {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const kernel = spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim();
@@ -520,6 +539,7 @@ async function main(): Promise<void> {
   const list = await contenders(naiveJs);
   for (const c of list) if (c.unavailable) notes.push(`${c.label}: not measured: ${c.unavailable}`);
   const date = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const loadBefore = loadAverage();
   log(`machine: ${machine()}; ${SECONDS} s per measurement`);
 
   if (!skip.has("bulk") || !skip.has("rate")) await measureTraffic(list);
@@ -535,7 +555,7 @@ async function main(): Promise<void> {
       startup.rows.map((r) => `| \`${r.command}\` | ${fmt(r.ms, 1)} | ${r.ratio === undefined ? "1" : fmt(r.ratio, 2)} |`).join("\n")
     : `not measured${startup?.what ? `: ${startup.what}` : ""}`;
 
-  const header = `Run ${date} on ${machine()}. Loopback only; each throughput and connection-rate figure is the median of ${ROUNDS} interleaved runs of ${SECONDS} s (ratio: median of the per-run ratios to direct); load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process.`;
+  const header = `Run ${date} on ${machine()}; load average ${loadBefore} at the start and ${loadAverage()} at the end (other jobs share this machine). Loopback only; each throughput and connection-rate figure is the median of ${ROUNDS} interleaved runs of ${SECONDS} s (ratio: median of the per-run ratios to direct); load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process.`;
   process.stdout.write(`\n${header}\n\n${tbl}\n\nStart-up:\n${startupText}\n`);
   if (notes.length) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
   if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
