@@ -1,0 +1,458 @@
+/**
+ * The mesh part of `npm run bench`: TCP over MSP through two embedded nodes on one machine
+ * (two `svp daemon`s talking UDP on loopback), next to direct TCP in the same run.
+ *
+ *   node --import tsx bench/mesh.ts [--seconds N] [--rounds N] [--svp CMD]
+ *
+ * Layout: this process is the load generator *and* the target servers (like
+ * bench/loadgen.c: both ends in one process, every svp part in its own process). Node B
+ * runs `svp listen --forward` in front of four targets (sink, source, small HTTP page,
+ * echo); node A runs `svp socks` and `svp connect --forward` for each. Each figure is
+ * measured three ways: direct TCP to the target, through svp socks (SOCKS5 with the name
+ * `<SID>.serval`), and through svp connect --forward.
+ *
+ * Measured: bulk throughput (1 stream up, 1 stream down, 8 streams up; MiB/s), time to
+ * first byte of a small HTTP request on a new connection, connection setup rate
+ * (sequential: connect, 32-byte request, 32-byte answer, close), and the round trip of
+ * one small message on an open stream, from which the MSP window limit
+ * (window × message size / RTT) is computed. CPU: user + system seconds of all svp
+ * processes (daemons included) per MiB moved.
+ *
+ * Prints a markdown section on stdout (progress on stderr); bench/run.ts copies it into
+ * bench/RESULTS.md. Loopback only; every wait bounded; every process stopped at the end.
+ */
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const { values: opts } = parseArgs({
+  options: { seconds: { type: "string", default: "2" }, rounds: { type: "string", default: "3" }, svp: { type: "string" } },
+});
+const SECONDS = Math.max(0.5, Number(opts.seconds));
+const ROUNDS = Math.max(1, Math.floor(Number(opts.rounds)));
+const WARMUP_S = 0.5;
+const MSP_WINDOW_BYTES = 4 * 1024;
+
+const log = (m: string) => process.stderr.write(`bench/mesh: ${m}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function svpCommand(): string[] {
+  if (opts.svp) return opts.svp.split(" ");
+  if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
+  if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
+  return [process.execPath, "--import", "tsx", `${root}cli/main.ts`];
+}
+const SVP = svpCommand();
+
+const work = mkdtempSync(join(tmpdir(), "svp-bench-mesh-"));
+const env = { ...process.env, SVP_DISCOVERY_DIR: join(work, "discovery"), SVP_MESH: "embedded", NO_COLOR: "1" };
+const children: ChildProcess[] = [];
+const daemonPids: number[] = [];
+
+function svpSync(args: string[]): string {
+  const r = spawnSync(SVP[0]!, [...SVP.slice(1), ...args], { env, encoding: "utf8", timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`svp ${args.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+/** A long-running svp command; resolves with its process once stderr matches `ready`. */
+function svpLong(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  const child = spawn(SVP[0]!, [...SVP.slice(1), ...args, "--quiet"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  children.push(child);
+  let err = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`svp ${args.join(" ")}: not ready after 20 s: ${err}`)), 20_000);
+    child.stderr!.on("data", (d: Uint8Array) => {
+      err += new TextDecoder().decode(d);
+      const m = err.match(ready);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m });
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`svp ${args.join(" ")} exited (${code}): ${err}`));
+    });
+  });
+}
+
+/** CPU seconds (user + system) used so far by these processes. */
+function cpuSeconds(pids: number[]): number {
+  const tck = 100;
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      total += (Number(f[11]) + Number(f[12])) / tck;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+// ---------- targets (in this process) ----------
+
+interface Targets {
+  sink: number;
+  source: number;
+  http: number;
+  echo: number;
+  received: { bytes: number };
+  close(): void;
+}
+
+async function startTargets(): Promise<Targets> {
+  const received = { bytes: 0 };
+  const servers: net.Server[] = [];
+  const sockets = new Set<net.Socket>();
+  const serve = async (onConn: (s: net.Socket) => void): Promise<number> => {
+    const srv = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+      onConn(s);
+    });
+    servers.push(srv);
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    return (srv.address() as net.AddressInfo).port;
+  };
+  const chunk = new Uint8Array(64 * 1024).fill(0x5a);
+  const page = new TextEncoder().encode("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello, mesh\n");
+  return {
+    sink: await serve((s) => {
+      s.on("data", (d: Uint8Array) => (received.bytes += d.length));
+      s.on("end", () => s.end());
+    }),
+    source: await serve((s) => {
+      const pump = () => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on("drain", pump);
+      s.on("end", () => s.destroy());
+      pump();
+    }),
+    http: await serve((s) => {
+      let head = "";
+      s.on("data", (d: Uint8Array) => {
+        head += new TextDecoder().decode(d);
+        if (head.includes("\r\n\r\n")) s.end(page);
+      });
+    }),
+    echo: await serve((s) => {
+      s.on("data", (d: Uint8Array) => s.write(d));
+      s.on("end", () => s.end());
+    }),
+    received,
+    close() {
+      for (const s of sockets) s.destroy();
+      for (const srv of servers) srv.close();
+    },
+  };
+}
+
+// ---------- clients ----------
+
+/** How a client reaches a target: a TCP port (direct or a forward) or svp socks with a name. */
+type Route = { kind: "tcp"; port: number } | { kind: "socks"; proxyPort: number; host: string; port: number };
+
+function open(route: Route): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const port = route.kind === "tcp" ? route.port : route.proxyPort;
+    const s = net.connect({ host: "127.0.0.1", port, noDelay: true, allowHalfOpen: true });
+    const timer = setTimeout(() => (s.destroy(), reject(new Error("connect timed out"))), 15_000);
+    s.once("error", (e) => (clearTimeout(timer), reject(e)));
+    s.once("connect", () => {
+      if (route.kind === "tcp") {
+        clearTimeout(timer);
+        return resolve(s);
+      }
+      const h = new TextEncoder().encode(route.host);
+      s.write(Uint8Array.of(5, 1, 0, 5, 1, 0, 3, h.length, ...h, route.port >> 8, route.port & 0xff));
+      let got = new Uint8Array(0);
+      const onData = (d: Uint8Array) => {
+        const b = new Uint8Array(got.length + d.length);
+        b.set(got);
+        b.set(d, got.length);
+        got = b;
+        if (got.length < 12) return;
+        s.off("data", onData);
+        s.pause();
+        clearTimeout(timer);
+        if (got[1] !== 0 || got[3] !== 0) return reject(new Error(`SOCKS5 refused: reply ${got[3]}`));
+        if (got.length > 12) s.unshift(got.subarray(12));
+        resolve(s);
+      };
+      s.on("data", onData);
+    });
+  });
+}
+
+/** Bytes per second over the window after the warm-up. */
+async function bulk(route: Route, dir: "up" | "down", streams: number, targets: Targets): Promise<number> {
+  const socks = await Promise.all(Array.from({ length: streams }, () => open(route)));
+  let down = 0;
+  const chunk = new Uint8Array(64 * 1024).fill(0xa5);
+  let stop = false;
+  for (const s of socks) {
+    s.on("error", () => {});
+    if (dir === "up") {
+      const pump = () => {
+        while (!stop && !s.destroyed && s.write(chunk));
+      };
+      s.on("drain", pump);
+      pump();
+    } else {
+      s.on("data", (d: Uint8Array) => (down += d.length));
+      s.resume();
+    }
+  }
+  const count = () => (dir === "up" ? targets.received.bytes : down);
+  await sleep(WARMUP_S * 1000);
+  const b0 = count();
+  const t0 = performance.now();
+  await sleep(SECONDS * 1000);
+  const bytes = count() - b0;
+  const secs = (performance.now() - t0) / 1000;
+  stop = true;
+  for (const s of socks) s.destroy();
+  await sleep(300);
+  return bytes / secs;
+}
+
+/** Median ms from opening a connection to the first byte of the HTTP answer, over `n` sequential requests. */
+async function ttfb(route: Route, n: number): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const s = await open(route);
+    s.write("GET / HTTP/1.0\r\nHost: bench\r\n\r\n");
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no answer within 15 s")), 15_000);
+      s.once("data", () => {
+        clearTimeout(timer);
+        xs.push(performance.now() - t0);
+        resolve();
+      });
+      s.once("error", (e) => (clearTimeout(timer), reject(e)));
+      s.resume();
+    });
+    s.destroy();
+  }
+  return median(xs);
+}
+
+/** Sequential connections per second: connect, 32 bytes each way, close. */
+async function setupRate(route: Route): Promise<number> {
+  const msg = new Uint8Array(32).fill(0x33);
+  const end = performance.now() + SECONDS * 1000;
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() < end) {
+    const s = await open(route);
+    await new Promise<void>((resolve, reject) => {
+      let got = 0;
+      const timer = setTimeout(() => reject(new Error("no echo within 15 s")), 15_000);
+      s.on("data", (d: Uint8Array) => {
+        got += d.length;
+        if (got >= 32) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      s.once("error", (e) => (clearTimeout(timer), reject(e)));
+      s.resume();
+      s.write(msg);
+    });
+    s.end();
+    s.destroy();
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** Round trips (ms) of a 1-byte message on one open stream: median and minimum. */
+async function rtt(route: Route, n = 200): Promise<{ median: number; min: number }> {
+  const s = await open(route);
+  const xs: number[] = [];
+  s.resume();
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no echo within 15 s")), 15_000);
+      s.once("data", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      s.write("x");
+    });
+    xs.push(performance.now() - t0);
+  }
+  s.destroy();
+  return { median: median(xs), min: Math.min(...xs) };
+}
+
+// ---------- main ----------
+
+interface PathRoutes {
+  label: string;
+  sink: Route;
+  source: Route;
+  http: Route;
+  echo: Route;
+}
+
+async function main(): Promise<void> {
+  log(`svp: ${SVP.join(" ")}; ${SECONDS} s per measurement, ${ROUNDS} rounds`);
+  const targets = await startTargets();
+  const homeA = join(work, "a");
+  const homeB = join(work, "b");
+  for (const home of [homeA, homeB]) {
+    const out = svpSync(["daemon", "start", "--home", home]);
+    const pid = Number(/pid (\d+)/.exec(out)?.[1]);
+    if (pid) daemonPids.push(pid);
+  }
+  const sidB = svpSync(["id", "--home", homeB]).trim();
+  for (let i = 0; ; i++) {
+    if (svpSync(["status", "--home", homeA, "--json"]).includes(`"sid": "${sidB}"`)) break;
+    if (i > 100) throw new Error("node A does not see node B");
+    await sleep(100);
+  }
+  const mdp = { sink: 1001, source: 1002, http: 80, echo: 1003 } as const;
+  const ready = /listening on [0-9A-F]{64}:\d+/;
+  await Promise.all(
+    (Object.keys(mdp) as (keyof typeof mdp)[]).map((k) => svpLong(["listen", "--home", homeB, "--forward", String(targets[k]), String(mdp[k])], ready)),
+  );
+  const socks = await svpLong(["socks", "--home", homeA, "--listen", "127.0.0.1:0"], /listening on 127\.0\.0\.1:(\d+)/);
+  const socksPort = Number(socks.match[1]);
+  const forwards: Record<string, number> = {};
+  for (const k of Object.keys(mdp) as (keyof typeof mdp)[]) {
+    const f = await svpLong(["connect", "--home", homeA, "--forward", "127.0.0.1:0", sidB, String(mdp[k])], /listening on 127\.0\.0\.1:(\d+)/);
+    forwards[k] = Number(f.match[1]);
+  }
+  const svpPids = [...daemonPids, ...children.map((c) => c.pid!).filter(Boolean)];
+  const host = `${sidB}.serval`;
+  const paths: PathRoutes[] = [
+    { label: "direct TCP", sink: { kind: "tcp", port: targets.sink }, source: { kind: "tcp", port: targets.source }, http: { kind: "tcp", port: targets.http }, echo: { kind: "tcp", port: targets.echo } },
+    {
+      label: "svp socks → MSP",
+      sink: { kind: "socks", proxyPort: socksPort, host, port: mdp.sink },
+      source: { kind: "socks", proxyPort: socksPort, host, port: mdp.source },
+      http: { kind: "socks", proxyPort: socksPort, host, port: mdp.http },
+      echo: { kind: "socks", proxyPort: socksPort, host, port: mdp.echo },
+    },
+    {
+      label: "svp connect --forward → MSP",
+      sink: { kind: "tcp", port: forwards.sink! },
+      source: { kind: "tcp", port: forwards.source! },
+      http: { kind: "tcp", port: forwards.http! },
+      echo: { kind: "tcp", port: forwards.echo! },
+    },
+  ];
+
+  const rows: { key: string; label: string; unit: string; digits: number }[] = [
+    { key: "up1", label: "bulk 1 stream up", unit: "MiB/s", digits: 2 },
+    { key: "down1", label: "bulk 1 stream down", unit: "MiB/s", digits: 2 },
+    { key: "up8", label: "bulk 8 streams up", unit: "MiB/s", digits: 2 },
+    { key: "ttfb", label: "time to first byte, small HTTP request on a new connection", unit: "ms", digits: 1 },
+    { key: "rate", label: "connection setup, sequential (32 B each way)", unit: "conn/s", digits: 0 },
+    { key: "rtt", label: "round trip of 1 byte on an open stream (median)", unit: "ms", digits: 2 },
+    { key: "rttMin", label: "round trip of 1 byte on an open stream (fastest)", unit: "ms", digits: 2 },
+    { key: "cpu", label: "CPU of all svp processes per MiB (bulk 1 stream up)", unit: "ms/MiB", digits: 0 },
+  ];
+  const samples = new Map<string, number[]>();
+  const add = (path: string, key: string, v: number) => samples.set(`${path}/${key}`, [...(samples.get(`${path}/${key}`) ?? []), v]);
+  const MiB = 1024 * 1024;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const p of paths) {
+      const mesh = p.label !== "direct TCP";
+      log(`round ${round + 1}/${ROUNDS}: ${p.label}`);
+      const c0 = cpuSeconds(svpPids);
+      const up1 = await bulk(p.sink, "up", 1, targets);
+      const c1 = cpuSeconds(svpPids);
+      add(p.label, "up1", up1 / MiB);
+      if (mesh) add(p.label, "cpu", ((c1 - c0) * 1000) / ((up1 * (SECONDS + WARMUP_S)) / MiB));
+      add(p.label, "down1", (await bulk(p.source, "down", 1, targets)) / MiB);
+      add(p.label, "up8", (await bulk(p.sink, "up", 8, targets)) / MiB);
+      add(p.label, "ttfb", await ttfb(p.http, 10));
+      const r = await rtt(p.echo, 100);
+      add(p.label, "rtt", r.median);
+      add(p.label, "rttMin", r.min);
+      add(p.label, "rate", await setupRate(p.echo));
+    }
+  }
+  const get = (path: string, key: string) => median(samples.get(`${path}/${key}`) ?? []);
+  const fmt = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+  const head = ["", ...paths.map((p) => p.label)];
+  const body = rows.map((r) => [
+    `${r.label}, ${r.unit}`,
+    ...paths.map((p) => {
+      const v = get(p.label, r.key);
+      const d = get("direct TCP", r.key);
+      const ratio = p.label !== "direct TCP" && Number.isFinite(v) && Number.isFinite(d) && d > 0 && r.key !== "cpu" ? ` (${(v / d).toFixed(r.key === "ttfb" || r.key.startsWith("rtt") ? 1 : 3)}×)` : "";
+      return `${fmt(v, r.digits)}${ratio}`;
+    }),
+  ]);
+  const table = [head, head.map(() => "---"), ...body].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  const lines: string[] = [];
+  const cores = availableParallelism();
+  for (const p of paths.slice(1)) {
+    const r = get(p.label, "rttMin");
+    const windowLimit = MSP_WINDOW_BYTES / (r / 1000) / MiB;
+    const cpuLimit = (cores * 1000) / get(p.label, "cpu");
+    const up1 = get(p.label, "up1");
+    const up8 = get(p.label, "up8");
+    const bound = up1 > 0.6 * windowLimit ? "near the window limit" : up8 > 1.5 * up1 ? "below the window limit, and more streams move more: latency under load (each hop waits for a CPU) stretches the round trip the window waits for" : "below the window limit, and more streams do not move more: the path (CPU) is the limit";
+    lines.push(
+      `- ${p.label}: fastest round trip ${fmt(r, 2)} ms, so one window (4 × 1024 B) per round trip allows at most ${fmt(windowLimit, 2)} MiB/s per stream; the svp processes' CPU (${fmt(get(p.label, "cpu"), 0)} ms per MiB, ${cores} cores) allows about ${fmt(cpuLimit, 1)} MiB/s in all. One stream moved ${fmt(up1, 2)} MiB/s (${fmt((up1 / windowLimit) * 100, 0)} % of its window limit): ${bound}. Eight streams moved ${fmt(up8, 2)} MiB/s (${fmt(up8 / up1, 1)}× one stream).`,
+    );
+  }
+  const loadavg = readFileSync("/proc/loadavg", "utf8").split(" ")[0];
+  process.stdout.write(
+    [
+      `Two embedded nodes (\`svp daemon\`, UDP on loopback, sealed datagrams) on one machine; node B runs \`svp listen --forward\` in front of the targets, node A \`svp socks\` and \`svp connect --forward\`. Load generator and targets: bench/mesh.ts (Node) in one process, every svp part in its own. Median of ${ROUNDS} rounds of ${SECONDS} s (after ${WARMUP_S} s warm-up); ratios are to direct TCP measured by the same generator in the same run. Load average ${loadavg} at the end.`,
+      "",
+      table,
+      "",
+      "Where the MSP window is the limit (servald's window: 4 unacknowledged messages of 1024 bytes, acknowledged only once consumed):",
+      ...lines,
+    ].join("\n") + "\n",
+  );
+  targets.close();
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children) c.kill("SIGTERM");
+  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once("exit", r)))));
+  for (const home of ["a", "b"]) {
+    try {
+      svpSync(["daemon", "stop", "--home", join(work, home)]);
+    } catch {
+      // not running
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+
+main().then(
+  async () => {
+    await cleanup();
+    process.exit(0);
+  },
+  async (err: unknown) => {
+    process.stderr.write(`bench/mesh: ${(err as Error).stack ?? String(err)}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);
