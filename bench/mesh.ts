@@ -16,7 +16,10 @@
  * (sequential: connect, 32-byte request, 32-byte answer, close), and the round trip of
  * one small message on an open stream, from which the MSP window limit
  * (window × message size / RTT) is computed. CPU: user + system seconds of all svp
- * processes (daemons included) per MiB moved.
+ * processes (daemons included) per MiB moved. Then MSP alone through the same two daemons
+ * (both ends in this process, on the daemons' local API): one stream with servald's window
+ * of 4 messages and with larger windows (possible between two svp peers), with MSP's own
+ * round-trip estimate: where a larger window moves more, the window is the limit.
  *
  * Prints a markdown section on stdout (progress on stderr); bench/run.ts copies it into
  * bench/RESULTS.md. Loopback only; every wait bounded; every process stopped at the end.
@@ -29,6 +32,10 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { connectEmbedded } from "../src/platform/embedded-node.ts";
+import type { EmbeddedTransport } from "../src/node/embedded-transport.ts";
+import { connectMsp } from "../src/msp/connect.ts";
+import { listenMsp } from "../src/msp/listener.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const { values: opts } = parseArgs({
@@ -303,6 +310,38 @@ async function rtt(route: Route, n = 200): Promise<{ median: number; min: number
   return { median: median(xs), min: Math.min(...xs) };
 }
 
+/** MSP alone: one stream from A to B through the daemons with `window`; MiB/s and MSP's smoothed RTT. */
+async function mspAlone(ta: EmbeddedTransport, tb: EmbeddedTransport, window: number, port: number): Promise<{ mibps: number; rttMs: number }> {
+  const l = await listenMsp(tb, port, { window });
+  let received = 0;
+  l.on("accept", (x) => {
+    x.on("data", (d) => (received += d.length));
+    x.on("end", () => x.closeWrite());
+    x.resume();
+  });
+  const s = await connectMsp(ta, { sid: tb.localSid, port }, { window });
+  s.resume();
+  const chunk = new Uint8Array(64 * 1024);
+  let stop = false;
+  const pump = () => {
+    while (!stop && s.writable && s.write(chunk));
+  };
+  s.on("drain", pump);
+  pump();
+  await sleep(WARMUP_S * 1000);
+  const b0 = received;
+  const t0 = performance.now();
+  await sleep(SECONDS * 1000);
+  const bytes = received - b0;
+  const secs = (performance.now() - t0) / 1000;
+  stop = true;
+  const rttMs = s.stats.rttMs ?? NaN;
+  s.abort();
+  l.abort();
+  await sleep(300);
+  return { mibps: bytes / secs / (1024 * 1024), rttMs };
+}
+
 // ---------- main ----------
 
 interface PathRoutes {
@@ -408,16 +447,38 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const cores = availableParallelism();
   for (const p of paths.slice(1)) {
-    const r = get(p.label, "rttMin");
-    const windowLimit = MSP_WINDOW_BYTES / (r / 1000) / MiB;
     const cpuLimit = (cores * 1000) / get(p.label, "cpu");
     const up1 = get(p.label, "up1");
     const up8 = get(p.label, "up8");
-    const bound = up1 > 0.6 * windowLimit ? "near the window limit" : up8 > 1.5 * up1 ? "below the window limit, and more streams move more: latency under load (each hop waits for a CPU) stretches the round trip the window waits for" : "below the window limit, and more streams do not move more: the path (CPU) is the limit";
     lines.push(
-      `- ${p.label}: fastest round trip ${fmt(r, 2)} ms, so one window (4 × 1024 B) per round trip allows at most ${fmt(windowLimit, 2)} MiB/s per stream; the svp processes' CPU (${fmt(get(p.label, "cpu"), 0)} ms per MiB, ${cores} cores) allows about ${fmt(cpuLimit, 1)} MiB/s in all. One stream moved ${fmt(up1, 2)} MiB/s (${fmt((up1 / windowLimit) * 100, 0)} % of its window limit): ${bound}. Eight streams moved ${fmt(up8, 2)} MiB/s (${fmt(up8 / up1, 1)}× one stream).`,
+      `- ${p.label}: one stream ${fmt(up1, 2)} MiB/s, eight streams ${fmt(up8, 2)} MiB/s (${fmt(up8 / up1, 1)}× one); the svp processes need ${fmt(get(p.label, "cpu"), 0)} ms of CPU per MiB, so ${cores} cores allow about ${fmt(cpuLimit, 1)} MiB/s in all${up8 > 0.6 * cpuLimit ? " (eight streams come close: CPU is the limit)" : ""}.`,
     );
   }
+  // MSP alone through the same daemons, servald's window and larger ones.
+  const ta = await connectEmbedded({ home: homeA, autostart: false, name: "bench/mesh" });
+  const tb = await connectEmbedded({ home: homeB, autostart: false, name: "bench/mesh" });
+  const windows = [4, 8, 16, 32];
+  const alone = new Map<number, { mibps: number[]; rtt: number[] }>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const w of windows) {
+      log(`round ${round + 1}/${ROUNDS}: MSP alone, window ${w}`);
+      const r = await mspAlone(ta, tb, w, 2000 + round * 10 + w);
+      const e = alone.get(w) ?? { mibps: [], rtt: [] };
+      e.mibps.push(r.mibps);
+      e.rtt.push(r.rttMs);
+      alone.set(w, e);
+    }
+  }
+  ta.close();
+  tb.close();
+  const aloneRows = windows.map((w) => {
+    const e = alone.get(w)!;
+    const m = median(e.mibps);
+    const r = median(e.rtt);
+    return `| ${w} × 1024 B${w === 4 ? " (servald's)" : ""} | ${fmt(m, 2)} | ${fmt(r, 2)} | ${fmt((w * 1024) / (r / 1000) / MiB, 2)} |`;
+  });
+  const w4 = median(alone.get(4)!.mibps);
+  const w32 = median(alone.get(32)!.mibps);
   const loadavg = readFileSync("/proc/loadavg", "utf8").split(" ")[0];
   process.stdout.write(
     [
@@ -425,8 +486,16 @@ async function main(): Promise<void> {
       "",
       table,
       "",
-      "Where the MSP window is the limit (servald's window: 4 unacknowledged messages of 1024 bytes, acknowledged only once consumed):",
+      "Streams and CPU (servald's MSP window: 4 unacknowledged messages of 1024 bytes, acknowledged only once the reader consumed them):",
       ...lines,
+      "",
+      `MSP alone through the same two daemons (one stream A → B, both ends in the bench process on the daemons' local API, no TCP): servald's window against larger ones (svp ↔ svp only; against servald the window must stay 4). "RTT" is MSP's own smoothed estimate under load; "window / RTT" is what that window allows.`,
+      "",
+      "| window | MiB/s | MSP RTT, ms | window / RTT, MiB/s |",
+      "| --- | --- | --- | --- |",
+      ...aloneRows,
+      "",
+      `A window of 32 moved ${fmt(w32 / w4, 1)}× what servald's 4 moved: ${w32 > 1.5 * w4 ? "one stream with servald's window is limited by the window (4 KiB per round trip through two daemons)" : "the window is not what limits one stream here; the daemons' CPU per packet is"}.`,
     ].join("\n") + "\n",
   );
   targets.close();
