@@ -163,6 +163,7 @@ async function runListen(argv: readonly string[], portArg: string): Promise<numb
       once: cfg.once,
       proxyProtocol: cfg.proxyProtocol,
       service: cfg.service,
+      onDiscoveryUnavailable: (e) => log.warn(`service discovery for "${cfg.service}" is not available: ${e.message} (servald lets one client per node answer discovery); serving without it`),
     });
   } catch (err) {
     session.close();

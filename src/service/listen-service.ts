@@ -51,6 +51,12 @@ export interface ListenServiceOptions {
   proxyProtocol?: boolean | undefined;
   /** Answer service discovery for this name. */
   service?: string | undefined;
+  /**
+   * Port 11 could not be bound (servald lets only one client per node bind it, so a second
+   * service there cannot answer discovery). Given this callback, the service runs without
+   * answering discovery and is told why; without it, starting fails.
+   */
+  onDiscoveryUnavailable?: ((err: SvpError) => void) | undefined;
   clock?: Clock | undefined;
   /** Give up opening the target after this long, ms. Default 10 000. */
   openTimeoutMs?: number | undefined;
@@ -293,8 +299,12 @@ export async function startListenService(session: MeshSession, options: ListenSe
     try {
       responder = await startServiceResponder(session.transport, { service: options.service, port: listener.local.port, sid: session.sid, clock });
     } catch (err) {
-      listener.abort();
-      throw err;
+      const e = toSvpError(err);
+      if (e.code === "ERR_NOT_ALLOWED" && options.onDiscoveryUnavailable) options.onDiscoveryUnavailable(e);
+      else {
+        listener.abort();
+        throw e;
+      }
     }
   }
   return new ListenService(listener, responder, session, options);

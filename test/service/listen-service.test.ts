@@ -235,6 +235,23 @@ describe("listen service", () => {
     net.close();
   });
 
+  test("port 11 taken by a client that does not share it: fails, or with onDiscoveryUnavailable serves without discovery", async () => {
+    const { clock, net, b, sa, sb } = setup();
+    const squatter = await b.bind(11);
+    const t = pairTarget();
+    await assert.rejects(startListenService(sb, { port: 80, open: t.open, targetLabel: "x", clock, service: "http" }), (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED"));
+    assert.deepEqual(b.boundPorts, [11], "port 80 left bound after the failure");
+    const why: string[] = [];
+    const svc = await startListenService(sb, { port: 80, open: t.open, targetLabel: "x", clock, service: "http", onDiscoveryUnavailable: (e) => why.push(e.code) });
+    assert.deepEqual(why, ["ERR_NOT_ALLOWED"]);
+    const r = await outcome(clock, dialMesh(sa, { name: { kind: "node", sid: b.localSid, prefix: "" }, port: 80 }, { clock }));
+    assert.ok(r.value, r.error?.message);
+    r.value.abort();
+    squatter.close();
+    await outcome(clock, svc.close(100));
+    net.close();
+  });
+
   test("close() lets live connections drain for the given time, then aborts them", async () => {
     const { clock, net, b, sa, sb } = setup();
     const t = pairTarget();
