@@ -90,7 +90,7 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
   }
   const once = hasFlag(argv, "once");
   if (once && !forward) throw new UsageError("--once needs --forward (without it, svp connect carries exactly one stream anyway)");
-  const noShutdown = hasFlag(argv, "no-shutdown") || hasFlag(argv, "N") || argv.includes("-N");
+  const noShutdown = hasFlag(argv, "no-shutdown") || argv.includes("-N");
   if (noShutdown && forward) throw new UsageError("-N/--no-shutdown is for stdin/stdout; with --forward each client decides when it is done");
   const dur = (name: string, short?: string) => {
     const t = one(name, short);

@@ -355,6 +355,24 @@ describe("svp end to end: two embedded nodes, listen, connect, socks, discover",
     assert.equal(h504.stdout, "504");
   });
 
+  test("svp socks without a mesh backend: direct routes work, mesh routes get 0x01 / 503 and a log line", async () => {
+    const socks = lab0.spawn(["socks", "--mesh", "servald", "--listen", "127.0.0.1:0"]);
+    const { port } = await socks.address();
+    await socks.waitFor(/warning: svp socks: mesh: no servald answers; mesh destinations are refused \(mesh backend not available\) until one runs/);
+    const webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}/direct`;
+    const direct = await curl(["-x", `http://127.0.0.1:${port}`, webUrl]);
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.ok(direct.stdout.startsWith(PAGE));
+    const s = await socks5(port, `${B.sid}.serval`, 80);
+    assert.equal(s.reply.slice(0, 5), "05 01");
+    s.c.destroy();
+    const h = await curl(["-x", `http://127.0.0.1:${port}`, "-o", "/dev/null", "-w", "%{http_code}", `http://${B.sid}.serval/`]);
+    assert.equal(h.stdout, "503");
+    await socks.waitFor(/via mesh: failed \(ERR_MESH_DOWN\): no servald answers/);
+    socks.kill("SIGTERM");
+    assert.equal((await socks.stopped()).code, 0);
+  });
+
   test("a peer that went away is unreachable: exit 3 / SOCKS 0x04 at once", async () => {
     await lab0.stopNode(C);
     await lab0.waitPeer(A, C.sid, false);
