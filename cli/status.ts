@@ -5,8 +5,8 @@
  */
 
 import type { CAC } from "cac";
-import { EXIT, isSvpError, queryStatus, resolveHome, type StatusReport } from "../src/index.ts";
-import { formatBytes, formatDuration, stdoutColor } from "./render.ts";
+import { EXIT, UsageError, isSvpError, parseMeshMode, queryServaldStatus, queryStatus, resolveHome, unixDatagramSupport, type StatusReport } from "../src/index.ts";
+import { formatBytes, formatDuration, reportError, stdoutColor } from "./render.ts";
 
 // Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).
 const c = {
@@ -19,18 +19,35 @@ export function register(cli: CAC): void {
     .command("status", "Show identity, mesh backend, peers, bound ports and live streams")
     .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
     .option("--json", "Print one JSON document (fields documented in README)")
-    .action(async (flags: { home?: string; json?: boolean }) => {
-      const home = resolveHome(flags.home);
-      let report: StatusReport;
-      try {
-        report = await queryStatus(home);
-      } catch (err) {
-        if (!isSvpError(err, "ERR_MESH_DOWN")) throw err;
-        process.stderr.write(`svp status: no svp daemon is running for ${home} (start one with "svp daemon start")\n`);
-        return EXIT.FAILURE;
+    .option("--mesh <backend>", "Which backend to show: auto (servald when it answers, else the embedded node), servald or embedded (default: $SVP_MESH, else auto)")
+    .option("--servald-instance <dir>", "servald instance directory (default: $SERVALINSTANCE_PATH, else servald's default run directories)")
+    .action(async (flags: { home?: string; json?: boolean; mesh?: unknown; servaldInstance?: unknown }) => {
+      const env = process.env.SVP_MESH;
+      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : "auto";
+      const instance = flags.servaldInstance !== undefined ? String(flags.servaldInstance) : undefined;
+      if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
+      if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
+      let report: StatusReport | undefined;
+      // As the other commands choose: servald when its socket answers (auto needs the native addon for that).
+      if (mode === "servald" || instance !== undefined || (mode === "auto" && unixDatagramSupport().available)) {
+        try {
+          report = await queryServaldStatus({ instance });
+        } catch (err) {
+          if (mode === "servald" || instance !== undefined || !isSvpError(err, "ERR_MESH_DOWN")) return reportError("status", "reach servald", err);
+        }
+      }
+      if (!report) {
+        const home = resolveHome(flags.home);
+        try {
+          report = await queryStatus(home);
+        } catch (err) {
+          if (!isSvpError(err, "ERR_MESH_DOWN")) throw err;
+          process.stderr.write(`svp status: no svp daemon is running for ${home} (start one with "svp daemon start")\n`);
+          return EXIT.FAILURE;
+        }
       }
       if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
-      else process.stdout.write(formatStatus(report));
+      else process.stdout.write(report.servald ? formatServaldStatus(report) : formatStatus(report));
       return EXIT.OK;
     });
 }
@@ -89,5 +106,39 @@ export function formatStatus(r: StatusReport): string {
   }
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0);
   if (drops.length) out.push(`\n${c.bold("dropped")}  ${drops.map(([k, n]) => `${k} ${n}`).join(", ")}\n`);
+  return out.join("");
+}
+
+const SOURCE_NAMES = { option: "--servald-instance", env: "SERVALINSTANCE_PATH", default: "servald's default run directory" } as const;
+
+/** The servald backend: the daemon's identity and route table (servald reports no ports or streams of its clients). */
+export function formatServaldStatus(r: StatusReport): string {
+  const sd = r.servald!;
+  const out: string[] = [];
+  const kv = (k: string, v: string) => out.push(`${c.bold(k.padEnd(10))} ${v}\n`);
+  kv("identity", r.identity.sid || "(none unlocked)");
+  if (r.identity.sids.length > 1) kv("others", r.identity.sids.slice(1).join(" "));
+  kv("backend", "servald");
+  kv("instance", `${sd.instance} (${SOURCE_NAMES[sd.instanceSource]})`);
+  const daemon = [r.daemon.pid ? `pid ${r.daemon.pid}` : "pid unknown", r.daemon.startedAt ? `up ${formatDuration(r.daemon.uptimeMs)}` : "", r.daemon.version].filter(Boolean);
+  kv("daemon", daemon.join(", "));
+  kv("interfaces", sd.interfaces.join(", ") || "(none)");
+  if (sd.via === "cli") kv("asked", `servald's CLI (${sd.cli})`);
+  for (const n of sd.notes) kv("note", n);
+  const live = r.peers.filter((p) => p.live);
+  out.push(`\n${c.bold("peers")} (${live.length} reachable${r.peers.length > live.length ? `, ${r.peers.length - live.length} known but unreachable` : ""})\n`);
+  if (r.peers.length) {
+    out.push(
+      table(
+        ["SID", "REACH", "HOPS", "VIA"],
+        r.peers.map((p) => [
+          p.sid,
+          p.route?.reachable.join(",") ?? (p.live ? "reachable" : "unreachable"),
+          p.route?.hops === null || p.route?.hops === undefined ? "-" : String(p.route.hops),
+          p.route?.nextHop ? `next hop ${short(p.route.nextHop)}` : (p.route?.interface ?? "-"),
+        ]),
+      ),
+    );
+  }
   return out.join("");
 }

@@ -165,6 +165,9 @@ export type { ServaldInstance } from "./servald/instance.ts";
 export { ServaldTransport } from "./servald/servald-transport.ts";
 export type { ServaldProbe, ServaldStats } from "./servald/servald-transport.ts";
 export { unixDatagramSupport } from "./platform/unix-dgram.ts";
+export { findServaldCli, queryServaldStatus } from "./platform/servald-cli.ts";
+export type { ServaldStatusOptions } from "./platform/servald-cli.ts";
+export type { RouteStatus, ServaldStatus } from "./status/status-report.ts";
 
 import { connectServald as connectServaldWith, probeServald as probeServaldWith } from "./servald/servald-transport.ts";
 import type { ServaldProbe, ServaldTransport, ServaldTransportOptions } from "./servald/servald-transport.ts";

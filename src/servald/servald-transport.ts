@@ -41,6 +41,7 @@ import type { DatagramSendResult, DatagramSocket, OpenDatagramSocket } from "./d
 import type { ServaldInstance } from "./instance.ts";
 import { CLIENT_SOCKET_SLOTS, clientSocketName, localSocketAddress, mdpSocketAddress, resolveInstances } from "./instance.ts";
 import { REACHABLE, REACHABLE_ROUTABLE, decodeRouteRecord } from "./route-record.ts";
+import type { RouteRecord } from "./route-record.ts";
 
 /** servald's special SID for daemon-internal bindings (31 zero bytes, then 1). */
 export const SID_INTERNAL: Sid = (() => {
@@ -197,12 +198,12 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
   #identities: Sid[] = [];
   #identitiesDone = false;
   #searchIds: Sid[] = [];
-  #routes = new Map<string, { sid: Sid; reachable: number }>();
+  #routes = new Map<string, RouteRecord>();
   #routesComplete = false;
   /** Whether servald granted this client the route-change subscription (undefined: not yet known). */
   #subscribed: boolean | undefined;
   /** A polled route table being collected (replaces `#routes` when its CLOSE arrives). */
-  #dump: Map<string, { sid: Sid; reachable: number }> | undefined;
+  #dump: Map<string, RouteRecord> | undefined;
   #bindings = new Map<string, Binding>();
   #pending: PendingBind[] = [];
   #queue: Uint8Array[] = [];
@@ -338,6 +339,11 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
     return out;
   }
 
+  /** The daemon's route table as last received: every node it knows (itself included, flagged SELF). */
+  routes(): RouteRecord[] {
+    return [...this.#routes.values()];
+  }
+
   /** Releases every binding (one CLOSE for the whole client) and closes the socket. */
   close(): void {
     if (this.#state === "closed" || this.#state === "down") return;
@@ -460,7 +466,7 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
       this.stats.datagramsDropped++;
       return;
     }
-    (subscription ? this.#routes : (this.#dump ?? this.#routes)).set(toHex(rec.sid), { sid: rec.sid, reachable: rec.reachable });
+    (subscription ? this.#routes : (this.#dump ?? this.#routes)).set(toHex(rec.sid), rec);
   }
 
   #pollRoutes(): void {

@@ -40,6 +40,41 @@ export interface StatusReport {
   streams: StreamStatus[];
   /** Dropped datagrams by reason (see DROP_REASONS in the node). */
   drops: Record<string, number>;
+  /** servald backend only: where the daemon is and how svp asked it. */
+  servald?: ServaldStatus;
+}
+
+/**
+ * The servald backend's part of a report. There `daemon.home` is the instance directory,
+ * `daemon.pid`/`startedAt` come from servald's pid file (0 / "" when unknown), `udp` and
+ * `discovery` are empty, `ports` and `streams` are empty (servald does not say which client
+ * bound what), and peers carry `route` instead of packet counters (which stay 0).
+ */
+export interface ServaldStatus {
+  /** Instance (run) directory. */
+  instance: string;
+  /** Where it came from: `--servald-instance`, SERVALINSTANCE_PATH, or servald's default run directories. */
+  instanceSource: "option" | "env" | "default";
+  /** "socket": svp's own MDP client; "cli": servald's CLI (svp could not open the socket). */
+  via: "socket" | "cli";
+  /** The servald binary asked for version and, with via "cli", everything else; null when none was found. */
+  cli: string | null;
+  /** Network interfaces the daemon routes through (from its own route entry). */
+  interfaces: string[];
+  /** Anything that limited the report (a CLI that failed, the native addon missing). */
+  notes: string[];
+}
+
+/** How servald routes to a peer (its route table). */
+export interface RouteStatus {
+  /** servald's reachability flags: "unicast", "broadcast", "indirect", "assumed", or "unreachable". */
+  reachable: string[];
+  /** 1: a direct neighbour; more: through `nextHop`; null when unknown. */
+  hops: number | null;
+  /** Interface of a direct neighbour. */
+  interface: string | null;
+  nextHop: string | null;
+  priorHop: string | null;
 }
 
 export interface PeerStatus {
@@ -60,6 +95,8 @@ export interface PeerStatus {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** servald backend: the daemon's route to this peer. */
+  route?: RouteStatus;
 }
 
 export interface PortStatus {
