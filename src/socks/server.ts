@@ -21,7 +21,7 @@ import type { Dialer, RouteName } from "./dialer.ts";
 import type { HandshakeStep, ProxyProtocol, ProxyRequest } from "./handshake.ts";
 import { Handshake, failureReply, successReply } from "./handshake.ts";
 import { ResponseHeadRewriter } from "./http-proxy.ts";
-import { WrappedStream } from "./wrapped-stream.ts";
+import { StreamView } from "../stream/stream-view.ts";
 
 /** What the relay reports when it ends (src/relay/relay.ts `RelayStats`). */
 export interface RelayResult {
@@ -298,7 +298,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     let b = target;
     if (request.head) {
       target.write(request.head);
-      b = new WrappedStream(target, { filter: new ResponseHeadRewriter() });
+      b = new StreamView(target, { filter: new ResponseHeadRewriter() });
     }
     if (early.length > 0) {
       target.write(early);

@@ -13,7 +13,7 @@ import { HttpHeadReader, parseResponseHead } from "./http-head.ts";
 import { formatHostPort } from "./ip.ts";
 import type { Decoded } from "./socks5-codec.ts";
 import { SOCKS5, decodeMethodSelection, decodeReply, decodeUserPassReply, encodeGreeting, encodeRequest, encodeUserPass } from "./socks5-codec.ts";
-import { WrappedStream } from "./wrapped-stream.ts";
+import { StreamView } from "../stream/stream-view.ts";
 
 export interface UpstreamProxy {
   protocol: "socks5" | "http";
@@ -72,7 +72,7 @@ export async function upstreamConnect(up: UpstreamProxy, stream: ByteStream, des
     if (up.protocol === "socks5") rest = await socks5Connect(up, stream, reader, dest);
     else rest = await httpConnect(up, stream, reader, dest);
     reader.release();
-    return rest.length > 0 ? new WrappedStream(stream, { prefix: rest }) : stream;
+    return rest.length > 0 ? new StreamView(stream, { prefix: rest }) : stream;
   } catch (err) {
     reader.release();
     const e = toSvpError(err);

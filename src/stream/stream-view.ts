@@ -1,14 +1,16 @@
 /**
  * A `ByteStream` view of another one whose incoming bytes pass through a filter and/or
- * start with bytes that were already read (`prefix`). Writes go straight through.
+ * start with bytes that were already read (`prefix`), and whose `end` can be held back.
+ * Writes go straight through.
  *
  * Used where a handshake read a little too far (an upstream proxy's reply followed by
- * the target's first bytes) and for the response-head rewrite of HTTP forward requests.
+ * the target's first bytes), for the response-head rewrite of HTTP forward requests, and
+ * by `svp connect -N`, which holds the local EOF until the remote has finished.
  */
 
 import { Emitter } from "../emitter.ts";
 import type { SvpError } from "../errors.ts";
-import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
+import type { ByteStream, ByteStreamEvents } from "./byte-stream.ts";
 
 export interface ReadFilter {
   /** Transform one incoming chunk into zero or more chunks to deliver. */
@@ -17,7 +19,16 @@ export interface ReadFilter {
   flush(): Uint8Array[];
 }
 
-export class WrappedStream extends Emitter<ByteStreamEvents> implements ByteStream {
+export interface StreamViewOptions {
+  /** Bytes to deliver before anything read from the inner stream. */
+  prefix?: Uint8Array;
+  /** Transform applied to every incoming chunk. */
+  filter?: ReadFilter;
+  /** Hold `end` back until `releaseEnd()` is called. Default false. */
+  holdEnd?: boolean;
+}
+
+export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream {
   readonly inner: ByteStream;
   #filter: ReadFilter | undefined;
   #queue: Uint8Array[] = [];
@@ -28,11 +39,13 @@ export class WrappedStream extends Emitter<ByteStreamEvents> implements ByteStre
   #closed = false;
   /** The inner stream closed cleanly while delivered bytes or `end` were still queued here. */
   #closePending = false;
+  #endHeld: boolean;
 
-  constructor(inner: ByteStream, options: { prefix?: Uint8Array; filter?: ReadFilter } = {}) {
+  constructor(inner: ByteStream, options: StreamViewOptions = {}) {
     super();
     this.inner = inner;
     this.#filter = options.filter;
+    this.#endHeld = options.holdEnd ?? false;
     if (options.prefix && options.prefix.length > 0) this.#queue.push(options.prefix);
     inner.on("data", (chunk) => {
       if (this.#filter) {
@@ -104,10 +117,18 @@ export class WrappedStream extends Emitter<ByteStreamEvents> implements ByteStre
     });
   }
 
+  /** Let a held-back `end` through (now, if the inner stream has already ended). */
+  releaseEnd(): void {
+    if (!this.#endHeld) return;
+    this.#endHeld = false;
+    this.#deliver();
+  }
+
   #deliver(): void {
     while (!this.#paused && this.#queue.length > 0 && !this.#closed) this.emit("data", this.#queue.shift()!);
     if (this.#paused || this.#queue.length > 0 || this.#closed) return;
     if (this.#innerEnded) {
+      if (this.#endHeld) return;
       if (!this.#endDelivered) {
         this.#endDelivered = true;
         this.emit("end");
