@@ -161,7 +161,8 @@ async function svpCommand(): Promise<string[]> {
 
 async function openApi(home: string, name: string): Promise<{ t: EmbeddedTransport; stream: SocketStream }> {
   const stream = await connectUnix(socketPath(home), { timeoutMs: 2000 });
-  const t = await openEmbeddedTransport(stream, { name, pid: process.pid, requestTimeoutMs: 10_000 });
+  // As connectEmbedded does: frames of one I/O batch go to the daemon in one write.
+  const t = await openEmbeddedTransport(stream, { name, pid: process.pid, requestTimeoutMs: 10_000, defer: (fn) => void setImmediate(fn) });
   return { t, stream };
 }
 

@@ -15,6 +15,7 @@ import type { MdpAddress, MdpBindOptions, MdpSendOptions, MdpSocket, MdpSocketEv
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { isStatusReport, type StatusReport, type StreamStat } from "../status/status-report.ts";
 import { API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
+import { type Defer, FrameBatcher } from "./frame-batcher.ts";
 
 /** Datagrams are dropped (never queued without bound) once this much is waiting to go to the daemon. */
 const CLIENT_SEND_QUEUE_LIMIT = 4 * 1024 * 1024;
@@ -27,6 +28,8 @@ export interface EmbeddedTransportOptions {
   clock?: Clock;
   /** Give up on the handshake or a request after this long. Default 10 s. */
   requestTimeoutMs?: number;
+  /** When queued frames go to the daemon in one write (see FrameBatcher). Default queueMicrotask. */
+  defer?: Defer;
 }
 
 interface Pending {
@@ -52,6 +55,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   daemonPid = 0;
   readonly ready: Promise<void>;
   #stream: ByteStream;
+  #out: FrameBatcher;
   #o: EmbeddedTransportOptions;
   #clock: Clock;
   #decoder = new FrameDecoder();
@@ -66,6 +70,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   constructor(stream: ByteStream, options: EmbeddedTransportOptions) {
     super();
     this.#stream = stream;
+    this.#out = new FrameBatcher(stream, options.defer);
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     let welcomed!: () => void;
@@ -169,6 +174,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
     for (const s of [...this.#sockets.values()]) s._closed(undefined);
     this.#sockets.clear();
     this.#rejectAll(new SvpError("ERR_ABORTED", "transport closed"));
+    this.#out.flush();
     this.#stream.closeWrite();
     // Do not wait for the daemon to answer the half-close: the process may be exiting.
     this.#clock.setTimeout(() => this.#stream.abort(), 0);
@@ -178,7 +184,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   _send(from: MdpAddress, to: MdpAddress, payload: Uint8Array): void {
     if (this.#down || this.#closed) return;
     if (payload.length > this.mtu) return;
-    if (this.#stream.writableLength > CLIENT_SEND_QUEUE_LIMIT) return;
+    if (this.#out.queuedBytes > CLIENT_SEND_QUEUE_LIMIT) return;
     this.#write({ type: API_TYPE.SEND, sid: from.sid, port: from.port, remoteSid: to.sid, remotePort: to.port, payload });
   }
 
@@ -191,7 +197,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   }
 
   #write(m: ApiMessage): void {
-    if (this.#stream.writable) this.#stream.write(encodeApiMessage(m));
+    if (this.#stream.writable) this.#out.push(encodeApiMessage(m));
   }
 
   #request(make: (reqId: number) => ApiMessage): Promise<ApiMessage> {

@@ -13,6 +13,7 @@ import { isSidAny, type Sid, sidEquals, sidShort, sidToBase32, sidToHex } from "
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { sanitizeStreamStats, STATUS_SCHEMA, type StatusReport, type StreamStat } from "../status/status-report.ts";
 import { API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
+import { type Defer, FrameBatcher } from "./frame-batcher.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
 import type { NodeCrypto, NodeLog, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
 import { endpointKey, Overlay } from "./overlay.ts";
@@ -49,6 +50,8 @@ export interface MeshNodeOptions {
   info: { pid: number; version: string; home: string };
   /** Wall-clock milliseconds since the epoch (for startedAt). Default Date.now. */
   wallClock?: () => number;
+  /** When frames queued for a client go out in one write (see FrameBatcher). Default queueMicrotask. */
+  defer?: Defer;
 }
 
 interface Binding {
@@ -61,6 +64,8 @@ interface Binding {
 interface ApiClient {
   id: number;
   stream: ByteStream;
+  /** Every frame to this client goes through here (one write per batch). */
+  out: FrameBatcher;
   decoder: FrameDecoder;
   pid: number | null;
   name: string;
@@ -176,13 +181,16 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       // best effort: the registry also drops entries of dead processes
     }
     this.overlay.stop();
-    for (const c of [...this.#clients]) c.stream.abort(new SvpError("ERR_MESH_DOWN", "daemon stopping"));
+    for (const c of [...this.#clients]) {
+      c.out.flush(); // e.g. the OK of the stop request
+      c.stream.abort(new SvpError("ERR_MESH_DOWN", "daemon stopping"));
+    }
   }
 
   /** Serve one local API connection. */
   acceptClient(stream: ByteStream): void {
     if (this.#stopped) return stream.abort(new SvpError("ERR_MESH_DOWN", "daemon stopping"));
-    const client: ApiClient = { id: this.#nextClient++, stream, decoder: new FrameDecoder(), pid: null, name: "client", greeted: false, bindings: new Set(), streams: [], streamsAt: 0 };
+    const client: ApiClient = { id: this.#nextClient++, stream, out: new FrameBatcher(stream, this.#o.defer), decoder: new FrameDecoder(), pid: null, name: "client", greeted: false, bindings: new Set(), streams: [], streamsAt: 0 };
     this.#clients.add(client);
     stream.on("data", (chunk) => {
       const { frames, error } = client.decoder.push(chunk);
@@ -194,7 +202,10 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       }
       if (error) this.#dropClient(client, error);
     });
-    stream.on("end", () => stream.closeWrite());
+    stream.on("end", () => {
+      client.out.flush();
+      stream.closeWrite();
+    });
     stream.on("close", () => this.#release(client));
     stream.resume();
   }
@@ -237,9 +248,9 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     };
   }
 
-  #send(c: ApiClient, m: ApiMessage): boolean {
-    if (c.stream.closed || !c.stream.writable) return false;
-    return c.stream.write(encodeApiMessage(m));
+  #send(c: ApiClient, m: ApiMessage): void {
+    if (c.stream.closed || !c.stream.writable) return;
+    c.out.push(encodeApiMessage(m));
   }
 
   #error(c: ApiClient, reqId: number, code: ErrorCode, message: string): void {
@@ -341,7 +352,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     const list = this.#bindings.get(bindingKey(localSid, dstPort));
     if (!list || list.length === 0) return void this.overlay.countDrop("unbound");
     for (const b of list) {
-      if (b.client.stream.writableLength > CLIENT_MAX_QUEUE) {
+      if (b.client.out.queuedBytes > CLIENT_MAX_QUEUE) {
         this.overlay.countDrop("client-slow");
         continue;
       }

@@ -10,6 +10,7 @@ import { closeSync, unlinkSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { basename, resolve as resolvePath } from "node:path";
+import { setImmediate } from "node:timers";
 import { type Clock, systemClock } from "../clock.ts";
 import { SvpError, UsageError } from "../errors.ts";
 import { type Sid, sidToHex } from "../mesh/sid.ts";
@@ -28,6 +29,12 @@ import { openRendezvousDir } from "./rendezvous-dir.ts";
 import { bindUdp } from "./udp.ts";
 
 export { resolveHome };
+
+/**
+ * Local API frames queued during one batch of I/O callbacks go out in one write, right
+ * after the batch (see src/node/frame-batcher.ts).
+ */
+const afterIo = (fn: () => void): void => void setImmediate(fn);
 
 /** Options of the embedded node; unset fields come from svp.conf, then defaults. */
 export interface EmbeddedNodeOptions {
@@ -144,6 +151,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
     ...(config.helloIntervalMs !== undefined ? { helloIntervalMs: config.helloIntervalMs } : {}),
     ...(config.peerTimeoutMs !== undefined ? { peerTimeoutMs: config.peerTimeoutMs } : {}),
     info: { pid: process.pid, version: options.version ?? "dev", home },
+    defer: afterIo,
   });
   let listener: Listener;
   try {
@@ -184,7 +192,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
     async connect(name = "in-process") {
       const [a, b] = memoryPair();
       node.acceptClient(b);
-      return openEmbeddedTransport(a, { name, pid: process.pid });
+      return openEmbeddedTransport(a, { name, pid: process.pid, defer: afterIo });
     },
   };
 }
@@ -427,7 +435,7 @@ export async function connectEmbedded(options: ConnectEmbeddedOptions = {}): Pro
   const stream = await connectUnix(socketPath(home), { timeoutMs: 5000 }).catch((err: unknown) => {
     throw new SvpError("ERR_MESH_DOWN", `cannot reach the svp daemon for ${home}: ${(err as Error).message}`);
   });
-  return openEmbeddedTransport(stream, { name: options.name ?? "svp", pid: process.pid, ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}) });
+  return openEmbeddedTransport(stream, { name: options.name ?? "svp", pid: process.pid, defer: afterIo, ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}) });
 }
 
 /** The status document of the instance's daemon; ERR_MESH_DOWN when none runs (never auto-starts). */
