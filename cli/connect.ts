@@ -32,9 +32,9 @@ import { hasFlag, rawValue } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
+import { StopSignals } from "./stop-signals.ts";
 
 /** How long live connections may continue after SIGINT/SIGTERM (--forward). */
-const DRAIN_MS = 10_000;
 /** MSP gives up on a silent peer after this long; -w longer than that raises it. */
 const MSP_TIMEOUT_MS = 10_000;
 
@@ -200,6 +200,15 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
 
 async function runForward(cfg: ConnectConfig, addr: ListenAddress): Promise<number> {
   const log = createLogger("connect", cfg.log, cfg.quiet);
+  const signals = new StopSignals();
+  try {
+    return await serveForward(cfg, addr, log, signals);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger, signals: StopSignals): Promise<number> {
   const what = formatMeshTarget(cfg.target);
   // Fail early when there is no mesh at all; later losses reconnect on the next connection.
   let first: MeshSession;
@@ -232,28 +241,8 @@ async function runForward(cfg: ConnectConfig, addr: ListenAddress): Promise<numb
   }
   log.always(`listening on ${listener.address}, forwarding to ${what} via ${first.description}`);
   if (!isLoopbackAddress(addr)) log.warn(`listening on ${listener.address}: anyone who can reach it can use this mesh connection`);
-  const stopped = new Promise<string>((resolve) => {
-    const onInt = () => resolve("SIGINT");
-    const onTerm = () => resolve("SIGTERM");
-    process.once("SIGINT", onInt);
-    process.once("SIGTERM", onTerm);
-    void server.done.then(() => {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      resolve("");
-    });
-  });
-  const sig = await stopped;
-  await listener.close();
-  if (sig) {
-    log.info(`${sig}: stopping${server.connections > 0 ? `, letting ${server.connections} live connection(s) finish (up to ${DRAIN_MS / 1000} s)` : ""}`);
-    const again = () => void server.close(0);
-    process.once("SIGINT", again);
-    process.once("SIGTERM", again);
-    await server.close(DRAIN_MS);
-    process.off("SIGINT", again);
-    process.off("SIGTERM", again);
-  }
+  const l = listener;
+  await signals.serve(server, log, () => l.close());
   const result = await server.done;
   connector.close();
   if (result.reason === "once" && result.error) return ERROR_TABLE[toSvpError(result.error).code].exit;

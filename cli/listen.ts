@@ -24,9 +24,9 @@ import { hasFlag, rawValue, rawValues } from "./flags.ts";
 import { addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
+import { StopSignals } from "./stop-signals.ts";
 
 /** How long live connections may continue after SIGINT/SIGTERM. */
-const DRAIN_MS = 10_000;
 
 export interface ListenConfig {
   port: number;
@@ -146,6 +146,15 @@ async function runListen(argv: readonly string[], portArg: string): Promise<numb
   const cfg = listenConfig(argv, portArg);
   const log = createLogger("listen", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
+  const signals = new StopSignals();
+  try {
+    return await serveListen(cfg, log, signals);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals): Promise<number> {
   let session: MeshSession;
   try {
     session = await openMesh(cfg.mesh);
@@ -175,27 +184,7 @@ async function runListen(argv: readonly string[], portArg: string): Promise<numb
   const where = `${sidToHex(svc.local.sid)}:${svc.local.port}`;
   log.always(`listening on ${where} via ${session.description}, ${cfg.target.kind === "stdio" ? "one connection on stdin/stdout" : `callers go to ${label}`}${cfg.service ? `; service "${cfg.service}"` : ""}`);
   if (cfg.allow) log.info(`only ${cfg.allow.length} allowed caller${cfg.allow.length === 1 ? "" : "s"}`);
-  const stopped = new Promise<string>((resolve) => {
-    const onInt = () => resolve("SIGINT");
-    const onTerm = () => resolve("SIGTERM");
-    process.once("SIGINT", onInt);
-    process.once("SIGTERM", onTerm);
-    void svc.done.then(() => {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      resolve("");
-    });
-  });
-  const sig = await stopped;
-  if (sig) {
-    log.info(`${sig}: stopping${svc.connections > 0 ? `, letting ${svc.connections} live connection(s) finish (up to ${DRAIN_MS / 1000} s; signal again to stop now)` : ""}`);
-    const again = () => void svc.close(0);
-    process.once("SIGINT", again);
-    process.once("SIGTERM", again);
-    await svc.close(DRAIN_MS);
-    process.off("SIGINT", again);
-    process.off("SIGTERM", again);
-  }
+  await signals.serve(svc, log);
   const result = await svc.done;
   session.close();
   if (cfg.target.kind === "stdio") process.stdin.destroy();

@@ -28,10 +28,9 @@ import { rawValue, rawValues, hasFlag } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration } from "./render.ts";
+import { StopSignals } from "./stop-signals.ts";
 
 export const SOCKS_DEFAULT_LISTEN = "127.0.0.1:1080";
-/** How long live streams may continue after SIGINT/SIGTERM before they are cut. */
-export const DRAIN_MS = 10_000;
 
 export interface SocksCommandContext {
   /** The raw arguments after `svp` (for value flags, see flags.ts). */
@@ -140,35 +139,9 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
   const log = createLogger("socks", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
 
-  // Signal handlers go in before anything is printed: a script that sends SIGTERM as
-  // soon as it reads "listening on" must get the graceful stop, not the default death.
+  // Signal handlers go in before anything is printed (see stop-signals.ts).
+  const signals = new StopSignals();
   let proxy: SocksProxy | undefined;
-  let pending: string | undefined;
-  let signals = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((resolve) => (done = resolve));
-  const onSignal = (sig: string) => {
-    if (!proxy) {
-      pending ??= sig;
-      return;
-    }
-    const p = proxy;
-    signals++;
-    if (signals === 1) {
-      const live = p.server.connections;
-      // Stop accepting first, then say so: whoever reads the line may rely on it.
-      const closed = p.close(DRAIN_MS);
-      log.info(`${sig}: stopping${live > 0 ? `, letting ${live} live connection${live === 1 ? "" : "s"} finish (up to ${DRAIN_MS / 1000} s; signal again to stop now)` : ""}`);
-      void closed.then(done);
-    } else {
-      log.info(`${sig}: closing ${p.server.connections} live connection(s) now`);
-      void p.close(0);
-    }
-  };
-  const onInt = () => onSignal("SIGINT");
-  const onTerm = () => onSignal("SIGTERM");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
   // Mesh routes: the backend the flags select, opened when first needed (so the proxy runs,
   // and direct routes work, without one) and reopened after it went away.
   const connector = new MeshConnector(() => openMesh(cfg.mesh), {
@@ -209,16 +182,15 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
     if (!ctx.mesh) {
       // Use a backend that already runs; start none until a mesh destination is asked for.
       void connector.probe(() => openMesh({ ...cfg.mesh, autostart: false })).then((s) => {
-        if (s || proxy === undefined || signals > 0) return;
+        if (s || proxy === undefined) return;
         if (cfg.mesh.autostart !== false && cfg.mesh.mesh !== "servald") log.info("mesh: no mesh backend running yet; the embedded node starts with the first mesh request");
         else log.warn(`mesh: no ${cfg.mesh.mesh === "servald" ? "servald answers" : "svp daemon is running"}; mesh destinations are refused (mesh backend not available) until one runs`);
       });
     }
-    if (pending) onSignal(pending);
-    await finished;
+    const p = proxy;
+    await signals.serve({ get connections() { return p.server.connections; }, close: (ms) => p.close(ms) }, log);
   } finally {
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
+    signals.dispose();
     connector.close();
   }
   log.info("stopped");
