@@ -64,6 +64,11 @@ export interface MdpTransport {
   readonly kind: "memory" | "embedded" | "servald";
   /** Largest MDP payload in bytes (servald: 1160). */
   readonly mtu: number;
+  /**
+   * The MSP window (packets in flight) the nodes behind this backend use themselves, for
+   * MSP streams over it that set none; absent: MSP_DEFAULTS.window. servald's tools run 5.
+   */
+  readonly mspWindow?: number;
   /** The primary identity of this node. */
   readonly localSid: Sid;
   /**

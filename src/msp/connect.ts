@@ -44,7 +44,7 @@ export async function connectMsp(transport: MdpTransport, to: MdpAddress, option
   if (!Number.isInteger(to.port) || to.port < 1 || to.port > 0xffffffff) {
     throw new SvpError("ERR_BAD_ADDRESS", `invalid MDP port ${to.port}: expected 1-4294967295`);
   }
-  const params = resolveMspParams(options, transport.mtu);
+  const params = resolveMspParams(options.window === undefined && transport.mspWindow !== undefined ? { ...options, window: transport.mspWindow } : options, transport.mtu);
   const clock = options.clock ?? systemClock;
   const where = `${sidShort(to.sid)}:${to.port}`;
   if (transport.reachability(to.sid) === "unreachable") throw new SvpError("ERR_NO_ROUTE", `no route to ${where}`);

@@ -114,7 +114,7 @@ export class MspListener extends Emitter<MspListenerEvents> {
 /** Bind `port` on `transport` and accept MSP connections there. */
 export async function listenMsp(transport: MdpTransport, port: number, options: MspListenOptions = {}): Promise<MspListener> {
   if (!Number.isInteger(port) || port < 1 || port > 0xffffffff) throw new SvpError("ERR_BAD_ADDRESS", `invalid MDP port ${port}: expected 1-4294967295`);
-  const params = resolveMspParams(options, transport.mtu);
+  const params = resolveMspParams(options.window === undefined && transport.mspWindow !== undefined ? { ...options, window: transport.mspWindow } : options, transport.mtu);
   const maxConnections = options.maxConnections ?? 1024;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new SvpError("ERR_USAGE", `maxConnections must be a positive integer, got ${maxConnections}`);
   const clock = options.clock ?? systemClock;

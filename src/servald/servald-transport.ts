@@ -136,6 +136,9 @@ export function servaldPayloadLimit(dstPort: number, srcPort: number, mode: keyo
   return FRAME_BUDGET - CRYPTO_OVERHEAD[mode] - ports;
 }
 
+/** Packets in flight servald's own MSP tools allow (see `ServaldTransport.mspWindow`). */
+export const SERVALD_MSP_WINDOW = 5;
+
 /** The encrypted payload limit for any ports (ports take at most 10 bytes): the transport's `mtu`. */
 export const SERVALD_MTU = FRAME_BUDGET - CRYPTO_OVERHEAD.encrypted - 10;
 
@@ -184,6 +187,14 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
   readonly kind = "servald" as const;
   /** 1100: the encrypted payload limit for any ports (see `servaldPayloadLimit`, which sends enforce). */
   readonly mtu = SERVALD_MTU;
+  /**
+   * servald's MSP keeps MAX_WINDOW_SIZE (4) packets in flight per its constant, but its
+   * msp_stream_send() refuses a packet only when *more* than 4 are queued, and its proxy
+   * (`msp connect/listen --forward`) sends whenever it has read input: so its tools run 5.
+   * Its receiver takes any number. With 4, svp moved a fifth less than servald's own tool on
+   * the same path (bench/servald.ts).
+   */
+  readonly mspWindow = SERVALD_MSP_WINDOW;
   readonly instance: ServaldInstance;
   readonly stats: ServaldStats = { datagramsSent: 0, datagramsReceived: 0, datagramsDropped: 0, sendErrors: 0, datagramsDeferred: 0 };
 
