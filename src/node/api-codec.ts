@@ -153,7 +153,10 @@ export function encodeApiMessage(m: ApiMessage): Uint8Array {
   return out;
 }
 
-/** Decode one frame body (type + body, without the length). Returns a reason string when malformed. */
+/**
+ * Decode one frame body (type + body, without the length). Returns a reason string when
+ * malformed. A SEND/DELIVER payload is a view into `f`: `f` must not be reused afterwards.
+ */
 export function decodeApiFrame(f: Uint8Array): ApiMessage | string {
   if (f.length < 1) return "empty frame";
   const type = f[0]!;
@@ -198,7 +201,9 @@ export function decodeApiFrame(f: Uint8Array): ApiMessage | string {
     case API_TYPE.DELIVER: {
       const fixed = 2 * SID_BYTES + 8 + (type === API_TYPE.DELIVER ? 1 : 0);
       if (!need(fixed, false)) return `short frame type ${type}`;
-      const common = { sid: body.slice(0, SID_BYTES), port: v.getUint32(SID_BYTES), remoteSid: body.slice(SID_BYTES + 4, 2 * SID_BYTES + 4), remotePort: v.getUint32(2 * SID_BYTES + 4), payload: body.slice(fixed) };
+      // The payload is a view, not a copy: frames from FrameDecoder are private copies already,
+      // and the payload is nearly all of one. (SIDs are copied: they may be kept long after.)
+      const common = { sid: body.slice(0, SID_BYTES), port: v.getUint32(SID_BYTES), remoteSid: body.slice(SID_BYTES + 4, 2 * SID_BYTES + 4), remotePort: v.getUint32(2 * SID_BYTES + 4), payload: body.subarray(fixed) };
       if (type === API_TYPE.SEND) return { type, ...common };
       if (body[fixed - 1]! > 1) return "bad DELIVER flags";
       return { type, ...common, broadcast: body[fixed - 1] === 1 };

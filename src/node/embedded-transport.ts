@@ -9,13 +9,13 @@ import type { Clock, Timer } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import { ERROR_TABLE, type ErrorCode, SvpError } from "../errors.ts";
-import { toHex } from "../bytes/hex.ts";
 import { isSidAny, type Sid, SID_ANY, SID_BROADCAST, sidEquals, sidFromHex, sidToHex } from "../mesh/sid.ts";
 import type { MdpAddress, MdpBindOptions, MdpSendOptions, MdpSocket, MdpSocketEvents, MdpTransport, MdpTransportEvents, Reachability } from "../mdp/transport.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { isStatusReport, type StatusReport, type StreamStat } from "../status/status-report.ts";
 import { API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
 import { type Defer, FrameBatcher } from "./frame-batcher.ts";
+import { bytesKey } from "./bytes-key.ts";
 
 /** Datagrams are dropped (never queued without bound) once this much is waiting to go to the daemon. */
 const CLIENT_SEND_QUEUE_LIMIT = 4 * 1024 * 1024;
@@ -324,6 +324,7 @@ class EmbeddedSocket extends Emitter<MdpSocketEvents> implements MdpSocket {
   }
 }
 
+/** Key of a bound socket (looked up for every datagram; see bytes-key.ts). */
 function socketKey(sid: Sid, port: number): string {
-  return (isSidAny(sid) ? "any" : toHex(sid)) + ":" + port;
+  return (isSidAny(sid) ? "any:" : bytesKey(sid)) + port;
 }

@@ -8,12 +8,12 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import { type ErrorCode, SvpError } from "../errors.ts";
-import { toHex } from "../bytes/hex.ts";
 import { isSidAny, type Sid, sidEquals, sidShort, sidToBase32, sidToHex } from "../mesh/sid.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { sanitizeStreamStats, STATUS_SCHEMA, type StatusReport, type StreamStat } from "../status/status-report.ts";
 import { API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
 import { type Defer, FrameBatcher } from "./frame-batcher.ts";
+import { bytesKey } from "./bytes-key.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
 import type { NodeCrypto, NodeLog, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
 import { endpointKey, Overlay } from "./overlay.ts";
@@ -367,6 +367,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
 
 type NodeJS_ErrnoLike = Error & { code?: string };
 
+/** Key of a port binding (looked up for every datagram; see bytes-key.ts). */
 function bindingKey(sid: Sid, port: number): string {
-  return toHex(sid) + ":" + port;
+  return bytesKey(sid) + port;
 }

@@ -41,6 +41,7 @@ import {
   type SealedHeader,
 } from "./overlay-packet.ts";
 import { ReplayWindow } from "./replay-window.ts";
+import { bytesKey } from "./bytes-key.ts";
 
 const KDF_LABEL = new TextEncoder().encode("svp-overlay-v1");
 const ZERO_BOOT = new Uint8Array(BOOT_BYTES);
@@ -99,6 +100,7 @@ interface Session {
   recvKeys: Map<string, Uint8Array>;
   /** The peer's current boot, learned from a fresh packet. */
   peerBoot: Uint8Array | undefined;
+  /** bytesKey of the boots the peer had before (packets from them are replays). */
   retiredBoots: string[];
   window: ReplayWindow;
   address: UdpEndpoint | undefined;
@@ -244,7 +246,7 @@ export class Overlay extends Emitter<OverlayEvents> {
       queueMicrotask(() => this.emit("data", target.sid, dstPort, local.sid, srcPort, copy, false));
       return true;
     }
-    const s = this.#sessions.get(toHex(local.sid) + ":" + toHex(dst));
+    const s = this.#sessions.get(sessionKey(local.sid, dst));
     if (!s || !s.live) {
       this.drops["no-route"]++;
       return false;
@@ -264,14 +266,12 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!local) return void this.drops["not-for-us"]++;
     if (!this.#usableSid(h.sender)) return void this.drops["bad-sid"]++;
     if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
-    const key = toHex(local.sid) + ":" + toHex(h.sender);
-    let s = this.#sessions.get(key);
+    let s = this.#sessions.get(sessionKey(local.sid, h.sender));
     const candidate = s ?? this.#newSession(local, h.sender, this.#sourceOf(from));
     if (!candidate) return void this.drops["bad-sid"]++;
-    const bootHex = toHex(h.senderBoot);
-    const currentBoot = candidate.peerBoot !== undefined && toHex(candidate.peerBoot) === bootHex;
-    if (currentBoot ? !candidate.window.check(h.counter) : candidate.retiredBoots.includes(bootHex)) return void this.drops.replay++;
-    const plain = this.#o.crypto.open(this.#recvKey(candidate, h.senderBoot, bootHex), nonceFor(h.counter), parsed.aad, parsed.sealed);
+    const currentBoot = candidate.peerBoot !== undefined && sidEquals16(candidate.peerBoot, h.senderBoot);
+    if (currentBoot ? !candidate.window.check(h.counter) : candidate.retiredBoots.includes(bytesKey(h.senderBoot))) return void this.drops.replay++;
+    const plain = this.#o.crypto.open(this.#recvKey(candidate, h.senderBoot), nonceFor(h.counter), parsed.aad, parsed.sealed);
     if (!plain) return void this.drops.forged++;
     if (!s) {
       if (!this.#admit(candidate)) return;
@@ -286,10 +286,10 @@ export class Overlay extends Emitter<OverlayEvents> {
     }
     if (!currentBoot) {
       if (s.peerBoot) {
-        s.retiredBoots.push(toHex(s.peerBoot));
+        s.retiredBoots.push(bytesKey(s.peerBoot));
         if (s.retiredBoots.length > MAX_RETIRED_BOOTS) s.retiredBoots.shift();
       }
-      s.peerBoot = h.senderBoot;
+      s.peerBoot = h.senderBoot.slice();
       s.window.reset();
     }
     s.window.accept(h.counter);
@@ -334,9 +334,8 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (this.#probeReplies.size >= MAX_SESSIONS) return;
     this.#probeReplies.set(rk, now);
     for (const local of this.#identities) {
-      const key = toHex(local.sid) + ":" + toHex(sender);
       // An unauthenticated probe must not create state: use a throwaway session unless one exists.
-      const s = this.#sessions.get(key) ?? this.#newSession(local, sender, this.#sourceOf(from));
+      const s = this.#sessions.get(sessionKey(local.sid, sender)) ?? this.#newSession(local, sender, this.#sourceOf(from));
       if (!s) return void this.drops["bad-sid"]++;
       this.#sendSealed(s, PACKET_TYPE.HELLO, encodeHello({ flags: HELLO_FLAG.REQUEST, ping: this.#nextPing(s), echo: 0 }), from, senderBoot);
     }
@@ -417,16 +416,17 @@ export class Overlay extends Emitter<OverlayEvents> {
       if (!victim) return false;
       this.#sessions.delete(victim[0]);
     }
-    this.#sessions.set(toHex(s.local.sid) + ":" + s.remoteHex, s);
+    this.#sessions.set(sessionKey(s.local.sid, s.remote), s);
     return true;
   }
 
-  #recvKey(s: Session, boot: Uint8Array, bootHex: string): Uint8Array {
-    let k = s.recvKeys.get(bootHex);
+  #recvKey(s: Session, boot: Uint8Array): Uint8Array {
+    const bootKey = bytesKey(boot);
+    let k = s.recvKeys.get(bootKey);
     if (!k) {
       k = this.#o.crypto.hkdf(s.shared, boot, concat3(KDF_LABEL, s.remote, s.local.sid), 32);
       if (s.recvKeys.size >= 4) s.recvKeys.delete(s.recvKeys.keys().next().value!);
-      s.recvKeys.set(bootHex, k);
+      s.recvKeys.set(bootKey, k);
     }
     return k;
   }
@@ -476,6 +476,11 @@ export class Overlay extends Emitter<OverlayEvents> {
     }
     return out;
   }
+}
+
+/** Key of the session between one of our identities and a peer. */
+function sessionKey(local: Sid, remote: Sid): string {
+  return bytesKey(local) + bytesKey(remote);
 }
 
 function concat3(a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
