@@ -17,8 +17,12 @@ export interface NodeCrypto {
   x25519(secret: Uint8Array, peerPublic: Uint8Array): Uint8Array | undefined;
   /** HKDF-SHA256. */
   hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
-  /** Encrypt and authenticate: returns ciphertext followed by the 16-byte tag. */
-  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * Encrypt and authenticate: returns ciphertext followed by the 16-byte tag. With `out`
+   * (at least plaintext + 16 bytes, e.g. the datagram after its header) the result is
+   * written there and a view of `out` returned: one copy less per datagram.
+   */
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array;
   /** Verify and decrypt `sealed` (ciphertext + tag); undefined when it does not authenticate. */
   open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined;
   randomBytes(n: number): Uint8Array;

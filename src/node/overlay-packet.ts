@@ -101,9 +101,12 @@ export function encodeProbe(sender: Sid, senderBoot: Uint8Array): Uint8Array {
   return out;
 }
 
-/** The 92-byte header of a sealed packet (also its associated data). */
-export function encodeSealedHeader(h: SealedHeader): Uint8Array {
-  const out = new Uint8Array(SEALED_HEADER_BYTES);
+/**
+ * The 92-byte header of a sealed packet (also its associated data). With `into`, it is
+ * written at the start of `into` (the whole datagram) and a view of it returned.
+ */
+export function encodeSealedHeader(h: SealedHeader, into?: Uint8Array): Uint8Array {
+  const out = into ? into.subarray(0, SEALED_HEADER_BYTES) : new Uint8Array(SEALED_HEADER_BYTES);
   out[0] = OVERLAY_MAGIC_0;
   out[1] = OVERLAY_MAGIC_1;
   out[2] = OVERLAY_VERSION;
@@ -116,18 +119,12 @@ export function encodeSealedHeader(h: SealedHeader): Uint8Array {
   return out;
 }
 
-/** The AEAD nonce for a counter: 4 zero bytes and the counter (uint64 BE). */
-export function nonceFor(counter: number): Uint8Array {
-  const n = new Uint8Array(NONCE_BYTES);
+/** The AEAD nonce for a counter: 4 zero bytes and the counter (uint64 BE); written into `into` when given. */
+export function nonceFor(counter: number, into?: Uint8Array): Uint8Array {
+  const n = into ?? new Uint8Array(NONCE_BYTES);
+  n[0] = n[1] = n[2] = n[3] = 0;
   writeUint64(n, 4, counter);
   return n;
-}
-
-export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
 
 /**
@@ -188,14 +185,22 @@ export interface DataBody {
   payload: Uint8Array;
 }
 
-export function encodeData(b: DataBody): Uint8Array {
-  const out = new Uint8Array(DATA_PLAIN_HEADER_BYTES + b.payload.length);
-  const v = new DataView(out.buffer);
+/** The DATA plaintext; with `into` (a scratch buffer large enough) it is written there and a view returned. */
+export function encodeData(b: DataBody, into?: Uint8Array): Uint8Array {
+  const n = DATA_PLAIN_HEADER_BYTES + b.payload.length;
+  const out = into ? into.subarray(0, n) : new Uint8Array(n);
   out[0] = b.broadcast ? DATA_FLAG.BROADCAST : 0;
-  v.setUint32(1, b.srcPort >>> 0);
-  v.setUint32(5, b.dstPort >>> 0);
+  writeUint32(out, 1, b.srcPort);
+  writeUint32(out, 5, b.dstPort);
   out.set(b.payload, DATA_PLAIN_HEADER_BYTES);
   return out;
+}
+
+function writeUint32(out: Uint8Array, offset: number, value: number): void {
+  out[offset] = value >>> 24;
+  out[offset + 1] = (value >>> 16) & 0xff;
+  out[offset + 2] = (value >>> 8) & 0xff;
+  out[offset + 3] = value & 0xff;
 }
 
 export function decodeData(p: Uint8Array): DataBody | undefined {

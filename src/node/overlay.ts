@@ -24,7 +24,6 @@ import type { Identity, Keyring } from "./keyring.ts";
 import type { NodeCrypto, NodeLog, RendezvousRegistry, UdpEndpoint, UdpSocket } from "./node-io.ts";
 import {
   BOOT_BYTES,
-  concatBytes,
   type DropReason,
   DROP_REASONS,
   decodeData,
@@ -38,6 +37,10 @@ import {
   OVERLAY_MDP_MTU,
   PACKET_TYPE,
   parseDatagram,
+  SEALED_HEADER_BYTES,
+  TAG_BYTES,
+  DATA_PLAIN_HEADER_BYTES,
+  NONCE_BYTES,
   type SealedHeader,
 } from "./overlay-packet.ts";
 import { ReplayWindow } from "./replay-window.ts";
@@ -139,6 +142,9 @@ export class Overlay extends Emitter<OverlayEvents> {
   #timer: Timer | undefined;
   #stopped = false;
   #pingSeq = 0;
+  /** Scratch for the DATA plaintext and the nonce: both are consumed by the AEAD at once. */
+  #plain = new Uint8Array(DATA_PLAIN_HEADER_BYTES + OVERLAY_MDP_MTU);
+  #nonce = new Uint8Array(NONCE_BYTES);
   /**
    * One packet counter for everything this boot sends. Keys are per (pair, boot), so a
    * node-wide counter can never repeat a nonce under a key, however sessions come and go
@@ -236,7 +242,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     const local = this.#identities.find((i) => sidEquals(i.sid, localSid));
     if (!local) return false;
     if (isSidBroadcast(dst)) {
-      const plain = encodeData({ broadcast: true, srcPort, dstPort, payload });
+      const plain = encodeData({ broadcast: true, srcPort, dstPort, payload }, this.#plain);
       for (const s of this.#sessions.values()) if (s.live && s.local === local) this.#sendSealed(s, PACKET_TYPE.DATA, plain);
       return true;
     }
@@ -251,7 +257,7 @@ export class Overlay extends Emitter<OverlayEvents> {
       this.drops["no-route"]++;
       return false;
     }
-    this.#sendSealed(s, PACKET_TYPE.DATA, encodeData({ broadcast: false, srcPort, dstPort, payload }));
+    this.#sendSealed(s, PACKET_TYPE.DATA, encodeData({ broadcast: false, srcPort, dstPort, payload }, this.#plain));
     return true;
   }
 
@@ -271,7 +277,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!candidate) return void this.drops["bad-sid"]++;
     const currentBoot = candidate.peerBoot !== undefined && sidEquals16(candidate.peerBoot, h.senderBoot);
     if (currentBoot ? !candidate.window.check(h.counter) : candidate.retiredBoots.includes(bytesKey(h.senderBoot))) return void this.drops.replay++;
-    const plain = this.#o.crypto.open(this.#recvKey(candidate, h.senderBoot), nonceFor(h.counter), parsed.aad, parsed.sealed);
+    const plain = this.#o.crypto.open(this.#recvKey(candidate, h.senderBoot), nonceFor(h.counter, this.#nonce), parsed.aad, parsed.sealed);
     if (!plain) return void this.drops.forged++;
     if (!s) {
       if (!this.#admit(candidate)) return;
@@ -365,8 +371,10 @@ export class Overlay extends Emitter<OverlayEvents> {
     const dest = to ?? s.address;
     if (!dest) return;
     const counter = ++this.#txCounter;
-    const header = encodeSealedHeader({ type, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: receiverBoot ?? s.peerBoot ?? ZERO_BOOT, counter });
-    const datagram = concatBytes(header, this.#o.crypto.seal(s.sendKey, nonceFor(counter), header, plain));
+    // One allocation per datagram: header and sealed body are written into it in place.
+    const datagram = new Uint8Array(SEALED_HEADER_BYTES + plain.length + TAG_BYTES);
+    const header = encodeSealedHeader({ type, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: receiverBoot ?? s.peerBoot ?? ZERO_BOOT, counter }, datagram);
+    this.#o.crypto.seal(s.sendKey, nonceFor(counter, this.#nonce), header, plain, datagram.subarray(SEALED_HEADER_BYTES));
     if (this.#transmit(datagram, dest)) {
       s.packetsOut++;
       s.bytesOut += datagram.length;

@@ -59,13 +59,14 @@ export const nodeCrypto: NodeCrypto = {
   hkdf(ikm, salt, info, length) {
     return new Uint8Array(crypto.hkdfSync("sha256", ikm, salt, info, length));
   },
-  seal(key, nonce, aad, plaintext) {
+  seal(key, nonce, aad, plaintext, into) {
     const c = crypto.createCipheriv(AEAD, key, nonce, { authTagLength: TAG });
     c.setAAD(aad, { plaintextLength: plaintext.length });
     const body = c.update(plaintext);
     c.final();
     const tag = c.getAuthTag();
-    const out = new Uint8Array(body.length + TAG);
+    if (into && into.length < body.length + TAG) throw new RangeError(`seal: output of ${into.length} bytes is too small for ${body.length + TAG}`);
+    const out = into ? into.subarray(0, body.length + TAG) : new Uint8Array(body.length + TAG);
     out.set(body, 0);
     out.set(tag, body.length);
     return out;
