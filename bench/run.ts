@@ -21,12 +21,14 @@
  *     on stdout is shown and copied into RESULTS.md's MSP section.
  *   - bench/mesh.ts, when it exists: TCP over MSP through two embedded nodes (svp socks and
  *     svp connect --forward next to direct TCP); its stdout goes into RESULTS.md's mesh section.
+ *   - bench/node.ts, when it exists: the embedded node through two daemons (MSP, datagrams,
+ *     memory with idle streams); its stdout goes into RESULTS.md's node section.
  * Writes bench/RESULTS.md (only the sections between this script's markers; everything
  * else in the file is kept) and bench/results/latest.json.
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh, --no-write.
+ * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node, --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -489,6 +491,15 @@ function runMesh(): string | undefined {
   return r.stdout.trimEnd();
 }
 
+/** bench/node.ts: the embedded node through two `svp daemon` processes. */
+function runNodeBench(): string | undefined {
+  if (!existsSync(`${root}bench/node.ts`)) return undefined;
+  log("bench/node.ts");
+  const r = spawnSync(process.execPath, ["--import", "tsx", `${root}bench/node.ts`, "--seconds", String(SECONDS), "--rounds", String(ROUNDS)], { cwd: root, encoding: "utf8", timeout: 900_000, stdio: ["ignore", "pipe", "inherit"] });
+  if (r.status !== 0) return `bench/node.ts failed (${r.status ?? r.signal ?? r.error?.message})\n${r.stdout ?? ""}`;
+  return r.stdout.trimEnd();
+}
+
 // ---------- report ----------
 
 const fmt = (v: unknown, digits = 0) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
@@ -564,6 +575,7 @@ async function main(): Promise<void> {
   const startup = skip.has("startup") ? undefined : measureStartup();
   const msp = skip.has("msp") ? undefined : runMsp();
   const mesh = skip.has("mesh") ? undefined : runMesh();
+  const embedded = skip.has("node") ? undefined : runNodeBench();
 
   const tbl = table(list);
   const startupText = startup?.rows.length
@@ -576,9 +588,10 @@ async function main(): Promise<void> {
   if (notes.length) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
   if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
   if (mesh !== undefined) process.stdout.write(`\nMesh (bench/mesh.ts):\n${mesh}\n`);
+  if (embedded !== undefined) process.stdout.write(`\nEmbedded node (bench/node.ts):\n${embedded}\n`);
 
   mkdirSync(`${root}bench/results`, { recursive: true });
-  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh }, null, 2) + "\n");
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded }, null, 2) + "\n");
   if (opts["no-write"]) return;
   const path = `${root}bench/RESULTS.md`;
   let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
@@ -587,6 +600,7 @@ async function main(): Promise<void> {
   doc = replaceSection(doc, "startup", `## Start-up\n\n${startupText}`);
   if (msp !== undefined) doc = replaceSection(doc, "msp", `## MSP: latest \`npm run bench\` (output of bench/msp.ts)\n\n${msp}`);
   if (mesh !== undefined) doc = replaceSection(doc, "mesh", `## Mesh: TCP over MSP through two embedded nodes (output of bench/mesh.ts)\n\n${mesh}`);
+  if (embedded !== undefined) doc = replaceSection(doc, "node", `## Embedded node (bench/node.ts)\n\n${embedded}`);
   writeFileSync(path, doc);
   log(`wrote bench/RESULTS.md and bench/results/latest.json`);
 }
