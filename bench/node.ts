@@ -13,9 +13,11 @@
  *     limit; next to direct TCP on loopback between two sockets of this process (same
  *     generator, same run, rounds interleaved). CPU per MiB of each daemon and of this
  *     process; MSP's smoothed RTT under load; the 1-byte round trip on an idle stream.
- *   - MDP datagrams per second A → B through the overlay (1024-byte and 64-byte payloads,
- *     as fast as daemon A takes them, and paced at half that rate), with loss counted and
- *     located (UDP between the daemons, B's client queue); next to node:dgram alone.
+ *   - MDP datagrams per second A → B through the overlay (1024-byte and 64-byte payloads):
+ *     as fast as daemon A takes them, paced at half that rate, and closed-loop (64 in
+ *     flight: the lossless rate), with loss counted and located (UDP between the daemons,
+ *     B's client queue); next to node:dgram alone with the same window. Run-queue waits
+ *     (/proc/<pid>/schedstat) show how much the shared machine held each process back.
  *   - Daemon memory: RSS of both daemons before and with N (default 1,000) open idle MSP
  *     streams, and the daemons' CPU while those streams only exchange keep-alives.
  *
@@ -65,6 +67,8 @@ const IDLE = Number(opts.idle);
 if (!Number.isInteger(IDLE) || IDLE < 1 || IDLE > 4000) throw new Error("--idle must be an integer 1..4000");
 const skip = new Set((opts.skip ?? "").split(",").filter(Boolean));
 const WARMUP_S = 0.5;
+/** Datagrams in flight in the closed-loop datagram runs (fits the default UDP receive buffer). */
+const DGRAM_WINDOW = 64;
 const MiB = 1024 * 1024;
 const CHUNK = new Uint8Array(64 * 1024).fill(0xa5);
 
@@ -110,21 +114,39 @@ function cpuOf(pid: number): number {
   }
 }
 
+/** Seconds `pid`'s main thread has spent runnable but waiting for a CPU (/proc/<pid>/schedstat). */
+function waitOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : NaN;
 }
 
-/** CPU seconds of the daemons and of this process, taken together. */
+/** CPU seconds and run-queue wait seconds of the daemons and of this process, taken together. */
 interface CpuMark {
   a: number;
   b: number;
   self: number;
+  waitA: number;
+  waitB: number;
+  waitSelf: number;
   t: number;
 }
 function cpuMark(): CpuMark {
   const u = process.cpuUsage();
-  return { a: cpuOf(da.pid), b: cpuOf(db.pid), self: (u.user + u.system) / 1e6, t: performance.now() / 1000 };
+  return { a: cpuOf(da.pid), b: cpuOf(db.pid), self: (u.user + u.system) / 1e6, waitA: waitOf(da.pid), waitB: waitOf(db.pid), waitSelf: waitOf(process.pid), t: performance.now() / 1000 };
+}
+
+/** Shares of the window that A, B and this process spent waiting for a CPU. */
+function waits(c0: CpuMark, c1: CpuMark): [number, number, number] {
+  const wall = c1.t - c0.t;
+  return [(c1.waitA - c0.waitA) / wall, (c1.waitB - c0.waitB) / wall, (c1.waitSelf - c0.waitSelf) / wall];
 }
 
 // ---------- daemons ----------
@@ -262,6 +284,8 @@ interface MspResult {
   busyA: number;
   busyB: number;
   busySelf: number;
+  /** Share of the window spent runnable but waiting for a CPU: A, B, this process. */
+  wait: [number, number, number];
   rttMs: number;
   retransmissions: number;
 }
@@ -308,6 +332,7 @@ async function mspBulk(streams: number, window: number): Promise<MspResult> {
     busyA: (c1.a - c0.a) / wall,
     busyB: (c1.b - c0.b) / wall,
     busySelf: (c1.self - c0.self) / wall,
+    wait: waits(c0, c1),
     rttMs: median(rtts),
     retransmissions,
   };
@@ -352,50 +377,77 @@ interface DgramResult {
   busyA: number;
   busyB: number;
   busySelf: number;
+  wait: [number, number, number];
 }
 
 /**
- * MDP datagrams of `size` bytes from A to B for SECONDS (after a warm-up). `rate` (per
- * second) paces the sender; without it the sender goes as fast as daemon A reads the
- * local API (at most 256 KiB queued on the socket: never dropped in this process).
+ * MDP datagrams of `size` bytes from A to B for SECONDS (after a warm-up), sent
+ * - "flat": as fast as daemon A reads the local API (at most 256 KiB queued on the socket,
+ *   so nothing is dropped in this process; the sender waits for `drain` beyond that);
+ * - { rate }: paced at `rate` per second;
+ * - { window }: at most `window` datagrams sent and not yet received (closed loop: the
+ *   lossless rate; a datagram still missing after 100 ms of silence counts as lost).
  */
-async function datagrams(size: number, rate?: number): Promise<DgramResult> {
+async function datagrams(size: number, pace: "flat" | { rate: number } | { window: number }): Promise<DgramResult> {
   const rx = await db.t.bind(0);
   const tx = await da.t.bind(0);
-  let got = 0;
-  rx.on("message", () => got++);
   const to = rx.local;
   const payload = new Uint8Array(size).fill(0x42);
   const k0 = await overlayCounters();
   let sent = 0;
+  let got = 0;
+  let writtenOff = 0;
+  let lastGotAt = performance.now();
   const start = performance.now();
   const end = start + (WARMUP_S + SECONDS) * 1000;
   let marks: { sent: number; got: number; cpu: CpuMark } | undefined;
   let sentEnd = 0;
   let gotEnd = 0;
   let cpuEnd: CpuMark | undefined;
+  let finished = false;
+  const window = typeof pace === "object" && "window" in pace ? pace.window : undefined;
+  const topUp = () => {
+    if (finished || window === undefined) return;
+    for (let n = window - (sent - got - writtenOff); n > 0; n--) {
+      tx.send(to, payload);
+      sent++;
+    }
+  };
+  rx.on("message", () => {
+    got++;
+    lastGotAt = performance.now();
+    if (window !== undefined && !finished) topUp();
+  });
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now();
       if (!marks && now >= start + WARMUP_S * 1000) marks = { sent, got, cpu: cpuMark() };
       if (now >= end) {
+        finished = true;
         sentEnd = sent;
         gotEnd = got;
         cpuEnd = cpuMark();
         return resolve();
       }
-      const allowed = rate === undefined ? Infinity : Math.floor(((now - start) / 1000) * rate) - sent;
-      for (let i = 0; i < 1024 && i < allowed && da.stream.writableLength < 256 * 1024; i++) {
+      if (window !== undefined) {
+        if (now - lastGotAt > 100) writtenOff = sent - got; // lost: do not wait for them
+        topUp();
+        return void setTimeout(tick, 20);
+      }
+      const allowed = pace === "flat" ? Infinity : Math.floor(((now - start) / 1000) * (pace as { rate: number }).rate) - sent;
+      let i = 0;
+      for (; i < 256 && i < allowed && da.stream.writableLength < 256 * 1024; i++) {
         tx.send(to, payload);
         sent++;
       }
-      if (rate === undefined) setImmediate(tick);
-      else setTimeout(tick, 1);
+      if (pace !== "flat") setTimeout(tick, 1);
+      else if (da.stream.writableLength >= 256 * 1024) da.stream.once("drain", tick);
+      else setImmediate(tick);
     };
     tick();
   });
   // Let the rest arrive: until nothing came for 300 ms (at most 5 s).
-  for (let last = -1, i = 0; i < 50 && got !== last; i++) {
+  for (let last = -1, i = 0; i < 17 && got !== last; i++) {
     last = got;
     await sleep(300);
   }
@@ -421,21 +473,38 @@ async function datagrams(size: number, rate?: number): Promise<DgramResult> {
     busyA: (c1.a - m.cpu.a) / wall,
     busyB: (c1.b - m.cpu.b) / wall,
     busySelf: (c1.self - m.cpu.self) / wall,
+    wait: waits(m.cpu, c1),
   };
 }
 
-/** node:dgram alone, socket to socket in this process: datagrams per second and loss. */
-async function rawUdp(size: number): Promise<{ delivered: number; lost: number; sent: number }> {
+/**
+ * node:dgram alone, socket to socket in this process, with at most `window` datagrams in
+ * flight (as the overlay's windowed run): what Node's UDP does without the overlay.
+ */
+async function rawUdp(size: number, window: number): Promise<{ delivered: number; lost: number; sent: number }> {
   const rx = dgram.createSocket("udp4");
   const tx = dgram.createSocket("udp4");
-  let got = 0;
-  rx.on("message", () => got++);
   await new Promise<void>((r) => rx.bind(0, "127.0.0.1", r));
   await new Promise<void>((r) => tx.bind(0, "127.0.0.1", r));
   const port = rx.address().port;
-  const payload = new Uint8Array(size + 126).fill(0x42); // as large as the overlay's datagram
+  // As large as the overlay's datagram carrying `size` bytes (header, DATA header, tag).
+  const payload = new Uint8Array(size + 92 + 9 + 16).fill(0x42);
   let sent = 0;
-  let inflight = 0;
+  let got = 0;
+  let writtenOff = 0;
+  let lastGotAt = performance.now();
+  let finished = false;
+  const topUp = () => {
+    for (let n = window - (sent - got - writtenOff); n > 0 && !finished; n--) {
+      tx.send(payload, port, "127.0.0.1");
+      sent++;
+    }
+  };
+  rx.on("message", () => {
+    got++;
+    lastGotAt = performance.now();
+    topUp();
+  });
   const start = performance.now();
   const end = start + (WARMUP_S + SECONDS) * 1000;
   let mark: { got: number; t: number } | undefined;
@@ -444,17 +513,18 @@ async function rawUdp(size: number): Promise<{ delivered: number; lost: number; 
     const tick = () => {
       const now = performance.now();
       if (!mark && now >= start + WARMUP_S * 1000) mark = { got, t: now };
-      if (now >= end) return resolve(void (done = { got, t: now }));
-      for (let i = 0; i < 1024 && inflight < 256; i++) {
-        inflight++;
-        sent++;
-        tx.send(payload, port, "127.0.0.1", () => inflight--);
+      if (now >= end) {
+        finished = true;
+        done = { got, t: now };
+        return resolve();
       }
-      setImmediate(tick);
+      if (now - lastGotAt > 100) writtenOff = sent - got;
+      topUp();
+      setTimeout(tick, 20);
     };
     tick();
   });
-  for (let last = -1, i = 0; i < 50 && got !== last; i++) {
+  for (let last = -1, i = 0; i < 17 && got !== last; i++) {
     last = got;
     await sleep(300);
   }
@@ -553,7 +623,7 @@ async function main(): Promise<string> {
 
   // Warm-up: load and optimise the code paths of both daemons before anything is measured.
   await mspBulk(1, 4);
-  await datagrams(1024, 20_000);
+  await datagrams(1024, { rate: 20_000 });
 
   let idle: IdleResult | undefined;
   if (!skip.has("idle")) {
@@ -592,14 +662,16 @@ async function main(): Promise<string> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const size of [1024, 64]) {
         log(`round ${round + 1}/${ROUNDS}: datagrams ${size} B, flat out`);
-        const flat = await datagrams(size);
+        const flat = await datagrams(size, "flat");
         add(dg as Map<string | number, DgramResult[]>, `${size}`, flat);
         if (size === 1024) {
           log(`round ${round + 1}/${ROUNDS}: datagrams ${size} B, paced at ${Math.round(flat.delivered / 2)}/s`);
-          add(dg as Map<string | number, DgramResult[]>, `${size}half`, await datagrams(size, flat.delivered / 2));
+          add(dg as Map<string | number, DgramResult[]>, `${size}half`, await datagrams(size, { rate: flat.delivered / 2 }));
         }
-        log(`round ${round + 1}/${ROUNDS}: node:dgram alone, ${size} B`);
-        add(raw as Map<string | number, { delivered: number; lost: number; sent: number }[]>, size, await rawUdp(size));
+        log(`round ${round + 1}/${ROUNDS}: datagrams ${size} B, ${DGRAM_WINDOW} in flight`);
+        add(dg as Map<string | number, DgramResult[]>, `${size}win`, await datagrams(size, { window: DGRAM_WINDOW }));
+        log(`round ${round + 1}/${ROUNDS}: node:dgram alone, ${size} B, ${DGRAM_WINDOW} in flight`);
+        add(raw as Map<string | number, { delivered: number; lost: number; sent: number }[]>, size, await rawUdp(size, DGRAM_WINDOW));
       }
     }
   }
@@ -625,16 +697,16 @@ async function main(): Promise<string> {
     lines.push(
       "**MSP bulk A → B** (MiB/s; CPU in ms per MiB moved; busy = share of one core during the window):",
       "",
-      "| path | MiB/s | daemon A CPU | daemon B CPU | client CPU | busy A / B / client | MSP RTT under load, ms | retransmissions |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- |",
-      `| direct TCP, 1 stream | ${fmt(t1, 0)} | | | | | | |`,
-      `| direct TCP, 8 streams | ${fmt(t8, 0)} | | | | | | |`,
+      "| path | MiB/s | daemon A CPU | daemon B CPU | client CPU | busy A / B / client | waiting for a CPU A / B / client | MSP RTT under load, ms | retransmissions |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      `| direct TCP, 1 stream | ${fmt(t1, 0)} | | | | | | | |`,
+      `| direct TCP, 8 streams | ${fmt(t8, 0)} | | | | | | | |`,
       ...mspConfigs
         .filter((c) => samples.has(c.key))
         .map((c) => {
           const v = ms(c.key, (r) => r.mibps);
           const base = c.streams === 1 ? t1 : t8;
-          return `| MSP, ${c.streams} stream${c.streams > 1 ? "s" : ""}, window ${c.window} × 1024 B${c.window === 4 ? " (servald's)" : ""} | ${fmt(v, 2)}${ratio(v, base)} | ${fmt(ms(c.key, (r) => r.cpuA), 0)} | ${fmt(ms(c.key, (r) => r.cpuB), 0)} | ${fmt(ms(c.key, (r) => r.cpuSelf), 0)} | ${fmt(ms(c.key, (r) => r.busyA * 100), 0)} % / ${fmt(ms(c.key, (r) => r.busyB * 100), 0)} % / ${fmt(ms(c.key, (r) => r.busySelf * 100), 0)} % | ${fmt(ms(c.key, (r) => r.rttMs), 2)} | ${fmt(ms(c.key, (r) => r.retransmissions), 0)} |`;
+          return `| MSP, ${c.streams} stream${c.streams > 1 ? "s" : ""}, window ${c.window} × 1024 B${c.window === 4 ? " (servald's)" : ""} | ${fmt(v, 2)}${ratio(v, base)} | ${fmt(ms(c.key, (r) => r.cpuA), 0)} | ${fmt(ms(c.key, (r) => r.cpuB), 0)} | ${fmt(ms(c.key, (r) => r.cpuSelf), 0)} | ${fmt(ms(c.key, (r) => r.busyA * 100), 0)} % / ${fmt(ms(c.key, (r) => r.busyB * 100), 0)} % / ${fmt(ms(c.key, (r) => r.busySelf * 100), 0)} % | ${pct3(samples.get(c.key)!.map((r) => r.wait))} | ${fmt(ms(c.key, (r) => r.rttMs), 2)} | ${fmt(ms(c.key, (r) => r.retransmissions), 0)} |`;
         }),
       "",
     );
@@ -645,13 +717,15 @@ async function main(): Promise<string> {
       const rttLoad = ms("1", (r) => r.rttMs);
       const busy1 = Math.max(ms("1", (r) => r.busyA), ms("1", (r) => r.busyB), ms("1", (r) => r.busySelf));
       const total8 = ms("8", (r) => r.busyA + r.busyB + r.busySelf);
+      const wait8 = ms("8", (r) => r.wait[0] + r.wait[1] + r.wait[2]);
+      const cpuBound8 = total8 + wait8 > 0.8 * cores;
       lines.push(
-        `Round trip of 1 byte on an idle MSP stream (A → B → A through both daemons): median ${fmt(rtt.median, 3)} ms, fastest ${fmt(rtt.min, 3)} ms. ` +
-          `With servald's window one stream can move at most 4 KiB per round trip: ${fmt((4096 / (rtt.median / 1000)) / MiB, 1)} MiB/s at the idle round trip, ${fmt((4096 / (rttLoad / 1000)) / MiB, 1)} MiB/s at the smoothed RTT under load; measured ${fmt(one, 2)} MiB/s.`,
-        `Window check: window 32 moved ${fmt(w32 / one, 2)}× and eight streams ${fmt(eight / one, 2)}× what one stream with window 4 moved; the busiest process ran at ${fmt(busy1 * 100, 0)} % of a core with one stream, and with eight streams all three processes together used ${fmt(total8, 2)} of ${cores} cores. ` +
-          (w32 > 1.3 * one && busy1 < 0.85
-            ? "So one stream with window 4 is limited by the window (no process is saturated); more streams or a larger window go on until CPU is the limit."
-            : "So one stream is not held back by the window alone here: the processes' CPU per packet is at least as much the limit."),
+        `Round trip of 1 byte on an idle MSP stream (A → B → A through both daemons and this process): median ${fmt(rtt.median, 3)} ms, fastest ${fmt(rtt.min, 3)} ms. ` +
+          `With servald's window one stream can carry at most 4 KiB per round trip: ${fmt(4096 / (rtt.median / 1000) / MiB, 1)} MiB/s at the idle round trip, ${fmt(4096 / (rttLoad / 1000) / MiB, 1)} MiB/s at MSP's smoothed RTT under load; it moved ${fmt(one, 2)} MiB/s, with the busiest process at ${fmt(busy1 * 100, 0)} % of a core.`,
+        `A window of 32 moved ${fmt(w32 / one, 2)}× and eight streams ${fmt(eight / one, 2)}× as much as one stream with window 4: ` +
+          (w32 > 1.3 * one && busy1 < 0.85 ? "**one stream with servald's window is limited by the window** (its round trip), not by CPU. " : "one stream is not limited by the window alone here. ") +
+          `With eight streams the three processes used ${fmt(total8, 2)} of ${cores} cores and waited ${fmt(wait8, 2)} core-seconds per second for a CPU (other jobs share the machine)` +
+          (cpuBound8 ? ": there the CPU is the limit (busy + waiting ≈ all cores), and the round trip grows by queueing." : ": neither the window nor the CPU explains it fully; see the analysis."),
         "",
       );
     }
@@ -660,17 +734,19 @@ async function main(): Promise<string> {
     const d = (k: string, f: (r: DgramResult) => number) => median((dg.get(k) ?? []).map(f));
     const r = (s: number, f: (x: { delivered: number; lost: number; sent: number }) => number) => median((raw.get(s) ?? []).map(f));
     const row = (k: string, label: string) =>
-      `| ${label} | ${group(d(k, (x) => x.offered))} | ${group(d(k, (x) => x.delivered))} | ${fmt(d(k, (x) => (x.delivered * (k.startsWith("64") ? 64 : 1024)) / MiB), 1)} | ${fmt(d(k, (x) => (100 * x.lost) / x.sent), 2)} % (${group(d(k, (x) => x.lostUdp))} UDP, ${group(d(k, (x) => x.lostClient))} client queue) | ${fmt(d(k, (x) => x.cpuA), 0)} / ${fmt(d(k, (x) => x.cpuB), 0)} | ${fmt(d(k, (x) => x.busyA * 100), 0)} % / ${fmt(d(k, (x) => x.busyB * 100), 0)} % / ${fmt(d(k, (x) => x.busySelf * 100), 0)} % |`;
+      `| ${label} | ${group(d(k, (x) => x.offered))} | ${group(d(k, (x) => x.delivered))} | ${fmt(d(k, (x) => (x.delivered * (k.startsWith("64") ? 64 : 1024)) / MiB), 1)} | ${fmt(d(k, (x) => (100 * x.lost) / x.sent), 2)} % (${group(d(k, (x) => x.lost))} of ${group(d(k, (x) => x.sent))}: ${group(d(k, (x) => x.lostUdp))} UDP, ${group(d(k, (x) => x.lostClient))} client queue) | ${fmt(d(k, (x) => x.cpuA), 0)} / ${fmt(d(k, (x) => x.cpuB), 0)} | ${fmt(d(k, (x) => x.busyA * 100), 0)} % / ${fmt(d(k, (x) => x.busyB * 100), 0)} % / ${fmt(d(k, (x) => x.busySelf * 100), 0)} % | ${pct3((dg.get(k) ?? []).map((x) => x.wait))} |`;
     lines.push(
       "**MDP datagrams A → B through the overlay** (sender in this process → local API → daemon A → sealed UDP → daemon B → local API → receiver in this process). Loss is over the whole run of each measurement (sent − received) and where it happened: UDP = daemon A's packets out minus daemon B's packets in; client queue = B's `client-slow` drops.",
       "",
-      "| datagrams | offered /s | delivered /s | payload MiB/s | lost | daemon CPU µs per datagram A / B | busy A / B / client |",
-      "| --- | --- | --- | --- | --- | --- | --- |",
+      "| datagrams | offered /s | delivered /s | payload MiB/s | lost | daemon CPU µs per datagram A / B | busy A / B / client | waiting for a CPU A / B / client |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
       row("1024", "1024 B, flat out"),
       row("1024half", "1024 B, paced at half the flat-out rate"),
+      row("1024win", `1024 B, ${DGRAM_WINDOW} in flight (closed loop)`),
       row("64", "64 B, flat out"),
-      `| node:dgram alone (one process, ${1024 + 126} B datagrams, 256 sends in flight) | | ${group(r(1024, (x) => x.delivered))} | | ${fmt(r(1024, (x) => (100 * x.lost) / x.sent), 2)} % | | |`,
-      `| node:dgram alone (${64 + 126} B datagrams) | | ${group(r(64, (x) => x.delivered))} | | ${fmt(r(64, (x) => (100 * x.lost) / x.sent), 2)} % | | |`,
+      row("64win", `64 B, ${DGRAM_WINDOW} in flight (closed loop)`),
+      `| node:dgram alone, ${1024 + 117} B datagrams, ${DGRAM_WINDOW} in flight (one process, no overlay) | | ${group(r(1024, (x) => x.delivered))} | | ${fmt(r(1024, (x) => (100 * x.lost) / x.sent), 2)} % | | | |`,
+      `| node:dgram alone, ${64 + 117} B datagrams, ${DGRAM_WINDOW} in flight | | ${group(r(64, (x) => x.delivered))} | | ${fmt(r(64, (x) => (100 * x.lost) / x.sent), 2)} % | | | |`,
       "",
       `Drop counters at the end of the run: daemon A ${JSON.stringify(nonzero(dropsA))}, daemon B ${JSON.stringify(nonzero(dropsB))}.`,
       "",
@@ -692,6 +768,11 @@ async function main(): Promise<string> {
   }
   lines.push(`Load average at the end: ${fmt(loadavg(), 2)}.`);
   return lines.join("\n") + "\n";
+}
+
+/** "a % / b % / c %": medians of three shares. */
+function pct3(xs: [number, number, number][]): string {
+  return [0, 1, 2].map((i) => `${fmt(median(xs.map((x) => x[i]! * 100)), 0)} %`).join(" / ");
 }
 
 function nonzero(o: Record<string, number>): Record<string, number> {
