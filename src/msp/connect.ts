@@ -12,6 +12,11 @@
  * | bad SID or port | rejects ERR_BAD_ADDRESS |
  * | `signal` aborted | rejects ERR_ABORTED (STOP sent) |
  * | the transport went away | rejects ERR_MESH_DOWN |
+ *
+ * With `early`, it resolves as soon as the connection request is on its way, as servald's
+ * `msp connect --forward` does: what the caller writes goes out at once (0-RTT) instead of
+ * a round trip later, and the outcomes after the bind (refused, timeout, transport gone)
+ * arrive as the stream's close error instead.
  */
 
 import type { Clock } from "../clock.ts";
@@ -35,6 +40,8 @@ export interface MspConnectOptions extends MspOptions {
   shutdown?: boolean;
   /** Abandon the attempt (STOP is sent) and reject with ERR_ABORTED. */
   signal?: AbortSignal;
+  /** Resolve without waiting for the peer's answer (see above). */
+  early?: boolean;
 }
 
 export async function connectMsp(transport: MdpTransport, to: MdpAddress, options: MspConnectOptions = {}): Promise<MspStream> {
@@ -77,6 +84,7 @@ export async function connectMsp(transport: MdpTransport, to: MdpAddress, option
       if (options.data && options.data.length > 0) stream.write(options.data);
       if (options.shutdown) stream.closeWrite();
       stream.connection.start();
+      if (options.early && !stream.closed) settle();
     } catch (err) {
       stream.abort(err instanceof SvpError ? err : new SvpError("ERR_INTERNAL", String(err)));
     }

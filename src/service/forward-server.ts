@@ -3,10 +3,11 @@
  * stream to the one target. The local listener is the platform's (src/index.ts wires it
  * to `handle()`); this class only dials, relays and logs.
  *
- * A client's bytes wait (the client stream stays paused) until the MSP stream is up; when
- * the dial fails the client is reset, so it sees a refused/reset connection rather than an
- * empty answer. `once`: the first client is the only one; the server then ends with that
- * connection's outcome.
+ * A client's bytes wait (the client stream stays paused) until `dial` resolves (svp connect
+ * dials `early`: at once, the bytes riding as 0-RTT data); when the dial fails, or the
+ * stream then closes with an error, the client is reset, so it sees a refused/reset
+ * connection rather than an empty answer. `once`: the first client is the only one; the
+ * server then ends with that connection's outcome.
  */
 
 import type { Clock, Timer } from "../clock.ts";

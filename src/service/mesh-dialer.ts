@@ -36,6 +36,11 @@ export interface MeshDialOptions {
   discoveryTimeoutMs?: number;
   /** MSP parameters (e.g. a longer `timeoutMs` for a long connect wait). */
   msp?: MspOptions;
+  /**
+   * Resolve once the connection request is sent, not when the peer answers (connectMsp's
+   * `early`): writes go out at once; a refusal or timeout then closes the stream instead.
+   */
+  early?: boolean;
 }
 
 /** Open an MSP stream to `target` on `session`; resolves once the peer has answered. */
@@ -50,7 +55,7 @@ export async function dialMesh(session: MeshSession, target: MeshTarget, options
       waitRouteMs: options.waitRouteMs ?? 0,
       ...(options.discoveryTimeoutMs !== undefined ? { discoveryTimeoutMs: options.discoveryTimeoutMs } : {}),
     });
-    const stream = await connectMsp(session.transport, to, { ...options.msp, clock, ...(session.sid ? { sid: session.sid } : {}), ...(signal ? { signal } : {}) });
+    const stream = await connectMsp(session.transport, to, { ...options.msp, clock, ...(session.sid ? { sid: session.sid } : {}), ...(signal ? { signal } : {}), ...(options.early ? { early: true } : {}) });
     session.streams.add(stream);
     return stream;
   } catch (err) {
