@@ -28,7 +28,7 @@ import {
   toSvpError,
 } from "../src/index.ts";
 import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, OpenMeshOptions } from "../src/index.ts";
-import { hasFlag, rawValue } from "./flags.ts";
+import { commandArgs, hasFlag, rawValue } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
@@ -72,7 +72,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .example("  $ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | svp connect <SID>.serval http")
     .example("  $ svp connect --forward 8080 <SID> 80     # http://127.0.0.1:8080/ reaches <SID>:80")
     .example("  $ ssh -o ProxyCommand='svp connect %h 22' user@<SID>.serval")
-    .action((dest: string, port: string | undefined) => runConnect(ctx.argv.slice(1), String(dest), port === undefined ? undefined : String(port)));
+    .action((dest: string, port: string | undefined) => runConnect(commandArgs(ctx.argv, "connect"), String(dest), port === undefined ? undefined : String(port)));
 }
 
 /** Validate the flags of `svp connect`. Throws UsageError / SvpError(ERR_BAD_ADDRESS). */

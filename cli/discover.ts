@@ -7,7 +7,7 @@
 import type { CAC } from "cac";
 import { UsageError, discoverServices, openMesh, parseDuration, sidToHex } from "../src/index.ts";
 import type { MeshSession, ServiceAnswer } from "../src/index.ts";
-import { hasFlag, rawValue } from "./flags.ts";
+import { commandArgs, hasFlag, rawValue } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
 
@@ -20,7 +20,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   addMeshOptions(cmd)
     .example("  $ svp discover")
     .example("  $ svp discover 'http*' --json")
-    .action((pattern: string | undefined) => runDiscover(ctx.argv.slice(1), pattern === undefined ? undefined : String(pattern)));
+    .action((pattern: string | undefined) => runDiscover(commandArgs(ctx.argv, "discover"), pattern === undefined ? undefined : String(pattern)));
 }
 
 async function runDiscover(argv: readonly string[], pattern: string | undefined): Promise<number> {

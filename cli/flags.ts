@@ -32,6 +32,15 @@ export function rawValue(argv: readonly string[], name: string, onRepeat: (msg: 
   return all[0];
 }
 
+/**
+ * The command's own arguments: argv without the command name, wherever it stands
+ * (`svp --home DIR listen 80` is `svp listen --home DIR 80`; cac matches both).
+ */
+export function commandArgs(argv: readonly string[], command: string): string[] {
+  const i = argv.indexOf(command);
+  return i < 0 ? [...argv] : [...argv.slice(0, i), ...argv.slice(i + 1)];
+}
+
 export function hasFlag(argv: readonly string[], name: string): boolean {
   const i = argv.indexOf("--");
   return (i < 0 ? argv : argv.slice(0, i)).includes(`--${name}`);

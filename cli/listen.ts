@@ -20,7 +20,7 @@ import {
   toSvpError,
 } from "../src/index.ts";
 import type { ListenRecord, ListenService, ListenTargetSpec, MeshSession, OpenMeshOptions, Sid } from "../src/index.ts";
-import { hasFlag, rawValue, rawValues } from "./flags.ts";
+import { commandArgs, hasFlag, rawValue, rawValues } from "./flags.ts";
 import { addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
@@ -58,7 +58,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .example("  $ svp listen --forward 8000 80 --service http     # web server on 127.0.0.1:8000 as <SID>:80")
     .example("  $ svp listen --exec 'sort' 7000")
     .example("  $ svp listen 9000 > received.bin                  # one connection on stdout")
-    .action((port: string) => runListen(ctx.argv.slice(1), String(port)));
+    .action((port: string) => runListen(commandArgs(ctx.argv, "listen"), String(port)));
 }
 
 /** Validate the flags of `svp listen`. Throws UsageError. */

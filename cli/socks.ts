@@ -24,7 +24,7 @@ import {
   startSocksProxy,
 } from "../src/index.ts";
 import type { Credential, ListenAddress, MeshDialer, OpenMeshOptions, SocksProxy, StreamRecord, UpstreamProxy } from "../src/index.ts";
-import { rawValue, rawValues, hasFlag } from "./flags.ts";
+import { commandArgs, rawValue, rawValues, hasFlag } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration } from "./render.ts";
@@ -135,7 +135,7 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
 }
 
 async function runSocks(ctx: SocksCommandContext): Promise<number> {
-  const cfg = socksConfig(ctx.argv.slice(1));
+  const cfg = socksConfig(commandArgs(ctx.argv, "socks"));
   const log = createLogger("socks", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
 
