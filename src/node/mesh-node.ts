@@ -23,6 +23,13 @@ import { OVERLAY_MDP_MTU } from "./overlay-packet.ts";
 export const DEFAULT_OVERLAY_PORT = 4111;
 /** A client whose socket has this many unread bytes queued gets its datagrams dropped. */
 const CLIENT_MAX_QUEUE = 4 * 1024 * 1024;
+/**
+ * Receive buffer asked for on the overlay sockets. The default (~208 KiB on Linux, about 90
+ * sealed 1 KiB datagrams) overflowed when many MSP packets arrived at once (e.g. 32 streams
+ * × window 4, or one stream with window 128): each lost packet stalls its stream for a
+ * 1.5 s retransmission. Memory is only used while datagrams wait.
+ */
+const OVERLAY_RECEIVE_BUFFER = 2 * 1024 * 1024;
 /** Port numbers handed out for bind(0). */
 const EPHEMERAL_FIRST = 32768;
 const EPHEMERAL_LAST = 65535;
@@ -142,6 +149,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
           host,
           port: p,
           ...(this.#o.lan ? { broadcast: true } : {}),
+          receiveBufferBytes: OVERLAY_RECEIVE_BUFFER,
           onMessage: (data, from) => this.overlay.receive(data, from),
           onError: (err) => this.#log("debug", `udp ${host}: ${err.message}`),
         });

@@ -39,6 +39,8 @@ export interface UdpSocket {
   /** The address actually bound (port resolved when 0 was asked). */
   readonly local: UdpEndpoint;
   readonly family: "IPv4" | "IPv6";
+  /** The receive buffer the OS granted, bytes (undefined when the runtime cannot tell). */
+  readonly receiveBufferBytes?: number | undefined;
   /** Send one datagram; errors (unreachable, no buffer space) are reported to `onError`, never thrown. */
   send(data: Uint8Array, to: UdpEndpoint): void;
   close(): void;
@@ -50,6 +52,11 @@ export interface UdpBindRequest {
   port: number;
   /** Allow sending to broadcast addresses (only with --lan). */
   broadcast?: boolean;
+  /**
+   * Receive buffer (SO_RCVBUF) to ask for, bytes. The OS may cap it (Linux: at
+   * net.core.rmem_max); a runtime that cannot set it keeps its default.
+   */
+  receiveBufferBytes?: number;
   onMessage(data: Uint8Array, from: UdpEndpoint): void;
   onError(err: Error): void;
 }

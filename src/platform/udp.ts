@@ -19,11 +19,19 @@ export const bindUdp: UdpBinder = (req) =>
     sock.bind({ port: req.port, address: req.host, exclusive: true }, () => {
       bound = true;
       if (req.broadcast) sock.setBroadcast(true);
+      let receiveBufferBytes: number | undefined;
+      try {
+        if (req.receiveBufferBytes) sock.setRecvBufferSize(req.receiveBufferBytes);
+        receiveBufferBytes = sock.getRecvBufferSize();
+      } catch {
+        // The runtime cannot set or tell it: the default buffer stays.
+      }
       const a = sock.address();
       let closed = false;
       const socket: UdpSocket = {
         local: { host: a.address, port: a.port },
         family: req.family,
+        receiveBufferBytes,
         send(data, to) {
           if (closed) return;
           sock.send(data, to.port, to.host, (err) => {
