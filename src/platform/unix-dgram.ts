@@ -24,7 +24,8 @@ import type {
 
 /** The addon's exports (see the comment at the top of native/unix_dgram.c). */
 interface Addon {
-  open(cb: (kind: number, data?: Uint8Array | string, addr?: Uint8Array) => void): object;
+  /** mode 1: watch the socket on the JS thread's libuv loop (falls back to a reader thread). */
+  open(cb: (kind: number, data?: Uint8Array | string, addr?: Uint8Array) => void, mode?: number): object;
   bind(h: object, addr: Uint8Array): void;
   connect(h: object, addr: Uint8Array): void;
   send(h: object, data: Uint8Array, addr: Uint8Array | null): 0 | string;
@@ -32,7 +33,15 @@ interface Addon {
   wantWritable(h: object): void;
   ref(h: object, on: boolean): void;
   close(h: object): void;
+  /** 0: reader thread, 1: the event loop (older builds of the addon lack it). */
+  mode?(h: object): number;
 }
+
+/**
+ * Receive on Node's own event loop (one wake-up per batch of datagrams) where the host is
+ * Node; Deno and Bun get the reader thread, whose thread-safe function they support fully.
+ */
+const EVENT_LOOP_MODE = "Deno" in globalThis || "Bun" in globalThis ? 0 : 1;
 
 export const ADDON_FILE = "svp_unix_dgram.node";
 /** Name of the addon asset in the single binary (scripts/sea.mjs). */
@@ -164,12 +173,13 @@ export class UnixDatagramSocket extends Emitter<DatagramSocketEvents> implements
   #closed = false;
   #address: UnixAddress = new Uint8Array(0);
 
-  constructor(options: OpenDatagramOptions = {}) {
+  /** `receiveMode` "thread" forces the reader thread (tests of both ways; Deno and Bun always use it). */
+  constructor(options: OpenDatagramOptions & { receiveMode?: "event-loop" | "thread" } = {}) {
     super();
     const r = loadAddon();
     if (r instanceof SvpError) throw r;
     this.#addon = r.addon;
-    this.#handle = this.#addon.open((kind, data, addr) => this.#onEvent(kind, data, addr));
+    this.#handle = this.#addon.open((kind, data, addr) => this.#onEvent(kind, data, addr), options.receiveMode === "thread" ? 0 : EVENT_LOOP_MODE);
     try {
       if (options.bind) {
         try {
@@ -199,6 +209,11 @@ export class UnixDatagramSocket extends Emitter<DatagramSocketEvents> implements
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** How datagrams arrive: on the JS thread's event loop, or from a reader thread. */
+  get receiveMode(): "event-loop" | "thread" {
+    return !this.#closed && this.#addon.mode?.(this.#handle) === 1 ? "event-loop" : "thread";
   }
 
   send(data: Uint8Array, to?: UnixAddress): DatagramSendResult {
@@ -244,6 +259,6 @@ export function servaldEnvironment(): Record<string, string | undefined> {
 }
 
 /** The platform implementation of `OpenDatagramSocket` (src/servald/datagram-socket.ts). */
-export function openUnixDatagram(options: OpenDatagramOptions): UnixDatagramSocket {
+export function openUnixDatagram(options: OpenDatagramOptions & { receiveMode?: "event-loop" | "thread" }): UnixDatagramSocket {
   return new UnixDatagramSocket(options);
 }

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, lstatSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openUnixDatagram, unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
+import { openUnixDatagram as openAnyMode, unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
 import type { UnixDatagramSocket } from "../../src/platform/unix-dgram.ts";
 import { within } from "../helpers/wait.ts";
 
@@ -18,20 +18,26 @@ const skip = support.available ? false : `native addon unavailable: ${support.re
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-/** An abstract name: NUL + text, exactly that long. */
-const abstract = (name: string) => {
-  const b = enc.encode(`svp-test/${tag}/${name}`);
-  const out = new Uint8Array(b.length + 1);
-  out.set(b, 1);
-  return out;
-};
 
 function nextMessage(s: UnixDatagramSocket): Promise<{ data: Uint8Array; from: Uint8Array }> {
   return within(new Promise((resolve) => s.once("message", (data, from) => resolve({ data, from }))), 5000, "a datagram");
 }
 
-describe("unix datagram addon", { skip }, () => {
+const isNode = !("Deno" in globalThis) && !("Bun" in globalThis);
+
+// Both ways of receiving: on Node's event loop (Node's default) and from a reader thread
+// (Deno's and Bun's; Node too when asked). Under Deno both runs use the thread.
+for (const mode of ["event-loop", "thread"] as const) describe(`unix datagram addon (${mode})`, { skip }, () => {
+  const openUnixDatagram = (o: Parameters<typeof openAnyMode>[0]) => openAnyMode({ ...o, receiveMode: mode });
+  const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${mode}`;
+  /** An abstract name: NUL + text, exactly that long. */
+  const abstract = (name: string) => {
+    const b = enc.encode(`svp-test/${tag}/${name}`);
+    const out = new Uint8Array(b.length + 1);
+    out.set(b, 1);
+    return out;
+  };
+
   const open: UnixDatagramSocket[] = [];
   const track = (s: UnixDatagramSocket) => (open.push(s), s);
   let dir = "";
@@ -45,6 +51,7 @@ describe("unix datagram addon", { skip }, () => {
 
   test("abstract names: exact length, sender address, reply to an autobound socket", async () => {
     const server = track(openUnixDatagram({ bind: abstract("server") }));
+    assert.equal(server.receiveMode, mode === "event-loop" && isNode ? "event-loop" : "thread");
     assert.deepEqual(server.address, abstract("server"));
     const client = track(openUnixDatagram({ bind: new Uint8Array(0) }));
     assert.equal(client.address[0], 0, "autobind gives an abstract name");
