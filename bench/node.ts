@@ -321,9 +321,10 @@ async function mspBulk(streams: number, window: number): Promise<MspResult> {
   const mib = bytes / MiB;
   const rtts = ss.map((s) => s.stats.rttMs ?? NaN);
   const retransmissions = ss.reduce((n, s) => n + s.stats.retransmissions, 0);
+  // Connectors first; the listener once their STOPs have arrived (else B counts them as "unbound").
   for (const s of ss) s.abort();
-  l.abort();
   await sleep(300);
+  l.abort();
   return {
     mibps: mib / wall,
     cpuA: ((c1.a - c0.a) * 1000) / mib,
@@ -356,6 +357,7 @@ async function mspRoundTrip(n: number): Promise<{ median: number; min: number }>
     xs.push(performance.now() - t0);
   }
   s.abort();
+  await sleep(200);
   l.abort();
   return { median: median(xs), min: Math.min(...xs) };
 }
@@ -598,8 +600,8 @@ async function idleStreams(n: number): Promise<IdleResult> {
     openSeconds,
   };
   for (const s of streams) s.abort();
+  await sleep(1000);
   l.abort();
-  await sleep(500);
   return res;
 }
 
@@ -748,7 +750,7 @@ async function main(): Promise<string> {
       `| node:dgram alone, ${1024 + 117} B datagrams, ${DGRAM_WINDOW} in flight (one process, no overlay) | | ${group(r(1024, (x) => x.delivered))} | | ${fmt(r(1024, (x) => (100 * x.lost) / x.sent), 2)} % | | | |`,
       `| node:dgram alone, ${64 + 117} B datagrams, ${DGRAM_WINDOW} in flight | | ${group(r(64, (x) => x.delivered))} | | ${fmt(r(64, (x) => (100 * x.lost) / x.sent), 2)} % | | | |`,
       "",
-      `Drop counters at the end of the run: daemon A ${JSON.stringify(nonzero(dropsA))}, daemon B ${JSON.stringify(nonzero(dropsB))}.`,
+      `Drop counters of the daemons at the end of the run (all measurements): A ${JSON.stringify(nonzero(dropsA))}, B ${JSON.stringify(nonzero(dropsB))}.`,
       "",
     );
   }
