@@ -23,12 +23,15 @@
  *     svp connect --forward next to direct TCP); its stdout goes into RESULTS.md's mesh section.
  *   - bench/node.ts, when it exists: the embedded node through two daemons (MSP, datagrams,
  *     memory with idle streams); its stdout goes into RESULTS.md's node section.
+ *   - bench/servald.ts, only when SVP_SERVALD names a servald binary: svp connect --forward
+ *     next to servald's own msp connect --forward through two servald daemons; its stdout
+ *     goes into RESULTS.md's servald section.
  * Writes bench/RESULTS.md (only the sections between this script's markers; everything
  * else in the file is kept) and bench/results/latest.json.
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node, --no-write.
+ * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node,servald, --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -500,6 +503,15 @@ function runNodeBench(): string | undefined {
   return r.stdout.trimEnd();
 }
 
+/** bench/servald.ts (SVP_SERVALD set): svp next to servald's own tools through two servald daemons. */
+function runServaldBench(): string | undefined {
+  if (!process.env.SVP_SERVALD || !existsSync(`${root}bench/servald.ts`)) return undefined;
+  log("bench/servald.ts");
+  const r = spawnSync(process.execPath, ["--import", "tsx", `${root}bench/servald.ts`, "--rounds", String(Math.max(ROUNDS, 5))], { cwd: root, encoding: "utf8", timeout: 900_000, stdio: ["ignore", "pipe", "inherit"] });
+  if (r.status !== 0) return `bench/servald.ts failed (${r.status ?? r.signal ?? r.error?.message})\n${r.stdout ?? ""}`;
+  return r.stdout.trimEnd();
+}
+
 // ---------- report ----------
 
 const fmt = (v: unknown, digits = 0) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "–");
@@ -576,6 +588,7 @@ async function main(): Promise<void> {
   const msp = skip.has("msp") ? undefined : runMsp();
   const mesh = skip.has("mesh") ? undefined : runMesh();
   const embedded = skip.has("node") ? undefined : runNodeBench();
+  const servald = skip.has("servald") ? undefined : runServaldBench();
 
   const tbl = table(list);
   const startupText = startup?.rows.length
@@ -589,9 +602,10 @@ async function main(): Promise<void> {
   if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
   if (mesh !== undefined) process.stdout.write(`\nMesh (bench/mesh.ts):\n${mesh}\n`);
   if (embedded !== undefined) process.stdout.write(`\nEmbedded node (bench/node.ts):\n${embedded}\n`);
+  if (servald !== undefined) process.stdout.write(`\nservald backend (bench/servald.ts):\n${servald}\n`);
 
   mkdirSync(`${root}bench/results`, { recursive: true });
-  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded }, null, 2) + "\n");
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, servald }, null, 2) + "\n");
   if (opts["no-write"]) return;
   const path = `${root}bench/RESULTS.md`;
   let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
@@ -601,6 +615,7 @@ async function main(): Promise<void> {
   if (msp !== undefined) doc = replaceSection(doc, "msp", `## MSP: latest \`npm run bench\` (output of bench/msp.ts)\n\n${msp}`);
   if (mesh !== undefined) doc = replaceSection(doc, "mesh", `## Mesh: TCP over MSP through two embedded nodes (output of bench/mesh.ts)\n\n${mesh}`);
   if (embedded !== undefined) doc = replaceSection(doc, "node", `## Embedded node (bench/node.ts)\n\n${embedded}`);
+  if (servald !== undefined) doc = replaceSection(doc, "servald", `## servald backend: svp next to servald's own tools (output of bench/servald.ts)\n\n${servald}`);
   writeFileSync(path, doc);
   log(`wrote bench/RESULTS.md and bench/results/latest.json`);
 }
