@@ -50,10 +50,8 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     output.on("finish", () => this.#onWriteDone());
     output.on("error", (err: NodeJS.ErrnoException) => {
       // The reader went away (EPIPE): nothing more can be written; that ends the write side.
-      if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") {
-        this.#writeClosed = true;
-        this.#onWriteDone();
-      } else this.fail(toSvpError(err));
+      if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") this.endWriteSide();
+      else this.fail(toSvpError(err));
     });
   }
 
@@ -114,9 +112,16 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     return true;
   }
 
-  /** Subclasses: the write side is over (the child exited, so nobody reads its stdin). */
+  /**
+   * The write side is over on its own (the reader went away, or the child exited, so
+   * nobody reads its stdin). A writer waiting for `drain` is woken: it finds the stream
+   * no longer writable instead of waiting forever with its data.
+   */
   protected endWriteSide(): void {
+    const wasOpen = !this.#writeClosed;
     this.#writeClosed = true;
+    // Before #onWriteDone: that may close the stream, and a closed stream emits nothing.
+    if (wasOpen && !this.#closing) this.emit("drain");
     this.#onWriteDone();
   }
 

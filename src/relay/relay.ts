@@ -101,10 +101,21 @@ export class Relay extends Emitter<RelayEvents> {
 
   #pump(src: ByteStream, dst: ByteStream, forward: boolean): void {
     const onDrain = () => src.resume();
+    let refused = false;
+    const resetSrc = () => {
+      if (!src.closed) src.abort(this.#error ?? new SvpError("ERR_RESET", `${dst.label} is no longer writable`));
+    };
     src.on("data", (chunk) => {
       if (!dst.writable) {
-        // The sink is gone; nothing may be silently dropped, so fail the source.
-        if (!src.closed) src.abort(this.#error ?? new SvpError("ERR_RESET", `${dst.label} is no longer writable`));
+        // The sink stopped taking data on its own (a program that exited without reading
+        // everything, a reader that went away); nothing may be silently dropped, so the
+        // source is reset — but only once the sink has finished (its own output delivered
+        // through src first), as a TCP peer's RST follows the data it sent.
+        if (refused) return;
+        refused = true;
+        src.pause();
+        if (dst.closed) this.#whenFlushed(src, resetSrc);
+        else dst.once("close", () => this.#whenFlushed(src, resetSrc));
         return;
       }
       if (forward) this.aToB += chunk.length;
@@ -122,6 +133,16 @@ export class Relay extends Emitter<RelayEvents> {
       this.#arm();
     });
     src.resume();
+  }
+
+  /**
+   * Run `fn` once `s` has handed all its queued bytes to its transport (checked every
+   * 10 ms: `drain` only follows a `write()` that returned false); the linger timer bounds it.
+   */
+  #whenFlushed(s: ByteStream, fn: () => void): void {
+    if (s.closed) return;
+    if (s.writableLength === 0) return fn();
+    this.#clock.setTimeout(() => this.#whenFlushed(s, fn), 10);
   }
 
   #onLegClosed(other: ByteStream, err: SvpError | undefined): void {
