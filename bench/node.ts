@@ -721,13 +721,18 @@ async function main(): Promise<string> {
       const total8 = ms("8", (r) => r.busyA + r.busyB + r.busySelf);
       const wait8 = ms("8", (r) => r.wait[0] + r.wait[1] + r.wait[2]);
       const cpuBound8 = total8 + wait8 > 0.8 * cores;
+      // CPU per 1 KiB packet summed over the three processes, and what 32 packets in flight take one after another.
+      const perPacket8 = ms("8", (r) => r.cpuA + r.cpuB + r.cpuSelf) / 1024;
+      const rtt8 = ms("8", (r) => r.rttMs);
       lines.push(
         `Round trip of 1 byte on an idle MSP stream (A → B → A through both daemons and this process): median ${fmt(rtt.median, 3)} ms, fastest ${fmt(rtt.min, 3)} ms. ` +
           `With servald's window one stream can carry at most 4 KiB per round trip: ${fmt(4096 / (rtt.median / 1000) / MiB, 1)} MiB/s at the idle round trip, ${fmt(4096 / (rttLoad / 1000) / MiB, 1)} MiB/s at MSP's smoothed RTT under load; it moved ${fmt(one, 2)} MiB/s, with the busiest process at ${fmt(busy1 * 100, 0)} % of a core.`,
         `A window of 32 moved ${fmt(w32 / one, 2)}× and eight streams ${fmt(eight / one, 2)}× as much as one stream with window 4: ` +
           (w32 > 1.3 * one && busy1 < 0.85 ? "**one stream with servald's window is limited by the window** (its round trip), not by CPU. " : "one stream is not limited by the window alone here. ") +
           `With eight streams the three processes used ${fmt(total8, 2)} of ${cores} cores and waited ${fmt(wait8, 2)} core-seconds per second for a CPU (other jobs share the machine)` +
-          (cpuBound8 ? ": there the CPU is the limit (busy + waiting ≈ all cores), and the round trip grows by queueing." : ": neither the window nor the CPU explains it fully; see the analysis."),
+          (cpuBound8
+            ? ": there the CPU is the limit (busy + waiting ≈ all cores), and the round trip grows by queueing."
+            : `. Their round trip under load (${fmt(rtt8, 1)} ms) is about what the 32 packets in flight cost one after another (32 × ${fmt(perPacket8, 3)} ms of CPU per packet, all three processes: ${fmt(32 * perPacket8, 1)} ms): the window moves as one burst per round trip and the processes mostly take turns, so eight streams of window 4 are still limited by their windows together, at a round trip set by CPU per packet.`),
         "",
       );
     }
