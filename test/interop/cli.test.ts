@@ -394,6 +394,10 @@ describe("svp CLI on the servald backend", { skip: SKIP_REASON }, () => {
     assert.match(r.stderr, new RegExp(`^svp connect: cannot open the mesh: no servald answers at instance ${nowhere} \\(.*\\); start it with \`servald start\``));
     const st = await svp(A, ["status", "--mesh", "servald"], { env });
     assert.equal(st.code, 6, st.stderr);
+    // auto: the embedded node (not started here: --no-autostart).
+    const d = await svp(A, ["discover", "--no-autostart", "--timeout", "1s"], { env });
+    assert.equal(d.code, 6, d.stderr);
+    assert.match(d.stderr, /^svp discover: cannot open the mesh: no svp daemon is running for /);
     // auto: the embedded node's identity (created in SVP_HOME; no daemon needed for `svp id`).
     const id = await svp(A, ["id"], { env });
     assert.equal(id.code, 0, id.stderr);
