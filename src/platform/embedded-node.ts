@@ -6,7 +6,7 @@
  */
 
 import { spawn } from "node:child_process";
-import { closeSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, unlinkSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { basename, resolve as resolvePath } from "node:path";
@@ -318,6 +318,7 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
   if (state.running) throw new SvpError("ERR_BUSY", `an svp daemon is already running for ${home} (pid ${state.pid})`);
   const cmd = options.command ?? svpSelfCommand();
   const logFd = openDaemonLog(home);
+  const logStart = fstatSync(logFd).size;
   const child = spawn(cmd.command, [...cmd.args, "daemon", "run", "--home", home, ...(options.args ?? [])], {
     detached: true,
     stdio: ["ignore", "ignore", logFd],
@@ -334,7 +335,7 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
     // (A wrapper may have forked, so the answering pid need not be child.pid.)
     if (info) return info;
     if (exited !== undefined) {
-      const tail = daemonLogTail(home);
+      const tail = daemonLogTail(home, 2000, logStart);
       throw new SvpError("ERR_MESH_DOWN", `the daemon exited during start-up (${exited})${tail ? `:\n${tail}` : ""}`);
     }
     if (Date.now() > deadline) {

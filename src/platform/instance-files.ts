@@ -241,10 +241,13 @@ export function openDaemonLog(home: string): number {
   return fd;
 }
 
-/** The last `maxBytes` of the daemon log (for error messages when a start fails). */
-export function daemonLogTail(home: string, maxBytes = 2000): string {
+/**
+ * The last `maxBytes` of the daemon log (for error messages when a start fails), from byte
+ * `from` on (the log's size before this start: earlier runs' lines are not this failure).
+ */
+export function daemonLogTail(home: string, maxBytes = 2000, from = 0): string {
   try {
-    const text = readFileSync(join(home, LOG_FILE), "utf8");
+    const text = readFileSync(join(home, LOG_FILE)).subarray(from).toString("utf8");
     return text.slice(-maxBytes).trim();
   } catch {
     return "";
