@@ -83,6 +83,11 @@ export class Handshake {
       } else if (v === SOCKS4.VERSION) {
         this.protocol = "socks4";
         this.#state = "s4";
+      } else if (!isTokenByte(v!)) {
+        // No HTTP request line starts here (a TLS ClientHello, binary noise): close at
+        // once instead of waiting for a line end until the handshake timeout.
+        this.#state = "done";
+        return { kind: "close", error: new SvpError("ERR_PROTOCOL", `not SOCKS or HTTP (first byte 0x${v!.toString(16).padStart(2, "0")})`) };
       } else {
         this.protocol = "http";
         this.#state = "http";
@@ -290,4 +295,9 @@ function join(parts: Uint8Array[]): Uint8Array {
     o += p.length;
   }
   return out;
+}
+
+/** An RFC 9110 token character: what an HTTP method (the first byte of a request) is made of. */
+function isTokenByte(b: number): boolean {
+  return (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(b));
 }
