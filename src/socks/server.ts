@@ -296,13 +296,16 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     const reply = successReply(request.protocol);
     if (reply) client.write(reply);
     let b = target;
+    // Bytes sent before the relay starts (the rewritten request head of an HTTP forward
+    // request, early data pipelined after the request) count as "up" like the rest.
     if (request.head) {
       target.write(request.head);
+      conn.record.up += request.head.length;
       b = new StreamView(target, { filter: new ResponseHeadRewriter() });
     }
     if (early.length > 0) {
       target.write(early);
-      conn.record.up = early.length;
+      conn.record.up += early.length;
     }
     const relay = this.#o.startRelay(client, b, { clock: this.#o.clock, idleTimeoutMs: this.#o.idleTimeoutMs });
     conn.relay = relay;

@@ -266,6 +266,9 @@ describe("proxy server", () => {
     client.closeWrite();
     await until(() => records.length === 1, "record");
     assert.equal(records[0]!.outcome, "ok");
+    // The log counts what the target got (rewritten head and body) and what the client got.
+    assert.equal(records[0]!.up, atTarget.text.length, "up bytes differ from what reached the target");
+    assert.equal(records[0]!.down, got.text.length, "down bytes differ from what reached the client");
   });
 
   test("close(): handshakes and dials end at once, live tunnels get the drain time, then are cut", async () => {
