@@ -45,7 +45,9 @@ export async function main(argv: string[]): Promise<number> {
       const msg = err.message.replace(/`/g, "").replace(/^option (--[\w-]+)(?: <[^>]*>)? value is missing$/, "missing value for $1");
       return reportError(command, "parse arguments", new UsageError(msg.charAt(0).toLowerCase() + msg.slice(1)));
     }
-    return reportError(command, command ? `run ${command}` : "start", err);
+    // "cannot start the daemon: …" reads better than "cannot run daemon: …".
+    const action = command === "daemon" && typeof cli.args[0] === "string" ? `${cli.args[0]} the daemon` : command ? `run ${command}` : "start";
+    return reportError(command, action, err);
   }
 }
 

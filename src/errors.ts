@@ -53,6 +53,16 @@ export type ErrorCode = keyof typeof ERROR_TABLE;
 /** Exit codes documented in the README; 0 ok, 1 runtime failure, 2 usage. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, NO_ROUTE: 3, REFUSED: 4, TIMEOUT: 5, MESH_DOWN: 6, NOT_ALLOWED: 7 } as const;
 
+/**
+ * The error code a child svp process most likely failed with, from its exit status (used
+ * when `svp daemon start` reports why the background daemon died). Undefined for 0, 1 and
+ * unknown codes, which say nothing specific.
+ */
+export function errorCodeForExit(exit: number): ErrorCode | undefined {
+  const byExit: Partial<Record<number, ErrorCode>> = { 2: "ERR_USAGE", 3: "ERR_NO_ROUTE", 4: "ERR_REFUSED", 5: "ERR_TIMEOUT", 6: "ERR_MESH_DOWN", 7: "ERR_NOT_ALLOWED" };
+  return byExit[exit];
+}
+
 export class SvpError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {

@@ -12,7 +12,7 @@ import { isIP } from "node:net";
 import { basename, resolve as resolvePath } from "node:path";
 import { setImmediate } from "node:timers";
 import { type Clock, systemClock } from "../clock.ts";
-import { SvpError, UsageError } from "../errors.ts";
+import { SvpError, UsageError, errorCodeForExit } from "../errors.ts";
 import { type Sid, sidToHex } from "../mesh/sid.ts";
 import { memoryPair } from "../stream/memory-pair.ts";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
@@ -326,7 +326,11 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
   });
   closeSync(logFd);
   let exited: string | undefined;
-  child.on("exit", (code, signal) => (exited = signal ? `signal ${signal}` : `exit code ${code}`));
+  let exitCode: number | null = null;
+  child.on("exit", (code, signal) => {
+    exitCode = code;
+    exited = signal ? `signal ${signal}` : `exit code ${code}`;
+  });
   child.on("error", (err) => (exited = err.message));
   child.unref();
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
@@ -335,8 +339,11 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
     // (A wrapper may have forked, so the answering pid need not be child.pid.)
     if (info) return info;
     if (exited !== undefined) {
-      const tail = daemonLogTail(home, 2000, logStart);
-      throw new SvpError("ERR_MESH_DOWN", `the daemon exited during start-up (${exited})${tail ? `:\n${tail}` : ""}`);
+      // The daemon said why on its stderr (the log): pass its reason and exit code on,
+      // without its own "cannot run daemon" prefix.
+      const tail = daemonLogTail(home, 2000, logStart).replace(/^svp daemon: cannot [a-z ]+: /gm, "").trim();
+      const code = (exitCode !== null ? errorCodeForExit(exitCode) : undefined) ?? "ERR_MESH_DOWN";
+      throw new SvpError(code, `the daemon exited during start-up (${exited})${tail ? `: ${tail}` : ""}`);
     }
     if (Date.now() > deadline) {
       if (child.pid) {

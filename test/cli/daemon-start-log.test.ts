@@ -27,8 +27,11 @@ describe("svp daemon start that fails", () => {
     writeFileSync(join(h, "daemon.log"), "svp daemon: OLD LINE from an earlier run\n".repeat(3), { mode: 0o600 });
     chmodSync(join(h, "keyring.json"), 0o644);
     const r = await runSvp(["daemon", "start", "--home", h], { env, timeoutMs: 20_000 });
-    assert.notEqual(r.code, 0, "the start fails");
+    // The daemon's own exit code and reason come through: 7 (not allowed), as `svp daemon run` and `svp id` say.
+    assert.equal(r.code, 7, `the start fails with the daemon's exit code: ${r.stderr}`);
     assert.match(r.stderr, /mode 0644/, `the reason is shown: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+    assert.match(r.stderr, /^svp daemon: cannot start the daemon: the daemon exited during start-up \(exit code 7\): keyring /, r.stderr);
     assert.ok(!r.stderr.includes("OLD LINE"), `earlier runs' log lines are not shown: ${r.stderr}`);
   });
 });
