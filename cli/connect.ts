@@ -28,8 +28,10 @@ import {
   toSvpError,
 } from "../src/index.ts";
 import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, OpenMeshOptions } from "../src/index.ts";
-import { commandArgs, hasFlag, rawValue } from "./flags.ts";
-import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
+import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
+import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
+
+const CONNECT_VALUE_FLAGS = ["forward", "wait", "w", "idle", "i", "wait-route", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
@@ -72,13 +74,17 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .example("  $ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | svp connect <SID>.serval http")
     .example("  $ svp connect --forward 8080 <SID> 80     # http://127.0.0.1:8080/ reaches <SID>:80")
     .example("  $ ssh -o ProxyCommand='svp connect %h 22' user@<SID>.serval")
-    .action((dest: string, port: string | undefined) => runConnect(commandArgs(ctx.argv, "connect"), String(dest), port === undefined ? undefined : String(port)));
+    .action(() => {
+      const argv = commandArgs(ctx.argv, "connect");
+      const [dest, port] = rawPositionals(argv, CONNECT_VALUE_FLAGS);
+      return runConnect(argv, dest!, port);
+    });
 }
 
 /** Validate the flags of `svp connect`. Throws UsageError / SvpError(ERR_BAD_ADDRESS). */
 export function connectConfig(argv: readonly string[], dest: string, port: string | undefined): ConnectConfig {
   const one = (name: string, short?: string) => rawValue(argv, name, (m) => new UsageError(m), short);
-  const target = parseMeshTarget(dest, rawPositional(argv, dest, port));
+  const target = parseMeshTarget(dest, port);
   const forwardText = one("forward");
   let forward: ListenAddress | undefined;
   if (forwardText !== undefined) {
@@ -122,21 +128,6 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
  * The port argument exactly as typed: cac turns "080" into 80 and "1e3" into 1000, so it
  * is read back from argv (the first argument after `dest` that is not a flag or its value).
  */
-function rawPositional(argv: readonly string[], dest: string, parsed: string | undefined): string | undefined {
-  if (parsed === undefined) return undefined;
-  const i = argv.indexOf(dest);
-  for (let j = i + 1; i >= 0 && j < argv.length; j++) {
-    const a = argv[j]!;
-    if (a === "--") return argv[j + 1] ?? parsed;
-    if (a.startsWith("-") && a.length > 1) {
-      if (!a.includes("=") && /^(--(forward|wait|idle|wait-route|mesh|home|servald-instance|sid|log)|-[wi])$/.test(a)) j++;
-      continue;
-    }
-    return a;
-  }
-  return parsed;
-}
-
 async function runConnect(argv: readonly string[], dest: string, port: string | undefined): Promise<number> {
   const cfg = connectConfig(argv, dest, port);
   return cfg.forward ? runForward(cfg, cfg.forward) : runStdio(cfg);

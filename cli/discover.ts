@@ -7,8 +7,8 @@
 import type { CAC } from "cac";
 import { UsageError, discoverServices, openMesh, parseDuration, sidToHex } from "../src/index.ts";
 import type { MeshSession, ServiceAnswer } from "../src/index.ts";
-import { commandArgs, hasFlag, rawValue } from "./flags.ts";
-import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
+import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
+import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
 
 export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
@@ -20,7 +20,10 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   addMeshOptions(cmd)
     .example("  $ svp discover")
     .example("  $ svp discover 'http*' --json")
-    .action((pattern: string | undefined) => runDiscover(commandArgs(ctx.argv, "discover"), pattern === undefined ? undefined : String(pattern)));
+    .action(() => {
+      const argv = commandArgs(ctx.argv, "discover");
+      return runDiscover(argv, rawPositionals(argv, ["timeout", ...MESH_VALUE_FLAGS])[0]);
+    });
 }
 
 async function runDiscover(argv: readonly string[], pattern: string | undefined): Promise<number> {

@@ -45,3 +45,26 @@ export function hasFlag(argv: readonly string[], name: string): boolean {
   const i = argv.indexOf("--");
   return (i < 0 ? argv : argv.slice(0, i)).includes(`--${name}`);
 }
+
+/**
+ * The positional arguments in argv, as typed (cac would turn an all-digit SID or port
+ * like "010" into a number). `valueFlags` names the flags that take a value ("forward",
+ * or "w" for `-w`), so their values are skipped; everything after `--` is positional.
+ */
+export function rawPositionals(argv: readonly string[], valueFlags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      out.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("-") && a.length > 1) {
+      const name = a.replace(/^--?/, "");
+      if (!a.includes("=") && valueFlags.includes(name)) i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}

@@ -20,8 +20,10 @@ import {
   toSvpError,
 } from "../src/index.ts";
 import type { ListenRecord, ListenService, ListenTargetSpec, MeshSession, OpenMeshOptions, Sid } from "../src/index.ts";
-import { commandArgs, hasFlag, rawValue, rawValues } from "./flags.ts";
-import { addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
+import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
+import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
+
+const LISTEN_VALUE_FLAGS = ["forward", "exec", "service", "allow", "allow-file", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
@@ -58,7 +60,10 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .example("  $ svp listen --forward 8000 80 --service http     # web server on 127.0.0.1:8000 as <SID>:80")
     .example("  $ svp listen --exec 'sort' 7000")
     .example("  $ svp listen 9000 > received.bin                  # one connection on stdout")
-    .action((port: string) => runListen(commandArgs(ctx.argv, "listen"), String(port)));
+    .action(() => {
+      const argv = commandArgs(ctx.argv, "listen");
+      return runListen(argv, rawPositionals(argv, LISTEN_VALUE_FLAGS)[0]!);
+    });
 }
 
 /** Validate the flags of `svp listen`. Throws UsageError. */
@@ -67,7 +72,7 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
   const warnings: string[] = [];
   let port: number;
   try {
-    port = parseMdpPort(rawPortArg(argv, portArg), "MDP port");
+    port = parseMdpPort(portArg, "MDP port");
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/ or a service name$/, ""));
   }
@@ -127,21 +132,6 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
 }
 
 /** The port as typed (cac turns "080" into 80): the last non-flag argument. */
-function rawPortArg(argv: readonly string[], parsed: string): string {
-  const withValue = /^--(forward|exec|service|allow|allow-file|mesh|home|servald-instance|sid|log)$/;
-  let found: string | undefined;
-  for (let j = 0; j < argv.length; j++) {
-    const a = argv[j]!;
-    if (a === "--") return argv[j + 1] ?? parsed;
-    if (a.startsWith("-") && a.length > 1) {
-      if (!a.includes("=") && withValue.test(a)) j++;
-      continue;
-    }
-    found ??= a;
-  }
-  return found ?? parsed;
-}
-
 async function runListen(argv: readonly string[], portArg: string): Promise<number> {
   const cfg = listenConfig(argv, portArg);
   const log = createLogger("listen", cfg.log, cfg.quiet);

@@ -8,6 +8,9 @@ import { UsageError, parseMeshMode, parseMeshName, parseSid } from "../src/index
 import type { OpenMeshOptions, Sid } from "../src/index.ts";
 import { hasFlag, rawValue } from "./flags.ts";
 
+/** The value-taking flags `addMeshOptions` adds (for `rawPositionals`). */
+export const MESH_VALUE_FLAGS = ["mesh", "home", "servald-instance", "sid"] as const;
+
 export function addMeshOptions(cmd: Command): Command {
   return cmd
     .option("--mesh <backend>", "Mesh backend: auto (servald when it answers, else the embedded node), servald or embedded (default: $SVP_MESH, else auto)")

@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runSvp } from "./entry.ts";
-import { commandArgs } from "../../cli/flags.ts";
+import { commandArgs, rawPositionals } from "../../cli/flags.ts";
+import { connectConfig } from "../../cli/connect.ts";
+import { listenConfig } from "../../cli/listen.ts";
 
 const SID = "AB" + "0".repeat(61) + "1";
 let root: string;
@@ -44,4 +46,25 @@ describe("options before the command name", () => {
       assert.ok(r.stderr.includes(`no svp daemon is running for ${h}`), `the error names the --home directory: ${r.stderr}`);
     });
   }
+});
+
+describe("positional arguments as typed", () => {
+  const DIGITS = "0".repeat(63) + "1";
+  test("rawPositionals skips flag values and keeps all-digit arguments as strings", () => {
+    assert.deepEqual(rawPositionals(["--sid", SID, SID, "7000"], ["sid"]), [SID, "7000"]);
+    assert.deepEqual(rawPositionals(["--once", DIGITS, "080", "-w", "5s"], ["w"]), [DIGITS, "080"]);
+    assert.deepEqual(rawPositionals(["--forward=8080", "x", "--", "-y"], ["forward"]), ["x", "-y"]);
+  });
+
+  test("svp connect --sid X X PORT: the destination is not confused with the --sid value", async () => {
+    const h = join(root, "h-sid");
+    const r = await runSvp(["connect", "--home", h, "--no-autostart", "--sid", SID, SID, "7000"], { env, timeoutMs: 20_000 });
+    assert.equal(r.code, 6, `gets as far as opening the mesh (exit 6, no daemon), got ${r.code}: ${r.stderr}`);
+  });
+
+  test("an all-digit SID stays 64 digits, and a port like 080 is read as typed", () => {
+    const cfg = connectConfig(["--forward", "0", "--once", DIGITS, "80"], DIGITS, "80");
+    assert.equal(cfg.target.port, 80);
+    assert.equal(listenConfig(["--forward", "8000", "080"], "080").port, 80);
+  });
 });
