@@ -50,7 +50,7 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     output.on("finish", () => this.#onWriteDone());
     output.on("error", (err: NodeJS.ErrnoException) => {
       // The reader went away (EPIPE): nothing more can be written; that ends the write side.
-      if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") this.endWriteSide();
+      if (err.code === "EPIPE" || err.code === "ERR_STREAM_DESTROYED") this.writerGone();
       else this.fail(toSvpError(err));
     });
   }
@@ -125,6 +125,14 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     this.#onWriteDone();
   }
 
+  /**
+   * The reader of the Writable went away (EPIPE). Default: only the write side ends (a
+   * child that exited early may still have output coming). Overridden for stdio.
+   */
+  protected writerGone(): void {
+    this.endWriteSide();
+  }
+
   /** Subclasses: re-check whether `close` can fire now. */
   protected checkClose(): void {
     if (this.#endDelivered && this.#writeDone && this.canClose()) this.#finish(this.#error);
@@ -161,7 +169,18 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 }
 
+/**
+ * process.stdin and process.stdout. When whoever reads stdout goes away (`svp connect … |
+ * head`), the stream fails at once, as netcat dies of SIGPIPE: what the remote still sends
+ * has nowhere to go, so waiting for stdin's EOF would only hang.
+ */
+export class StdioStream extends PipeStream {
+  protected override writerGone(): void {
+    this.fail(new SvpError("ERR_RESET", "stdout was closed by its reader"));
+  }
+}
+
 /** process.stdin and process.stdout as one ByteStream (for `svp connect`, `svp listen` without targets). */
 export function stdioStream(): PipeStream {
-  return new PipeStream(process.stdin, process.stdout, "stdio");
+  return new StdioStream(process.stdin, process.stdout, "stdio");
 }

@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { PassThrough, Writable } from "node:stream";
-import { PipeStream } from "../../src/platform/stdio-stream.ts";
+import { PipeStream, StdioStream } from "../../src/platform/stdio-stream.ts";
 import { memoryPair } from "../../src/stream/memory-pair.ts";
 import { relay } from "../../src/relay/relay.ts";
 import { closed, within } from "../helpers/wait.ts";
@@ -32,5 +32,20 @@ describe("PipeStream whose output reader goes away (EPIPE)", () => {
     assert.equal(err?.code, "ERR_RESET", `the remote side is reset, got ${String(err?.code)}`);
     assert.equal(stats.error?.code, "ERR_RESET", "the relay ends with a reset");
     assert.ok(pipe.closed, "the pipe stream closed");
+  });
+
+  test("stdio with stdin still open (sleep 30 | svp connect … | head): fails at once, the remote is reset", async () => {
+    const input = new PassThrough(); // never ends: stdin stays open
+    const output = new Writable({ write: (_c, _e, cb) => cb() });
+    const pipe = new StdioStream(input, output, "stdio");
+    const [near, far] = memoryPair();
+    const r = relay(pipe, near);
+    const farClosed = closed(far);
+    far.resume();
+    output.destroy(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }));
+    far.write(new Uint8Array(100));
+    const stats = await within(r.done, 2_000, "the relay to end although stdin is open");
+    assert.equal(stats.error?.code, "ERR_RESET", "the relay ends with a reset");
+    assert.equal((await within(farClosed, 2_000, "remote close"))?.code, "ERR_RESET", "the remote side is reset");
   });
 });
