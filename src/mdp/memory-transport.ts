@@ -1,6 +1,6 @@
 /**
  * An in-memory MDP network: several nodes (each an `MdpTransport`) exchanging datagrams
- * inside one process. Tests and benchmarks run MSP, listen, connect and socks on it.
+ * within one program. Tests and benchmarks run MSP, listen, connect and socks on it.
  *
  * - Ports: `bind(0)` allocates the lowest free port from 256 up; a taken port is refused
  *   unless every binding asked for REUSE. A datagram to a port nobody bound is dropped

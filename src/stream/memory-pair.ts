@@ -1,6 +1,6 @@
 /**
  * Two connected in-memory `ByteStream`s: what one writes, the other reads. Used by tests,
- * by the relay's own tests and wherever two svp parts talk inside one process.
+ * by the relay's own tests and wherever two svp parts talk inside one program.
  *
  * Backpressure is real: `write()` returns false once the reader holds `highWaterMark`
  * undelivered bytes (reader paused or slow), and `drain` fires when it has consumed them.
