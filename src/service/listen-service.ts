@@ -17,10 +17,8 @@
  * for it (src/service/discovery.ts) while new connections are accepted.
  */
 
-import type { Clock, Timer } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
-import { Emitter } from "../emitter.ts";
-import type { ErrorCode } from "../errors.ts";
 import { SvpError, toSvpError } from "../errors.ts";
 import type { MdpAddress } from "../mdp/transport.ts";
 import type { Sid } from "../mesh/sid.ts";
@@ -29,7 +27,8 @@ import type { MspListener } from "../msp/listener.ts";
 import { listenMsp } from "../msp/listener.ts";
 import type { MspStream } from "../msp/msp-stream.ts";
 import type { MspOptions } from "../msp/params.ts";
-import { Relay } from "../relay/relay.ts";
+import { Bridge } from "../relay/bridge.ts";
+import type { BridgeEvents, BridgeRecord, BridgeResult } from "../relay/bridge.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import type { ServiceResponder } from "./discovery.ts";
 import { startServiceResponder } from "./discovery.ts";
@@ -68,77 +67,73 @@ export interface ListenServiceOptions {
 }
 
 /** One line of the per-connection log. */
-export interface ListenRecord {
+export interface ListenRecord extends BridgeRecord {
   /** Caller's SID, 64 hex digits. */
   peerSid: string;
   peerPort: number;
   target: string;
-  /** "ok" (relayed and finished cleanly) or the error code. */
-  outcome: "ok" | ErrorCode;
-  message?: string;
-  /** Bytes caller → target. */
-  up: number;
-  /** Bytes target → caller. */
-  down: number;
-  durationMs: number;
 }
 
-/** How the service ended. */
-export interface ListenResult {
-  /** "closed": close() was called; "once": the one connection of `once` finished; "down": the mesh backend went away. */
-  reason: "closed" | "once" | "down";
-  /** For "once": that connection's failure; for "down": the backend's error. */
-  error?: SvpError;
-}
+/**
+ * How the service ended: "closed" (close() was called), "once" (the one connection of
+ * `once` finished; `error` is its failure), "down" (the mesh backend went away).
+ */
+export type ListenResult = BridgeResult;
 
-export type ListenServiceEvents = {
-  connection: (record: ListenRecord) => void;
-};
+export type ListenServiceEvents = BridgeEvents<ListenRecord>;
 
-interface Conn {
-  stream: MspStream;
-  record: ListenRecord;
-  startedAt: number;
-  abortOpen: AbortController | undefined;
-  timer: Timer | undefined;
-  relay: Relay | undefined;
-  finished: boolean;
-  /** With `once`: this is the one connection served. */
-  theOne: boolean;
-}
-
-export class ListenService extends Emitter<ListenServiceEvents> {
+/**
+ * The listen service: the MSP listener (and the discovery responder) in front of a
+ * `Bridge` that opens the target for each caller and relays.
+ */
+export class ListenService {
   readonly #listener: MspListener;
   readonly #responder: ServiceResponder | undefined;
   readonly #session: MeshSession;
-  readonly #o: ListenServiceOptions;
-  readonly #clock: Clock;
-  readonly #conns = new Set<Conn>();
   readonly #allow: Sid[] | undefined;
-  #taken = false;
-  #closing = false;
-  #result: ListenResult | undefined;
-  #resolveDone!: (r: ListenResult) => void;
-  #drainTimers: Timer[] = [];
+  readonly #bridge: Bridge<ListenRecord>;
+  readonly #targetLabel: string;
   /** Resolves when the service has ended (see ListenResult); never rejects. */
   readonly done: Promise<ListenResult>;
 
   /** @internal Use `startListenService()`. */
   constructor(listener: MspListener, responder: ServiceResponder | undefined, session: MeshSession, options: ListenServiceOptions) {
-    super();
     this.#listener = listener;
     this.#responder = responder;
     this.#session = session;
-    this.#o = options;
-    this.#clock = options.clock ?? systemClock;
     this.#allow = options.allow;
-    this.done = new Promise((r) => (this.#resolveDone = r));
+    this.#targetLabel = options.targetLabel;
+    const timeoutMs = options.openTimeoutMs ?? 10_000;
+    this.#bridge = new Bridge<ListenRecord>({
+      open: (caller, signal) => options.open((caller as MspStream).remote, signal),
+      openTimeoutMs: timeoutMs,
+      openTimeoutMessage: `${options.targetLabel} did not connect within ${Math.round(timeoutMs / 100) / 10} s`,
+      beforeRelay: options.proxyProtocol
+        ? (caller, target) => {
+            const remote = (caller as MspStream).remote;
+            const local = this.local;
+            target.write(encodeProxyV2({ peerSid: remote.sid, peerPort: remote.port, localSid: local.sid, localPort: local.port }));
+          }
+        : undefined,
+      idleTimeoutMs: options.idleTimeoutMs,
+      once: options.once,
+      clock: options.clock,
+      onEnd: (result) => {
+        this.#responder?.close();
+        if (result.reason !== "closed") this.#listener.close();
+      },
+    });
+    this.done = this.#bridge.done;
     listener.on("accept", (s) => this.#onAccept(s));
     listener.on("close", (err) => {
       this.#responder?.close();
-      if (err) this.#end({ reason: "down", error: err });
-      else this.#maybeEnd();
+      if (err) this.#bridge.end({ reason: "down", error: err });
     });
+  }
+
+  on(event: "connection", fn: (record: ListenRecord) => void): this {
+    this.#bridge.on(event, fn);
+    return this;
   }
 
   /** The bound address: this node's SID and the MDP port. */
@@ -149,7 +144,7 @@ export class ListenService extends Emitter<ListenServiceEvents> {
 
   /** Connections being opened or relayed. */
   get connections(): number {
-    return this.#conns.size;
+    return this.#bridge.connections;
   }
 
   /**
@@ -157,131 +152,24 @@ export class ListenService extends Emitter<ListenServiceEvents> {
    * connections finish for up to `drainMs`, then abort them. Resolves when all are gone.
    */
   async close(drainMs = 10_000): Promise<void> {
-    const shutdown = new SvpError("ERR_ABORTED", "listener is shutting down");
-    if (!this.#closing) {
-      this.#closing = true;
-      this.#listener.close();
-      this.#responder?.close();
-      for (const c of [...this.#conns]) if (!c.relay) this.#fail(c, shutdown);
-    }
-    if (this.#conns.size > 0) {
-      this.#drainTimers.push(
-        this.#clock.setTimeout(() => {
-          for (const c of [...this.#conns]) {
-            if (c.relay) c.relay.abort(new SvpError("ERR_ABORTED", `listener shut down; connection still open after ${Math.round(drainMs / 1000)} s`));
-            else this.#fail(c, shutdown);
-          }
-        }, drainMs),
-      );
-    }
-    this.#maybeEnd();
-    await this.done;
+    this.#listener.close();
+    this.#responder?.close();
+    await this.#bridge.close(drainMs);
   }
 
   #onAccept(s: MspStream): void {
     this.#session.streams.add(s);
-    const record: ListenRecord = { peerSid: sidToHex(s.remote.sid), peerPort: s.remote.port, target: this.#o.targetLabel, outcome: "ok", up: 0, down: 0, durationMs: 0 };
-    const conn: Conn = { stream: s, record, startedAt: this.#clock.now(), abortOpen: undefined, timer: undefined, relay: undefined, finished: false, theOne: false };
-    this.#conns.add(conn);
-    if (this.#closing) return this.#fail(conn, new SvpError("ERR_ABORTED", "listener is shutting down"));
-    if (this.#allow && !this.#allow.some((sid) => sidEquals(sid, s.remote.sid))) {
-      return this.#fail(conn, new SvpError("ERR_NOT_ALLOWED", `caller ${sidToHex(s.remote.sid)} is not allowed (--allow)`));
-    }
-    if (this.#o.once) {
-      if (this.#taken) return this.#fail(conn, new SvpError("ERR_NOT_ALLOWED", "already serving its one connection (--once)"));
-      this.#taken = true;
-      conn.theOne = true;
+    const record: ListenRecord = { peerSid: sidToHex(s.remote.sid), peerPort: s.remote.port, target: this.#targetLabel, outcome: "ok", up: 0, down: 0, durationMs: 0 };
+    const refuse =
+      this.#allow && !this.#allow.some((sid) => sidEquals(sid, s.remote.sid))
+        ? new SvpError("ERR_NOT_ALLOWED", `caller ${sidToHex(s.remote.sid)} is not allowed (--allow)`)
+        : undefined;
+    this.#bridge.handle(s, record, refuse);
+    // --once: the one caller is taken; stop listening (and answering discovery) now.
+    if (!this.#bridge.accepting) {
       this.#listener.close();
       this.#responder?.close();
     }
-    const ac = new AbortController();
-    conn.abortOpen = ac;
-    const timeoutMs = this.#o.openTimeoutMs ?? 10_000;
-    conn.timer = this.#clock.setTimeout(() => ac.abort(new SvpError("ERR_TIMEOUT", `${this.#o.targetLabel} did not connect within ${Math.round(timeoutMs / 100) / 10} s`)), timeoutMs);
-    // The caller may give up (or time out) while the target is being opened.
-    const onEarlyClose = (err?: SvpError) => ac.abort(err ?? new SvpError("ERR_ABORTED", "caller went away"));
-    s.once("close", onEarlyClose);
-    let opening: Promise<ByteStream>;
-    try {
-      opening = this.#o.open(s.remote, ac.signal);
-    } catch (err) {
-      opening = Promise.reject(err);
-    }
-    opening.then(
-      (target) => {
-        s.off("close", onEarlyClose);
-        conn.timer?.cancel();
-        conn.timer = undefined;
-        conn.abortOpen = undefined;
-        if (conn.finished || s.closed || ac.signal.aborted) {
-          target.abort(new SvpError("ERR_ABORTED", "caller went away"));
-          if (!conn.finished) this.#fail(conn, ac.signal.reason instanceof SvpError ? ac.signal.reason : new SvpError("ERR_ABORTED", "caller went away"));
-          return;
-        }
-        this.#relay(conn, target);
-      },
-      (err: unknown) => {
-        s.off("close", onEarlyClose);
-        const r: unknown = ac.signal.reason;
-        this.#fail(conn, ac.signal.aborted && r instanceof SvpError ? r : toSvpError(err));
-      },
-    );
-  }
-
-  #relay(conn: Conn, target: ByteStream): void {
-    const s = conn.stream;
-    if (this.#o.proxyProtocol) {
-      const local = this.local;
-      target.write(encodeProxyV2({ peerSid: s.remote.sid, peerPort: s.remote.port, localSid: local.sid, localPort: local.port }));
-    }
-    const relay = new Relay(s, target, { clock: this.#clock, idleTimeoutMs: this.#o.idleTimeoutMs ?? 0 });
-    conn.relay = relay;
-    void relay.done.then((stats) => {
-      conn.record.up = stats.aToB;
-      conn.record.down = stats.bToA;
-      this.#finish(conn, stats.error);
-    });
-  }
-
-  /** The connection is refused or failed before relaying: STOP to the caller. */
-  #fail(conn: Conn, err: SvpError): void {
-    if (conn.finished) return;
-    conn.abortOpen?.abort(err);
-    if (!conn.stream.closed) conn.stream.abort(err);
-    this.#finish(conn, err);
-  }
-
-  #finish(conn: Conn, err: SvpError | undefined): void {
-    if (conn.finished) return;
-    conn.finished = true;
-    conn.timer?.cancel();
-    conn.timer = undefined;
-    this.#conns.delete(conn);
-    conn.record.durationMs = this.#clock.now() - conn.startedAt;
-    if (err) {
-      conn.record.outcome = err.code;
-      conn.record.message = err.message;
-    }
-    this.emit("connection", conn.record);
-    if (conn.theOne) this.#end(err ? { reason: "once", error: err } : { reason: "once" });
-    this.#maybeEnd();
-  }
-
-  #maybeEnd(): void {
-    if (this.#closing && this.#conns.size === 0) this.#end({ reason: "closed" });
-  }
-
-  #end(result: ListenResult): void {
-    if (this.#result) return;
-    this.#result = result;
-    for (const t of this.#drainTimers) t.cancel();
-    this.#drainTimers = [];
-    this.#responder?.close();
-    if (result.reason !== "closed") {
-      this.#closing = true;
-      this.#listener.close();
-    }
-    this.#resolveDone(result);
   }
 }
 

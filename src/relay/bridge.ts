@@ -1,0 +1,228 @@
+/**
+ * A bridge serves accepted streams by opening a second leg for each and relaying the two:
+ * what `svp listen` (MSP caller → local target) and `svp connect --forward` (local client
+ * → MSP stream) have in common.
+ *
+ * Per accepted stream:
+ * - it stays paused (its bytes wait) while the other leg is opened, under a timeout;
+ *   if it goes away meanwhile, the opening is aborted;
+ * - when the opening fails, the accepted stream is aborted with the reason (TCP RST,
+ *   MSP STOP), so its far end sees a refusal, never an accepted connection that closes
+ *   at once;
+ * - it ends with one record (outcome, bytes each way, duration) on `connection`.
+ *
+ * `once`: the first stream is the only one (others are refused); the bridge then ends with
+ * its outcome. `close(drainMs)`: stop accepting, abandon openings, let live relays finish
+ * for up to `drainMs`, then abort them.
+ */
+
+import type { Clock, Timer } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { Emitter } from "../emitter.ts";
+import type { ErrorCode } from "../errors.ts";
+import { SvpError, toSvpError } from "../errors.ts";
+import type { ByteStream } from "../stream/byte-stream.ts";
+import { Relay } from "./relay.ts";
+
+/** The fields of a per-connection record the bridge fills in. */
+export interface BridgeRecord {
+  /** "ok" (relayed and finished cleanly) or the error code. */
+  outcome: "ok" | ErrorCode;
+  message?: string;
+  /** Bytes accepted → opened leg. */
+  up: number;
+  /** Bytes opened → accepted leg. */
+  down: number;
+  durationMs: number;
+}
+
+/** How a bridge ended. */
+export interface BridgeResult {
+  /** "closed": close() was called; "once": the one connection of `once` finished; "down": ended by its owner (e.g. the mesh backend went away). */
+  reason: "closed" | "once" | "down";
+  /** For "once": that connection's failure; for "down": the cause. */
+  error?: SvpError;
+}
+
+export interface BridgeOptions {
+  /** Open the other leg for `accepted`; must honour `signal`. */
+  open: (accepted: ByteStream, signal: AbortSignal) => Promise<ByteStream>;
+  /** Give up opening after this long, ms. */
+  openTimeoutMs: number;
+  /** The error message for an opening that timed out. */
+  openTimeoutMessage: string;
+  /** Runs with both legs just before relaying (e.g. to write a PROXY protocol header). */
+  beforeRelay?: ((accepted: ByteStream, opened: ByteStream) => void) | undefined;
+  /** Close a connection when no byte moved either way for this long, ms; 0 = never (default). */
+  idleTimeoutMs?: number | undefined;
+  once?: boolean | undefined;
+  clock?: Clock | undefined;
+  /** Runs once when the bridge ends (before `done` resolves). */
+  onEnd?: ((result: BridgeResult) => void) | undefined;
+}
+
+export type BridgeEvents<R> = {
+  connection: (record: R) => void;
+};
+
+interface Conn<R> {
+  accepted: ByteStream;
+  record: R;
+  startedAt: number;
+  abortOpen: AbortController | undefined;
+  timer: Timer | undefined;
+  relay: Relay | undefined;
+  finished: boolean;
+  /** With `once`: this is the one connection served. */
+  theOne: boolean;
+}
+
+const SHUTTING_DOWN = "shutting down";
+
+export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
+  readonly #o: BridgeOptions;
+  readonly #clock: Clock;
+  readonly #conns = new Set<Conn<R>>();
+  #taken = false;
+  #closing = false;
+  #result: BridgeResult | undefined;
+  #resolveDone!: (r: BridgeResult) => void;
+  #drainTimers: Timer[] = [];
+  /** Resolves when the bridge has ended; never rejects. */
+  readonly done: Promise<BridgeResult>;
+
+  constructor(options: BridgeOptions) {
+    super();
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.done = new Promise((r) => (this.#resolveDone = r));
+  }
+
+  /** Connections being opened or relayed. */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /** False once no more streams will be served (closing, ended, or `once` has its one). */
+  get accepting(): boolean {
+    return !this.#closing && !(this.#o.once && this.#taken);
+  }
+
+  /**
+   * Serve one accepted stream; `record` is filled in and emitted when it ends. `refuse`:
+   * the owner's own rules turned it away (e.g. `--allow`): it is aborted with that error.
+   */
+  handle(accepted: ByteStream, record: R, refuse?: SvpError): void {
+    const conn: Conn<R> = { accepted, record, startedAt: this.#clock.now(), abortOpen: undefined, timer: undefined, relay: undefined, finished: false, theOne: false };
+    this.#conns.add(conn);
+    if (this.#closing) return this.#fail(conn, new SvpError("ERR_ABORTED", SHUTTING_DOWN));
+    if (refuse) return this.#fail(conn, refuse);
+    if (this.#o.once) {
+      if (this.#taken) return this.#fail(conn, new SvpError("ERR_NOT_ALLOWED", "already serving its one connection (--once)"));
+      this.#taken = true;
+      conn.theOne = true;
+    }
+    const ac = new AbortController();
+    conn.abortOpen = ac;
+    conn.timer = this.#clock.setTimeout(() => ac.abort(new SvpError("ERR_TIMEOUT", this.#o.openTimeoutMessage)), this.#o.openTimeoutMs);
+    const gone = () => new SvpError("ERR_ABORTED", "the connection went away while its other end was being opened");
+    const onEarlyClose = (err?: SvpError) => ac.abort(err ?? gone());
+    accepted.once("close", onEarlyClose);
+    let opening: Promise<ByteStream>;
+    try {
+      opening = this.#o.open(accepted, ac.signal);
+    } catch (err) {
+      opening = Promise.reject(err);
+    }
+    opening.then(
+      (opened) => {
+        accepted.off("close", onEarlyClose);
+        conn.timer?.cancel();
+        conn.timer = undefined;
+        conn.abortOpen = undefined;
+        if (conn.finished || accepted.closed || ac.signal.aborted) {
+          opened.abort(gone());
+          if (!conn.finished) this.#fail(conn, ac.signal.reason instanceof SvpError ? ac.signal.reason : gone());
+          return;
+        }
+        this.#relay(conn, opened);
+      },
+      (err: unknown) => {
+        accepted.off("close", onEarlyClose);
+        const r: unknown = ac.signal.reason;
+        this.#fail(conn, ac.signal.aborted && r instanceof SvpError ? r : toSvpError(err));
+      },
+    );
+  }
+
+  /** Stop serving new streams, let live ones finish for up to `drainMs`, then abort them. */
+  async close(drainMs = 10_000): Promise<void> {
+    const shutdown = new SvpError("ERR_ABORTED", SHUTTING_DOWN);
+    if (!this.#closing) {
+      this.#closing = true;
+      for (const c of [...this.#conns]) if (!c.relay) this.#fail(c, shutdown);
+    }
+    if (this.#conns.size > 0) {
+      this.#drainTimers.push(
+        this.#clock.setTimeout(() => {
+          for (const c of [...this.#conns]) {
+            if (c.relay) c.relay.abort(new SvpError("ERR_ABORTED", `shut down; connection still open after ${Math.round(drainMs / 1000)} s`));
+            else this.#fail(c, shutdown);
+          }
+        }, drainMs),
+      );
+    }
+    this.#maybeEnd();
+    await this.done;
+  }
+
+  /** End now with `result` (live connections are left to finish or be closed by the owner). */
+  end(result: BridgeResult): void {
+    if (this.#result) return;
+    this.#result = result;
+    this.#closing = true;
+    for (const t of this.#drainTimers) t.cancel();
+    this.#drainTimers = [];
+    this.#o.onEnd?.(result);
+    this.#resolveDone(result);
+  }
+
+  #relay(conn: Conn<R>, opened: ByteStream): void {
+    this.#o.beforeRelay?.(conn.accepted, opened);
+    const relay = new Relay(conn.accepted, opened, { clock: this.#clock, idleTimeoutMs: this.#o.idleTimeoutMs ?? 0 });
+    conn.relay = relay;
+    relay.on("close", (stats) => {
+      conn.record.up = stats.aToB;
+      conn.record.down = stats.bToA;
+      this.#finish(conn, stats.error);
+    });
+  }
+
+  /** Refused or failed before relaying: the accepted stream is aborted with the reason. */
+  #fail(conn: Conn<R>, err: SvpError): void {
+    if (conn.finished) return;
+    conn.abortOpen?.abort(err);
+    if (!conn.accepted.closed) conn.accepted.abort(err);
+    this.#finish(conn, err);
+  }
+
+  #finish(conn: Conn<R>, err: SvpError | undefined): void {
+    if (conn.finished) return;
+    conn.finished = true;
+    conn.timer?.cancel();
+    conn.timer = undefined;
+    this.#conns.delete(conn);
+    conn.record.durationMs = this.#clock.now() - conn.startedAt;
+    if (err) {
+      conn.record.outcome = err.code;
+      conn.record.message = err.message;
+    }
+    this.emit("connection", conn.record);
+    if (conn.theOne) this.end(err ? { reason: "once", error: err } : { reason: "once" });
+    this.#maybeEnd();
+  }
+
+  #maybeEnd(): void {
+    if (this.#closing && this.#conns.size === 0) this.end({ reason: "closed" });
+  }
+}
