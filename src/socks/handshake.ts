@@ -16,6 +16,7 @@ import { HttpHeadReader, MAX_HEAD_BYTES, parseRequestHead } from "./http-head.ts
 import { CONNECT_ESTABLISHED, basicCredentials, classifyRequest, errorResponse, localResponse, proxyAddressFor } from "./http-proxy.ts";
 import { SOCKS4, decodeSocks4Request, encodeSocks4Reply } from "./socks4-codec.ts";
 import { SOCKS5, decodeGreeting, decodeRequest, decodeUserPass, encodeMethodSelection, encodeReply, encodeUserPassReply } from "./socks5-codec.ts";
+import { concatBytes } from "../bytes/concat.ts";
 
 export type ProxyProtocol = "socks5" | "socks4" | "socks4a" | "http-connect" | "http";
 
@@ -138,7 +139,7 @@ export class Handshake {
     const out = (step: HandshakeStep): HandshakeStep => {
       if (sends.length === 0) return step;
       if (step.send) sends.push(step.send);
-      return { ...step, send: join(sends) };
+      return { ...step, send: concatBytes(sends) };
     };
     try {
       if (this.#state === "s5-greeting") {
@@ -283,18 +284,6 @@ export function failureReply(protocol: ProxyProtocol, err: SvpError, dest: Desti
     case "http":
       return errorResponse(err, `connect to ${formatDestination(dest)}`);
   }
-}
-
-function join(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** An RFC 9110 token character: what an HTTP method (the first byte of a request) is made of. */

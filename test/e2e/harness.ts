@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SvpProcess, runSvp, svpCommand } from "../cli/entry.ts";
+import { concatBytes } from "../../src/bytes/concat.ts";
 
 export interface Node {
   name: string;
@@ -110,14 +111,4 @@ export class MeshLab {
   }
 }
 
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
+export const concat = concatBytes;

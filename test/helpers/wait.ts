@@ -2,6 +2,7 @@
 
 import type { ByteStream } from "../../src/stream/byte-stream.ts";
 import type { SvpError } from "../../src/errors.ts";
+import { concatBytes } from "../../src/bytes/concat.ts";
 
 /** Reject if `p` has not settled within `ms` (real time). */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -36,17 +37,7 @@ export function closed(s: ByteStream): Promise<SvpError | undefined> {
   return new Promise((resolve) => s.once("close", (err) => resolve(err)));
 }
 
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
+export const concat = concatBytes;
 
 /** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
 export function patternBytes(n: number, seed = 1): Uint8Array {
