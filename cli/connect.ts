@@ -33,7 +33,7 @@ import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
 const CONNECT_VALUE_FLAGS = ["forward", "wait", "w", "idle", "i", "wait-route", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
+import { createLogger, parseLogFormat, formatBytes, formatDuration, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 /** How long live connections may continue after SIGINT/SIGTERM (--forward). */
@@ -106,8 +106,7 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
   if (waitMs === 0) throw new UsageError(`invalid --wait "0": must be more than 0`);
   const idleMs = dur("idle", "i") ?? 0;
   const waitRouteMs = dur("wait-route") ?? 0;
-  const logText = one("log") ?? "text";
-  if (logText !== "text" && logText !== "json") throw new UsageError(`invalid --log "${logText}": expected text or json`);
+  const logText = parseLogFormat(one("log"));
   return {
     target,
     dest,

@@ -19,7 +19,7 @@ import {
   UsageError,
   type EmbeddedNodeOptions,
 } from "../src/index.ts";
-import { createLogger, errColor, type LogFormat } from "./render.ts";
+import { createLogger, errColor, parseLogFormat } from "./render.ts";
 import { VERSION } from "./version.ts";
 
 interface DaemonFlags {
@@ -120,9 +120,8 @@ export function register(cli: CAC): void {
 }
 
 async function run(flags: DaemonFlags): Promise<number> {
-  const format = String(flags.log);
-  if (format !== "text" && format !== "json") throw new UsageError(`invalid --log "${format}": expected text or json`);
-  const logger = createLogger("daemon", format as LogFormat);
+  const format = parseLogFormat(flags.log === undefined ? undefined : String(flags.log));
+  const logger = createLogger("daemon", format);
   const stamp = () => (format === "text" ? new Date().toISOString() + " " : "");
   const options = nodeOptions(flags);
   options.log = (level, message) => {

@@ -25,7 +25,7 @@ import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidA
 
 const LISTEN_VALUE_FLAGS = ["forward", "exec", "service", "allow", "allow-file", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, formatBytes, formatDuration, reportError } from "./render.ts";
+import { createLogger, parseLogFormat, formatBytes, formatDuration, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 /** How long live connections may continue after SIGINT/SIGTERM. */
@@ -115,8 +115,7 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
   }
   const proxyProtocol = hasFlag(argv, "proxy-protocol");
   if (proxyProtocol && target.kind !== "tcp") throw new UsageError("--proxy-protocol needs --forward (it is the first bytes of each forwarded TCP connection)");
-  const logText = one("log") ?? "text";
-  if (logText !== "text" && logText !== "json") throw new UsageError(`invalid --log "${logText}": expected text or json`);
+  const logText = parseLogFormat(one("log"));
   return {
     port,
     target,

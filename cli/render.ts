@@ -5,7 +5,7 @@
  */
 
 import kleur from "kleur";
-import { ERROR_TABLE, SvpError, toSvpError } from "../src/index.ts";
+import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/index.ts";
 
 const stderrIsTTY = Boolean(process.stderr.isTTY);
 const stdoutIsTTY = Boolean(process.stdout.isTTY);
@@ -19,6 +19,12 @@ errColor.enabled = stderrIsTTY && !noColor;
 export const stdoutColor = stdoutIsTTY && !noColor;
 
 export type LogFormat = "text" | "json";
+
+/** The value of `--log` (absent: text). Throws a UsageError naming the flag otherwise. */
+export function parseLogFormat(text: string | undefined): LogFormat {
+  if (text === undefined || text === "text" || text === "json") return text ?? "text";
+  throw new UsageError(`invalid --log "${text}": expected text or json`);
+}
 
 export interface Logger {
   /** A progress or state line ("svp socks: listening on …"). */

@@ -27,7 +27,7 @@ import type { Credential, ListenAddress, MeshDialer, OpenMeshOptions, SocksProxy
 import { commandArgs, rawValue, rawValues, hasFlag } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, formatBytes, formatDuration } from "./render.ts";
+import { createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 export const SOCKS_DEFAULT_LISTEN = "127.0.0.1:1080";
@@ -115,8 +115,7 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
   const upText = one("upstream");
   const upstream = upText === undefined ? undefined : parseUpstream(upText);
   if (upstream && directText === "deny") throw new UsageError("--upstream has no effect with --direct deny (only mesh destinations are served)");
-  const logText = one("log") ?? "text";
-  if (logText !== "text" && logText !== "json") throw new UsageError(`invalid --log "${logText}": expected text or json`);
+  const logText = parseLogFormat(one("log"));
   return {
     listen,
     credentials,
