@@ -26,18 +26,17 @@
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { connectEmbedded } from "../src/platform/embedded-node.ts";
 import type { EmbeddedTransport } from "../src/node/embedded-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
+import { builtSvpCommand, median, root, sleep } from "./common.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const { values: opts } = parseArgs({
   options: { seconds: { type: "string", default: "2" }, rounds: { type: "string", default: "3" }, svp: { type: "string" } },
 });
@@ -47,19 +46,7 @@ const WARMUP_S = 0.5;
 const MSP_WINDOW_BYTES = 4 * 1024;
 
 const log = (m: string) => process.stderr.write(`bench/mesh: ${m}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function svpCommand(): string[] {
-  if (opts.svp) return opts.svp.split(" ");
-  if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
-  if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
-  return [process.execPath, "--import", "tsx", `${root}cli/main.ts`];
-}
-const SVP = svpCommand();
+const SVP = builtSvpCommand(opts.svp) ?? [process.execPath, "--import", "tsx", `${root}cli/main.ts`];
 
 const work = mkdtempSync(join(tmpdir(), "svp-bench-mesh-"));
 const env = { ...process.env, SVP_DISCOVERY_DIR: join(work, "discovery"), SVP_MESH: "embedded", NO_COLOR: "1" };

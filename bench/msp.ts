@@ -16,6 +16,7 @@ import { MemoryMdpNetwork } from "../src/mdp/memory-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
 import type { MspStream } from "../src/msp/msp-stream.ts";
+import { median } from "./common.ts";
 
 export interface MspBenchRow {
   name: string;
@@ -37,10 +38,6 @@ export interface MspBenchOptions {
   log?: (line: string) => void;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 /** Move `totalBytes` split over `streams` streams from node A to node B; returns seconds and CPU ms. */
 async function round(streams: number, totalBytes: number): Promise<{ seconds: number; cpuMs: number }> {

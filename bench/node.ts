@@ -35,7 +35,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../src/node/embedded-transport.ts";
@@ -48,8 +47,8 @@ import { connectUnix } from "../src/platform/net.ts";
 import type { SocketStream } from "../src/platform/socket-stream.ts";
 import { socketPath } from "../src/platform/instance-files.ts";
 import type { StatusReport } from "../src/status/status-report.ts";
+import { median, root, sleep } from "./common.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: "string", default: "2" },
@@ -73,13 +72,6 @@ const MiB = 1024 * 1024;
 const CHUNK = new Uint8Array(64 * 1024).fill(0xa5);
 
 const log = (m: string) => process.stderr.write(`bench/node: ${m}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const fmt = (v: number, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const group = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "–");
 

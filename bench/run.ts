@@ -38,11 +38,10 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { connect, createServer, type AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import { builtSvpCommand, median, root, sleep } from "./common.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const { values: opts } = parseArgs({
   options: {
     seconds: { type: "string", default: "2" },
@@ -166,13 +165,6 @@ function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function svpCommand(): string[] | undefined {
-  if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
-  if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
-  return undefined;
-}
 
 function svpHasSocks(cmd: string[]): boolean {
   const r = spawnSync(cmd[0]!, [...cmd.slice(1), "socks", "--help"], { encoding: "utf8", timeout: 10_000 });
@@ -181,7 +173,7 @@ function svpHasSocks(cmd: string[]): boolean {
 
 async function contenders(naiveJs: string): Promise<Contender[]> {
   const list: Contender[] = [{ name: "direct", label: "direct (no proxy)" }];
-  const svp = svpCommand();
+  const svp = builtSvpCommand();
   const svpHome = `${work}/svp-home`;
   mkdirSync(svpHome, { recursive: true, mode: 0o700 });
   list.push(
@@ -428,11 +420,6 @@ interface Startup {
   what?: string;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /**
  * Wall time from spawn to exit, in rounds that alternate the commands; stdout is a pipe,
@@ -440,7 +427,7 @@ function median(xs: number[]): number {
  * `--version` is what the binary costs before any command runs.
  */
 function measureStartup(): Startup {
-  const svp = svpCommand();
+  const svp = builtSvpCommand();
   const runs = 20;
   if (!svp) return { rows: [], runs: 0, what: "dist/svp missing" };
   const name = svp.length === 1 ? "dist/svp" : "node dist/svp.cjs";

@@ -25,12 +25,11 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { cpus } from "node:os";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { SERVALD, ServaldMesh } from "../test/interop/servald-harness.ts";
 import type { ServaldNode } from "../test/interop/servald-harness.ts";
+import { builtSvpCommand, median, root, sleep } from "./common.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const { values: opts } = parseArgs({
   options: { rounds: { type: "string", default: "3" }, mib: { type: "string", default: "1" }, ttfb: { type: "string", default: "10" }, svp: { type: "string" }, seconds: { type: "string" } },
 });
@@ -41,19 +40,7 @@ const MDP_PORT = 4242;
 const STEP_TIMEOUT_MS = 120_000;
 
 const log = (m: string) => process.stderr.write(`bench/servald: ${m}\n`);
-const median = (xs: number[]) => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function svpCommand(): string[] {
-  if (opts.svp) return opts.svp.split(" ");
-  if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
-  if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
-  return [process.execPath, "--import", "tsx", `${root}cli/main.ts`];
-}
-const SVP = svpCommand();
+const SVP = builtSvpCommand(opts.svp) ?? [process.execPath, "--import", "tsx", `${root}cli/main.ts`];
 
 /** Bound a promise. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,0 +1,28 @@
+/** Small helpers shared by the benchmark scripts. */
+
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** The repository root, with a trailing slash. */
+export const root = fileURLToPath(new URL("..", import.meta.url));
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Median of the finite values (mean of the middle two for an even count); NaN when none. */
+export function median(xs: readonly number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * How to run the built svp: `override` (a space-separated command line, from `--svp`), else
+ * dist/svp, else dist/svp.cjs on this Node; undefined when nothing is built.
+ */
+export function builtSvpCommand(override?: string): string[] | undefined {
+  if (override) return override.split(" ").filter(Boolean);
+  if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
+  if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
+  return undefined;
+}
