@@ -124,6 +124,9 @@ async function run(flags: DaemonFlags): Promise<number> {
   const logger = createLogger("daemon", format);
   const stamp = () => (format === "text" ? new Date().toISOString() + " " : "");
   const options = nodeOptions(flags);
+  // The node outlives its log reader (a closed pipe, `| head`, a restarted log collector):
+  // a failed write to stderr loses that log line, it does not kill the daemon.
+  process.stderr.on("error", () => {});
   options.log = (level, message) => {
     if (level === "warn") logger.warn(stamp() + message);
     else if (level === "info" || flags.verbose) logger.info(stamp() + message);

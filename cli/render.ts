@@ -95,10 +95,13 @@ export function formatBytes(n: number): string {
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} m ${Math.round((ms % 60_000) / 1000)} s`;
-  return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} m`;
+  // Round to the unit shown first, so that rounding carries (59.96 s is "1 m 0 s", not "60.0 s").
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
+  if (Math.round(ms / 100) < 600) return `${(Math.round(ms / 100) / 10).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} m ${s % 60} s`;
+  const m = Math.round(ms / 60_000);
+  return `${Math.floor(m / 60)} h ${m % 60} m`;
 }
 
 export { SvpError };

@@ -30,6 +30,26 @@ export function emptyNodeConfig(): NodeConfig {
   return { port: undefined, peers: [], bind: [], lan: undefined, discovery: undefined, helloIntervalMs: undefined, peerTimeoutMs: undefined };
 }
 
+/** Lower bounds of the keep-alive settings (a smaller one floods every peer with hellos). */
+export const MIN_HELLO_INTERVAL_MS = 100;
+export const MIN_PEER_TIMEOUT_MS = 200;
+
+/** Check the keep-alive settings and bind addresses; `name` names the source in messages ("--hello-interval", "file:3: hello-interval"). */
+export function checkHelloInterval(ms: number, name: string): number {
+  if (ms < MIN_HELLO_INTERVAL_MS) throw new UsageError(`${name} must be at least ${MIN_HELLO_INTERVAL_MS}ms`);
+  return ms;
+}
+
+export function checkPeerTimeout(ms: number, name: string): number {
+  if (ms < MIN_PEER_TIMEOUT_MS) throw new UsageError(`${name} must be at least ${MIN_PEER_TIMEOUT_MS}ms`);
+  return ms;
+}
+
+export function checkBindAddress(value: string, name: string): string {
+  if (!/^[0-9A-Fa-f.:]+$/.test(value)) throw new UsageError(`${name} expects a numeric IP address, got "${value}"`);
+  return value;
+}
+
 function parseBool(v: string, what: string): boolean {
   if (/^(true|yes|on|1)$/i.test(v)) return true;
   if (/^(false|no|off|0)$/i.test(v)) return false;
@@ -64,8 +84,7 @@ export function parseNodeConfig(text: string, where: string): NodeConfig {
         c.peers.push(parsePeerAddress(value, `peer at ${at}`));
         break;
       case "bind":
-        if (!/^[0-9A-Fa-f.:]+$/.test(value)) throw new UsageError(`${at}: bind expects a numeric IP address, got "${value}"`);
-        c.bind.push(value);
+        c.bind.push(checkBindAddress(value, `${at}: bind`));
         break;
       case "lan":
         c.lan = parseBool(value, at);
@@ -74,12 +93,10 @@ export function parseNodeConfig(text: string, where: string): NodeConfig {
         c.discovery = parseBool(value, at);
         break;
       case "hello-interval":
-        c.helloIntervalMs = parseDuration(value, `hello-interval at ${at}`);
-        if (c.helloIntervalMs < 100) throw new UsageError(`${at}: hello-interval must be at least 100ms`);
+        c.helloIntervalMs = checkHelloInterval(parseDuration(value, `hello-interval at ${at}`), `${at}: hello-interval`);
         break;
       case "peer-timeout":
-        c.peerTimeoutMs = parseDuration(value, `peer-timeout at ${at}`);
-        if (c.peerTimeoutMs < 200) throw new UsageError(`${at}: peer-timeout must be at least 200ms`);
+        c.peerTimeoutMs = checkPeerTimeout(parseDuration(value, `peer-timeout at ${at}`), `${at}: peer-timeout`);
         break;
       default:
         throw new UsageError(`${at}: unknown setting "${key}" (known: port, peer, bind, lan, discovery, hello-interval, peer-timeout)`);

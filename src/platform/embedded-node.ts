@@ -18,7 +18,7 @@ import { memoryPair } from "../stream/memory-pair.ts";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
 import { loadOrCreateKeyring, primaryIdentity } from "../node/keyring.ts";
 import { DEFAULT_OVERLAY_PORT, MeshNode } from "../node/mesh-node.ts";
-import { emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
+import { checkBindAddress, checkHelloInterval, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
 import type { NodeLog, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/overlay.ts";
 import type { StatusReport } from "../status/status-report.ts";
@@ -85,16 +85,17 @@ async function resolvePeer(text: string): Promise<UdpEndpoint[]> {
 
 /** Load svp.conf of `home` merged under `options`. */
 export function effectiveNodeConfig(home: string, options: EmbeddedNodeOptions): NodeConfig {
+  ensureHome(home);
   const file = readConfigFile(home);
   const base = file ? parseNodeConfig(file.text, file.path) : emptyNodeConfig();
   const flags: NodeConfig = {
     port: options.port,
     peers: (options.peers ?? []).map((p) => parsePeerAddress(p, "--peer")),
-    bind: options.bind ?? [],
+    bind: (options.bind ?? []).map((b) => checkBindAddress(b, "--bind")),
     lan: options.lan,
     discovery: options.discovery,
-    helloIntervalMs: options.helloIntervalMs,
-    peerTimeoutMs: options.peerTimeoutMs,
+    helloIntervalMs: options.helloIntervalMs === undefined ? undefined : checkHelloInterval(options.helloIntervalMs, "--hello-interval"),
+    peerTimeoutMs: options.peerTimeoutMs === undefined ? undefined : checkPeerTimeout(options.peerTimeoutMs, "--peer-timeout"),
   };
   return mergeNodeConfig(base, flags);
 }

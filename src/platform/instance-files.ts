@@ -42,6 +42,9 @@ export function ensureHome(home: string): void {
   try {
     mkdirSync(home, { recursive: true, mode: 0o700 });
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new SvpError("ERR_USAGE", `instance directory ${home} is not a directory`);
+    if (code === "ENOTDIR") throw new SvpError("ERR_USAGE", `cannot create instance directory ${home}: a parent of it is not a directory`);
     throw new SvpError("ERR_USAGE", `cannot create instance directory ${home}: ${(err as Error).message}`);
   }
   const st = lstatSync(home);
@@ -94,7 +97,7 @@ export function keyringStore(home: string): KeyringStore {
     },
     create(bytes) {
       const tmp = `${path}.${process.pid}.tmp`;
-      writePrivate(tmp, bytes);
+      writeKeyring(path, tmp, bytes);
       try {
         linkSync(tmp, path);
         return true;
@@ -111,10 +114,27 @@ export function keyringStore(home: string): KeyringStore {
     },
     write(bytes) {
       const tmp = `${path}.${process.pid}.tmp`;
-      writePrivate(tmp, bytes);
-      renameSync(tmp, path);
+      writeKeyring(path, tmp, bytes);
+      try {
+        renameSync(tmp, path);
+      } catch (err) {
+        throw keyringWriteError(path, err);
+      }
     },
   };
+}
+
+/** A keyring write that failed (unwritable or missing directory, full disk), naming the file. */
+function keyringWriteError(path: string, err: unknown): SvpError {
+  return new SvpError("ERR_NOT_ALLOWED", `cannot write keyring ${path}: ${(err as Error).message}`, { cause: err });
+}
+
+function writeKeyring(path: string, tmp: string, bytes: Uint8Array): void {
+  try {
+    writePrivate(tmp, bytes);
+  } catch (err) {
+    throw keyringWriteError(path, err);
+  }
 }
 
 function writePrivate(path: string, bytes: Uint8Array): void {
@@ -236,9 +256,12 @@ export function acquirePidLock(home: string, pid = process.pid, onStale?: (stale
 /** Open the background daemon's log for appending (0600), truncating it when it grew past 1 MiB. */
 export function openDaemonLog(home: string): number {
   const path = join(home, LOG_FILE);
-  const st = statSync(path, { throwIfNoEntry: false });
-  const fd = openSync(path, st && st.size > 1024 * 1024 ? "w" : "a", 0o600);
-  return fd;
+  try {
+    const st = statSync(path, { throwIfNoEntry: false });
+    return openSync(path, st && st.size > 1024 * 1024 ? "w" : "a", 0o600);
+  } catch (err) {
+    throw new SvpError("ERR_NOT_ALLOWED", `cannot open the daemon log ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /**

@@ -1,0 +1,132 @@
+/**
+ * `svp daemon` / `svp id` / `svp status` edge cases a user or a systemd admin runs into:
+ * keep-alive flags outside the range svp.conf allows, an instance "directory" that is a
+ * file, a keyring that cannot be written, the daemon losing its stderr, durations in the
+ * human status output.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runSvp, svpCommand } from "./entry.ts";
+import { formatDuration } from "../../cli/render.ts";
+import { keyringStore } from "../../src/platform/instance-files.ts";
+import { isSvpError } from "../../src/errors.ts";
+
+let root: string;
+let env: Record<string, string>;
+const homes: string[] = [];
+let n = 0;
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), "svp-cli-daemon-qa-"));
+  env = { SVP_DISCOVERY_DIR: join(root, "discovery") };
+});
+
+after(async () => {
+  await Promise.all(homes.map((h) => runSvp(["daemon", "stop", "--home", h], { env })));
+  rmSync(root, { recursive: true, force: true });
+});
+
+function home(): string {
+  const h = join(root, `h${++n}`);
+  homes.push(h);
+  return h;
+}
+
+const svp = (args: string[], extraEnv: Record<string, string> = {}) => runSvp(args, { env: { ...env, ...extraEnv }, timeoutMs: 30_000 });
+
+describe("svp daemon flags", () => {
+  test("--hello-interval / --peer-timeout below svp.conf's minimum and a non-numeric --bind are usage errors (no daemon starts)", async () => {
+    const h = home();
+    for (const [args, re] of [
+      [["--hello-interval", "0"], /--hello-interval must be at least 100ms/],
+      [["--hello-interval", "1ms"], /--hello-interval must be at least 100ms/],
+      [["--peer-timeout", "0"], /--peer-timeout must be at least 200ms/],
+      [["--bind", "eth0"], /--bind expects a numeric IP address, got "eth0"/],
+    ] as const) {
+      for (const action of ["start", "run"]) {
+        const r = await svp(["daemon", action, "--home", h, "--port", "0", ...args]);
+        assert.equal(r.code, 2, `${action} ${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, re);
+        assert.equal(r.stdout, "");
+      }
+    }
+    assert.equal((await svp(["daemon", "status", "--home", h])).code, 1, "no daemon was started");
+  });
+});
+
+describe("instance directory problems", () => {
+  test("SVP_HOME naming a file: a clear 'not a directory' error from id and daemon start", async () => {
+    const file = join(root, "a-file");
+    writeFileSync(file, "x");
+    for (const args of [["id"], ["daemon", "start", "--port", "0"]]) {
+      const r = await svp(args, { SVP_HOME: file });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`instance directory ${file} is not a directory`));
+      assert.doesNotMatch(r.stderr, /EEXIST|ENOTDIR|svp\.conf/);
+    }
+  });
+
+  test("a keyring that cannot be written names the file and the reason", () => {
+    const store = keyringStore(join(root, "no-such-dir"));
+    assert.throws(
+      () => store.create(new Uint8Array([1, 2, 3])),
+      (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED") && e.message.includes(join(root, "no-such-dir", "keyring.json")) && /ENOENT/.test(e.message),
+    );
+    assert.throws(
+      () => store.write(new Uint8Array([1, 2, 3])),
+      (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED") && e.message.includes(join(root, "no-such-dir", "keyring.json")),
+    );
+  });
+});
+
+describe("svp daemon run", () => {
+  test("keeps running when the reader of its stderr goes away", async () => {
+    const h = home();
+    const other = home();
+    // `head -c 1` reads the first log line's first byte and exits: later log lines get EPIPE.
+    const quoted = [...svpCommand(), "daemon", "run", "--home", h, "--port", "0", "--hello-interval", "200ms"].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+    const child = spawn("/bin/sh", ["-c", `${quoted} 2>&1 | head -c 1 >/dev/null`], { env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: "ignore" });
+    try {
+      let up = false;
+      for (const end = Date.now() + 20_000; !up && Date.now() < end; ) {
+        up = (await svp(["daemon", "status", "--home", h])).code === 0;
+        if (!up) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(up, "the daemon came up");
+      // A second node: the first logs "peer … up" into the closed pipe.
+      assert.equal((await svp(["daemon", "start", "--home", other, "--port", "0", "--hello-interval", "200ms"])).code, 0);
+      const sidOther = (await svp(["id", "--home", other])).stdout.trim();
+      let seen = false;
+      for (const end = Date.now() + 15_000; !seen && Date.now() < end; ) {
+        const st = await svp(["status", "--home", other, "--json"]);
+        seen = st.code === 0 && (JSON.parse(st.stdout).peers as { live: boolean }[]).some((p) => p.live);
+        if (!seen) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(seen, "the nodes found each other");
+      await new Promise((r) => setTimeout(r, 300));
+      const st = await svp(["status", "--home", h, "--json"]);
+      assert.equal(st.code, 0, `the daemon still runs: ${st.stderr}`);
+      assert.ok((JSON.parse(st.stdout).peers as { sid: string; live: boolean }[]).some((p) => p.sid === sidOther && p.live));
+      assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("svp status durations", () => {
+  test("rounding carries into the next unit (never '60 s' or '60 m')", () => {
+    assert.equal(formatDuration(999.6), "1.0 s");
+    assert.equal(formatDuration(59_960), "1 m 0 s");
+    assert.equal(formatDuration(179_600), "3 m 0 s");
+    assert.equal(formatDuration(3_599_700), "1 h 0 m");
+    assert.equal(formatDuration(7_170_000), "2 h 0 m");
+    assert.equal(formatDuration(61_000), "1 m 1 s");
+    assert.equal(formatDuration(12_345), "12.3 s");
+    assert.equal(formatDuration(250), "250 ms");
+  });
+});
