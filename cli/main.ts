@@ -46,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       return reportError(command, "parse arguments", new UsageError(msg.charAt(0).toLowerCase() + msg.slice(1)));
     }
     // "cannot start the daemon: …" reads better than "cannot run daemon: …".
-    const action = command === "daemon" && typeof cli.args[0] === "string" ? `${cli.args[0]} the daemon` : command ? `run ${command}` : "start";
+    const action = command === "daemon" && typeof cli.args[0] === "string" ? `${cli.args[0] === "status" ? "query" : cli.args[0]} the daemon` : command ? `run ${command}` : "start";
     return reportError(command, action, err);
   }
 }

@@ -42,7 +42,7 @@ export function register(cli: CAC): void {
           report = await queryStatus(home);
         } catch (err) {
           if (!isSvpError(err, "ERR_MESH_DOWN")) throw err;
-          process.stderr.write(`svp status: no svp daemon is running for ${home} (start one with "svp daemon start")\n`);
+          process.stderr.write(`svp status: ${err.message}\n`);
           return EXIT.FAILURE;
         }
       }

@@ -449,7 +449,11 @@ export async function connectEmbedded(options: ConnectEmbeddedOptions = {}): Pro
 
 /** The status document of the instance's daemon; ERR_MESH_DOWN when none runs (never auto-starts). */
 export async function queryStatus(home?: string): Promise<StatusReport> {
-  const t = await connectEmbedded({ ...(home ? { home } : {}), name: "svp status", autostart: false });
+  const h = home ? resolveHome(home) : resolveHome();
+  // Not running, or running but not answering (hung, stopped): two different messages.
+  const state = await daemonState(h);
+  if (!state.running) throw new SvpError("ERR_MESH_DOWN", `no svp daemon is running for ${h} (start one with "svp daemon start")`);
+  const t = await connectEmbedded({ home: h, name: "svp status", autostart: false });
   try {
     return await t.status();
   } finally {

@@ -118,6 +118,28 @@ describe("svp daemon run", () => {
   });
 });
 
+describe("a daemon that does not answer (SIGSTOP)", () => {
+  test("svp status and svp daemon status say it does not answer, not that none runs", async () => {
+    const h = home();
+    const start = await svp(["daemon", "start", "--home", h, "--port", "0"]);
+    assert.equal(start.code, 0, start.stderr);
+    const pid = Number(/pid (\d+)/.exec(start.stderr)![1]);
+    process.kill(pid, "SIGSTOP");
+    try {
+      const st = await svp(["status", "--home", h]);
+      assert.equal(st.code, 1);
+      assert.equal(st.stdout, "");
+      assert.match(st.stderr, new RegExp(`^svp status: the svp daemon for ${h} \\(pid ${pid}\\) does not answer on its local API socket\n$`));
+      const ds = await svp(["daemon", "status", "--home", h]);
+      assert.notEqual(ds.code, 0);
+      assert.match(ds.stderr, /^svp daemon: cannot query the daemon: .*does not answer/);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+  });
+});
+
 describe("svp status durations", () => {
   test("rounding carries into the next unit (never '60 s' or '60 m')", () => {
     assert.equal(formatDuration(999.6), "1.0 s");
