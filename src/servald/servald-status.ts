@@ -180,7 +180,7 @@ export function servaldStatusReport(f: ServaldFacts, nowMs: number): StatusRepor
       version: f.version !== undefined ? `servald ${f.version}` : "servald (version unknown)",
       home: f.instance.path,
       startedAt: f.startedAtMs !== null ? new Date(f.startedAtMs).toISOString() : "",
-      uptimeMs: f.startedAtMs !== null ? Math.max(0, nowMs - f.startedAtMs) : 0,
+      uptimeMs: f.startedAtMs !== null ? Math.max(0, Math.round(nowMs - f.startedAtMs)) : 0,
       udp: [],
       discovery: [],
     },

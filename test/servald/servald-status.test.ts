@@ -97,6 +97,11 @@ describe("servald status report", () => {
     assert.deepEqual([r.ports, r.streams], [[], []]);
   });
 
+  test("uptime is whole milliseconds, like the embedded node's (a pid file's mtime has fractions)", () => {
+    const r = servaldStatusReport({ ...base, startedAtMs: 1_000_000.4567, via: "socket", routes: [] }, 1_005_000.9);
+    assert.equal(r.daemon.uptimeMs, 5000);
+  });
+
   test("from route print rows (the CLI stand-in); an indirect peer shows its next hop; unknown version and pid", () => {
     const r = servaldStatusReport(
       {
