@@ -89,9 +89,9 @@ async function socks5Connect(up: UpstreamProxy, stream: ByteStream, reader: Stre
   const method = await reader.read(decodeMethodSelection);
   if (method === SOCKS5.METHOD_USER_PASS && withAuth) {
     stream.write(encodeUserPass(utf8.encode(up.user!), utf8.encode(up.pass ?? "")));
-    if (!(await reader.read(decodeUserPassReply))) throw new SvpError("ERR_AUTH", "upstream proxy rejected the user name or password");
+    if (!(await reader.read(decodeUserPassReply))) throw new SvpError("ERR_NOT_ALLOWED", "upstream proxy rejected the user name or password");
   } else if (method !== SOCKS5.METHOD_NO_AUTH) {
-    throw new SvpError("ERR_AUTH", method === SOCKS5.METHOD_NONE_ACCEPTABLE ? "upstream proxy requires authentication" : `upstream proxy chose unknown method ${method}`);
+    throw new SvpError("ERR_NOT_ALLOWED", method === SOCKS5.METHOD_NONE_ACCEPTABLE ? "upstream proxy requires authentication" : `upstream proxy chose unknown method ${method}`);
   }
   stream.write(encodeRequest(SOCKS5.CMD_CONNECT, dest.host, dest.port));
   const reply = await reader.read(decodeReply);
@@ -131,9 +131,15 @@ const SOCKS5_REPLY_TEXT: Record<number, string> = {
   8: "address type not supported",
 };
 
-/** Map an upstream's answer back to an svp code, read off the one table in errors.ts. */
+/**
+ * Map an upstream's answer back to an svp code, read off the one table in errors.ts.
+ * The upstream refusing svp's own credentials is a rule of that proxy (ERR_NOT_ALLOWED:
+ * 0x02 / 403), not ERR_AUTH: a 407 would ask svp's client for a password it cannot give.
+ * Nor is an upstream's 503 svp's mesh backend being down.
+ */
 function codeFor(kind: "socks5" | "http", value: number): ErrorCode {
-  const candidates: ErrorCode[] = ["ERR_REFUSED", "ERR_NO_ROUTE", "ERR_NET_UNREACHABLE", "ERR_TIMEOUT", "ERR_NOT_ALLOWED", "ERR_AUTH", "ERR_COMMAND_UNSUPPORTED", "ERR_ADDRESS_TYPE", "ERR_MESH_DOWN"];
+  if (kind === "http" && value === 407) return "ERR_NOT_ALLOWED";
+  const candidates: ErrorCode[] = ["ERR_REFUSED", "ERR_NO_ROUTE", "ERR_NET_UNREACHABLE", "ERR_TIMEOUT", "ERR_NOT_ALLOWED", "ERR_COMMAND_UNSUPPORTED", "ERR_ADDRESS_TYPE"];
   for (const code of candidates) if (ERROR_TABLE[code][kind] === value) return code;
   return kind === "http" && value >= 500 ? "ERR_NO_ROUTE" : "ERR_RESET";
 }

@@ -259,6 +259,42 @@ describe("svp socks options over loopback", () => {
     }
   });
 
+  test("an upstream that rejects svp's credentials is 403 / 0x02 to the client, never a 407 asking the client for a password", async () => {
+    const inner = await proxy({ credentials: [{ user: "chain", pass: "pw" }] });
+    const viaHttp = await proxy({ upstream: { protocol: "http", host: "127.0.0.1", port: inner.port, user: "chain", pass: "wrong" } });
+    const viaSocks = await proxy({ upstream: { protocol: "socks5", host: "127.0.0.1", port: inner.port, user: "chain", pass: "wrong" } });
+    const upstream503 = await targetServer((s) => s.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"));
+    const via503 = await proxy({ upstream: { protocol: "http", host: "127.0.0.1", port: upstream503.port } });
+    try {
+      for (const outer of [viaHttp, viaSocks]) {
+        const h = await RawClient.connect(outer.port);
+        h.write("GET http://127.0.0.1:9/ HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n");
+        const text = dec(await h.readToEnd());
+        h.end();
+        assert.match(text, /^HTTP\/1\.1 403 Forbidden\r\n/);
+        assert.doesNotMatch(text, /Proxy-Authenticate/i);
+        assert.match(text, /upstream proxy/);
+        const s = await RawClient.connect(outer.port);
+        s.write(socks5Connect("127.0.0.1", 9));
+        assert.equal(hex(await s.readToEnd()), "05 00 05 02 00 01 00 00 00 00 00 00");
+        s.end();
+        await until(() => outer.records.length === 2, "records");
+        for (const r of outer.records) assert.equal(r.outcome, "ERR_NOT_ALLOWED");
+      }
+      // An upstream's 503 is not svp's mesh backend being down.
+      const c = await RawClient.connect(via503.port);
+      c.write(socks5Connect("127.0.0.1", 9));
+      await c.readToEnd();
+      c.end();
+      await until(() => via503.records.length === 1, "record");
+      assert.notEqual(via503.records[0]!.outcome, "ERR_MESH_DOWN");
+      assert.match(via503.records[0]!.message ?? "", /upstream proxy answered 503/);
+    } finally {
+      for (const x of [viaHttp, viaSocks, via503, inner]) await x.close(500);
+      await upstream503.close();
+    }
+  });
+
   test("an upstream that answers with data right after its reply loses none of it", async () => {
     // A server-speaks-first target: its banner can arrive in the same segment as the upstream's reply.
     const banner = await targetServer((s) => s.end("220 banner\r\n"));
