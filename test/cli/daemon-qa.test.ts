@@ -58,6 +58,17 @@ describe("svp daemon flags", () => {
   });
 });
 
+describe("svp daemon start failing after the daemon logged something", () => {
+  test("shows the reason in one line, not the daemon's timestamped progress lines", async () => {
+    const h = home(); // fresh: the daemon first logs "created a new identity"
+    const r = await svp(["daemon", "start", "--home", h, "--port", "0", "--bind", "192.0.2.1"]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /^svp daemon: cannot start the daemon: the daemon exited during start-up \(exit code 1\): cannot bind UDP 192\.0\.2\.1:0: /);
+    assert.doesNotMatch(r.stderr, /created a new identity/);
+  });
+});
+
 describe("instance directory problems", () => {
   test("SVP_HOME naming a file: a clear 'not a directory' error from id and daemon start", async () => {
     const file = join(root, "a-file");
