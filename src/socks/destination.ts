@@ -22,8 +22,8 @@ const NUMERIC_PART = /^(?:0x[0-9a-f]*|[0-9]+)$/i;
 
 /**
  * Validate and classify a destination. Throws `SvpError("ERR_BAD_ADDRESS")` for an empty
- * or malformed host, port 0, the unspecified address (0.0.0.0 and :: reach this very
- * host) and numeric forms other than dotted-quad ("0", "127.1", "0x7f.1"), which
+ * or malformed host, port 0, the unspecified address (0.0.0.0, :: and ::ffff:0.0.0.0 reach
+ * this very host) and numeric forms other than dotted-quad ("0", "127.1", "0x7f.1"), which
  * resolvers turn into addresses nobody meant (never "connect to localhost" by accident).
  */
 export function makeDestination(rawHost: string, port: number): Destination {
@@ -40,6 +40,8 @@ export function makeDestination(rawHost: string, port: number): Destination {
     const v6 = parseIpv6(host);
     if (!v6) throw bad(`invalid IPv6 address "${printable(host)}"`);
     if (v6.every((x) => x === 0)) throw bad("the unspecified address :: is not a destination");
+    // ::ffff:0.0.0.0 is 0.0.0.0 in IPv4-mapped form: this host, too.
+    if (v6.every((x, i) => (i === 10 || i === 11 ? x === 0xff : x === 0))) throw bad("the unspecified address 0.0.0.0 (IPv4-mapped) is not a destination");
     return { host: host.toLowerCase(), port };
   }
   if (!HOST_CHARS.test(host)) throw bad(`invalid host name "${printable(host)}"`);

@@ -156,7 +156,7 @@ describe("IP literals and destinations", () => {
   });
 
   test("destinations that would reach this host by accident are refused", () => {
-    for (const [host, port] of [["", 80], ["0.0.0.0", 80], ["::", 80], ["[::]", 80], ["0", 80], ["127.1", 80], ["0x7f.0.0.1", 80], ["example.org", 0], ["bad host", 80], ["a\x00b", 80], ["[example.org]", 80], ["..", 80], ["x".repeat(256), 80]] as const) {
+    for (const [host, port] of [["", 80], ["0.0.0.0", 80], ["::", 80], ["[::]", 80], ["::ffff:0.0.0.0", 80], ["[::FFFF:0:0]", 80], ["0", 80], ["127.1", 80], ["0x7f.0.0.1", 80], ["example.org", 0], ["bad host", 80], ["a\x00b", 80], ["[example.org]", 80], ["..", 80], ["x".repeat(256), 80]] as const) {
       assert.throws(() => makeDestination(host, port), (e: unknown) => isSvpError(e, "ERR_BAD_ADDRESS"), JSON.stringify(host));
     }
   });
