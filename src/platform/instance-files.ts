@@ -36,7 +36,7 @@ function uid(): number | undefined {
 
 /**
  * Create the instance directory (0700) or check an existing one: it must be a directory
- * owned by this user; group/other permission bits are removed.
+ * (or a symlink to one) owned by this user; group/other permission bits are removed.
  */
 export function ensureHome(home: string): void {
   try {
@@ -47,8 +47,9 @@ export function ensureHome(home: string): void {
     if (code === "ENOTDIR") throw new SvpError("ERR_USAGE", `cannot create instance directory ${home}: a parent of it is not a directory`);
     throw new SvpError("ERR_USAGE", `cannot create instance directory ${home}: ${(err as Error).message}`);
   }
-  const st = lstatSync(home);
-  if (!st.isDirectory()) throw new SvpError("ERR_USAGE", `instance directory ${home} is not a directory`);
+  // A symlink to a directory is fine (e.g. to another disk): its target is what gets checked.
+  const st = statSync(home, { throwIfNoEntry: false }) ?? lstatSync(home);
+  if (!st.isDirectory()) throw new SvpError("ERR_USAGE", `instance directory ${home} is not a directory${st.isSymbolicLink() ? " (a dangling symlink)" : ""}`);
   const me = uid();
   if (me !== undefined && st.uid !== me) throw new SvpError("ERR_NOT_ALLOWED", `instance directory ${home} belongs to another user (uid ${st.uid})`);
   if ((st.mode & 0o077) !== 0) chmodSync(home, 0o700);

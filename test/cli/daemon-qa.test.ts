@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -79,6 +79,22 @@ describe("instance directory problems", () => {
       assert.match(r.stderr, new RegExp(`instance directory ${file} is not a directory`));
       assert.doesNotMatch(r.stderr, /EEXIST|ENOTDIR|svp\.conf/);
     }
+  });
+
+  test("a symlink to a directory is a usable instance directory (the target is checked)", async () => {
+    const real = join(root, "real-home");
+    mkdirSync(real, { mode: 0o755 });
+    const link = join(root, "linked-home");
+    symlinkSync(real, link);
+    homes.push(link);
+    const id = await svp(["id", "--home", link]);
+    assert.equal(id.code, 0, id.stderr);
+    assert.ok(existsSync(join(real, "keyring.json")), "the keyring is in the target");
+    assert.equal(statSync(real).mode & 0o777, 0o700, "the target is made owner-only");
+    const start = await svp(["daemon", "start", "--home", link, "--port", "0"]);
+    assert.equal(start.code, 0, start.stderr);
+    assert.equal(start.stdout, id.stdout);
+    assert.equal((await svp(["daemon", "stop", "--home", link])).code, 0);
   });
 
   test("a keyring that cannot be written names the file and the reason", () => {
