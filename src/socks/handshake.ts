@@ -28,6 +28,11 @@ export interface ProxyRequest {
   user?: string;
   /** HTTP forward requests: the rewritten head, to send to the target before `early`. */
   head?: Uint8Array;
+  /**
+   * HTTP forward requests: the body's length when the head gives it; the client's bytes
+   * after it (pipelined requests) are not forwarded (http-proxy.ts RequestBodyLimit).
+   */
+  bodyLength?: number;
 }
 
 export type HandshakeStep =
@@ -240,7 +245,10 @@ export class Handshake {
     }
     const request: ProxyRequest = { protocol: this.protocol, dest: req.dest };
     if (user !== undefined) request.user = user;
-    if (req.kind === "forward") request.head = req.head;
+    if (req.kind === "forward") {
+      request.head = req.head;
+      if (req.bodyLength !== undefined) request.bodyLength = req.bodyLength;
+    }
     return { kind: "connect", request, early: got.rest };
   }
 

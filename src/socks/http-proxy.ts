@@ -15,12 +15,16 @@ import { makeDestination } from "./destination.ts";
 import type { HeaderList, HttpRequestHead } from "./http-head.ts";
 import { HttpHeadReader, getHeader, headerTokens, parseResponseHead, serializeRequestHead, serializeResponseHead } from "./http-head.ts";
 import { pacScript } from "./pac.ts";
+import type { ReadFilter } from "../stream/stream-view.ts";
 
 export type HttpProxyRequest =
   /** CONNECT host:port — a tunnel. */
   | { kind: "connect"; dest: Destination }
-  /** An absolute-URI request; `head` is the rewritten head to send to the target. */
-  | { kind: "forward"; dest: Destination; head: Uint8Array }
+  /**
+   * An absolute-URI request; `head` is the rewritten head to send to the target,
+   * `bodyLength` the request body's length when the head tells it (see requestBodyLength).
+   */
+  | { kind: "forward"; dest: Destination; head: Uint8Array; bodyLength: number | undefined }
   /** An origin-form request addressed to svp itself (PAC file, info page). */
   | { kind: "local"; path: string };
 
@@ -70,7 +74,62 @@ export function classifyRequest(head: HttpRequestHead): HttpProxyRequest {
   let path = m[3]!;
   if (path === "") path = "/";
   else if (path.startsWith("?")) path = "/" + path;
-  return { kind: "forward", dest, head: rewriteForward(head, path, authority) };
+  return { kind: "forward", dest, head: rewriteForward(head, path, authority), bodyLength: requestBodyLength(head) };
+}
+
+/**
+ * The length of a request's body as its head gives it (RFC 9112 6.3): 0 without
+ * Content-Length and Transfer-Encoding, N for a valid Content-Length. Undefined when
+ * only the bytes themselves tell where it ends (chunked or other transfer codings,
+ * conflicting lengths) and for protocol upgrades, whose bytes after the head belong to
+ * the new protocol. Bytes past a known end are the client's next, pipelined, request.
+ */
+export function requestBodyLength(head: HttpRequestHead): number | undefined {
+  if (getHeader(head.headers, "transfer-encoding") !== undefined) return undefined;
+  if (headerTokens(head.headers, "connection").includes("upgrade") && getHeader(head.headers, "upgrade") !== undefined) return undefined;
+  let length: number | undefined;
+  for (const [name, value] of head.headers) {
+    if (name.toLowerCase() !== "content-length") continue;
+    for (const part of value.split(",")) {
+      const t = part.trim();
+      if (!/^\d{1,15}$/.test(t)) return undefined;
+      if (length !== undefined && Number(t) !== length) return undefined;
+      length = Number(t);
+    }
+  }
+  return length ?? 0;
+}
+
+/**
+ * Passes the first `length` bytes of what the client sends after a forward request's
+ * head (its body) and drops the rest, counting it: svp forwards one request per
+ * connection (it answers with `Connection: close`), so anything after the body is a
+ * pipelined request the client will send again, and it must not reach the first
+ * request's host — it may be for another host and carry the proxy's credentials.
+ */
+export class RequestBodyLimit implements ReadFilter {
+  #left: number;
+  /** Bytes dropped so far. */
+  dropped = 0;
+
+  constructor(length: number) {
+    this.#left = length;
+  }
+
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (chunk.length <= this.#left) {
+      this.#left -= chunk.length;
+      return [chunk];
+    }
+    const keep = this.#left;
+    this.#left = 0;
+    this.dropped += chunk.length - keep;
+    return keep > 0 ? [chunk.subarray(0, keep)] : [];
+  }
+
+  flush(): Uint8Array[] {
+    return [];
+  }
 }
 
 /** Absolute form → origin form; hop-by-hop headers out, Host from the URL, one request per connection. */

@@ -20,7 +20,8 @@ import { formatDestination } from "./destination.ts";
 import type { Dialer, RouteName } from "./dialer.ts";
 import type { HandshakeStep, ProxyProtocol, ProxyRequest } from "./handshake.ts";
 import { Handshake, failureReply, successReply } from "./handshake.ts";
-import { ResponseHeadRewriter } from "./http-proxy.ts";
+import { RequestBodyLimit, ResponseHeadRewriter } from "./http-proxy.ts";
+import { concatBytes } from "../bytes/concat.ts";
 import { StreamView } from "../stream/stream-view.ts";
 
 /** What the relay reports when it ends (src/relay/relay.ts `RelayStats`). */
@@ -295,23 +296,32 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     conn.onClose = undefined;
     const reply = successReply(request.protocol);
     if (reply) client.write(reply);
+    let a = client;
     let b = target;
+    let first = early;
+    let bodyLimit: RequestBodyLimit | undefined;
     // Bytes sent before the relay starts (the rewritten request head of an HTTP forward
     // request, early data pipelined after the request) count as "up" like the rest.
     if (request.head) {
       target.write(request.head);
       conn.record.up += request.head.length;
       b = new StreamView(target, { filter: new ResponseHeadRewriter() });
+      if (request.bodyLength !== undefined) {
+        bodyLimit = new RequestBodyLimit(request.bodyLength);
+        first = concatBytes(bodyLimit.push(early));
+        a = new StreamView(client, { filter: bodyLimit });
+      }
     }
-    if (early.length > 0) {
-      target.write(early);
-      conn.record.up += early.length;
+    if (first.length > 0) {
+      target.write(first);
+      conn.record.up += first.length;
     }
-    const relay = this.#o.startRelay(client, b, { clock: this.#o.clock, idleTimeoutMs: this.#o.idleTimeoutMs });
+    const relay = this.#o.startRelay(a, b, { clock: this.#o.clock, idleTimeoutMs: this.#o.idleTimeoutMs });
     conn.relay = relay;
     relay.on("close", (stats) => {
       conn.record.up += stats.aToB;
       conn.record.down = stats.bToA;
+      if (bodyLimit && bodyLimit.dropped > 0) conn.record.message = `${bodyLimit.dropped} bytes sent after the request (pipelined requests) not forwarded: one request per connection`;
       this.#finish(conn, stats.error);
     });
   }

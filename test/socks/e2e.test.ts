@@ -173,6 +173,36 @@ describe("svp socks over loopback", () => {
     }
   });
 
+  test("HTTP forward: requests pipelined after the first (one request per connection) never reach the first request's host", async () => {
+    // The server sees exactly the first request (and its Content-Length body); a second
+    // request, for another host and carrying proxy credentials, is not forwarded to it.
+    const seen: string[] = [];
+    const web = await targetServer((s) => {
+      let got = "";
+      s.on("data", (d: Uint8Array) => (got += dec(d)));
+      s.on("end", () => seen.push(got));
+      s.setTimeout(300, () => {
+        s.end("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      });
+    });
+    try {
+      const second = `GET http://other.example/ HTTP/1.1\r\nHost: other.example\r\nProxy-Authorization: Basic ${btoa("u:secret")}\r\n\r\n`;
+      for (const first of [`GET http://127.0.0.1:${web.port}/a HTTP/1.1\r\nHost: x\r\n\r\n`, `POST http://127.0.0.1:${web.port}/b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc`]) {
+        const c = await RawClient.connect(p.port);
+        c.write(first + second);
+        const resp = dec(await c.readToEnd());
+        assert.equal(resp, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        c.end();
+        await until(() => seen.length === (first.startsWith("GET") ? 1 : 2), "the target's end of stream");
+        const got = seen[seen.length - 1]!;
+        assert.doesNotMatch(got, /other\.example|Proxy-Authorization/);
+        assert.match(got, first.startsWith("GET") ? /^GET \/a HTTP\/1\.1\r\n[\s\S]*\r\n\r\n$/ : /^POST \/b HTTP\/1\.1\r\n[\s\S]*\r\n\r\nabc$/);
+      }
+    } finally {
+      await web.close();
+    }
+  });
+
   test("a browser talking to the proxy as a web server gets the info page; /proxy.pac the PAC file", async () => {
     const page = await RawClient.connect(p.port);
     page.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${p.port}\r\n\r\n`);

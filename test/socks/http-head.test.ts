@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isSvpError } from "../../src/errors.ts";
 import { HttpHeadReader, getHeader, parseRequestHead, parseResponseHead } from "../../src/socks/http-head.ts";
-import { ResponseHeadRewriter, basicCredentials, classifyRequest, parseAuthority } from "../../src/socks/http-proxy.ts";
+import { RequestBodyLimit, ResponseHeadRewriter, basicCredentials, classifyRequest, parseAuthority, requestBodyLength } from "../../src/socks/http-proxy.ts";
 import { pacScript } from "../../src/socks/pac.ts";
 import { concat } from "../helpers/wait.ts";
 
@@ -91,6 +91,24 @@ describe("HTTP proxy requests", () => {
     const r = classifyRequest(parseRequestHead(enc("GET http://h/ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")));
     assert.ok(r.kind === "forward", "not a forward request");
     assert.equal(dec(r.head), "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+  });
+
+  test("the request body's length, when the head gives it; bytes past it are dropped and counted at every split", () => {
+    const len = (h: string) => requestBodyLength(parseRequestHead(enc(`POST http://h/ HTTP/1.1\r\n${h}\r\n`)));
+    assert.equal(len(""), 0);
+    assert.equal(len("Content-Length: 12\r\n"), 12);
+    assert.equal(len("Content-Length: 5, 5\r\ncontent-length: 5\r\n"), 5);
+    assert.equal(len("Content-Length: 5\r\nContent-Length: 6\r\n"), undefined);
+    assert.equal(len("Content-Length: -1\r\n"), undefined);
+    assert.equal(len("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"), undefined);
+    assert.equal(len("Connection: Upgrade\r\nUpgrade: websocket\r\n"), undefined);
+    const input = enc("0123456789GET http://other/ HTTP/1.1");
+    for (let cut = 0; cut <= input.length; cut++) {
+      const limit = new RequestBodyLimit(10);
+      const out = [...limit.push(input.subarray(0, cut)), ...limit.push(input.subarray(cut)), ...limit.flush()];
+      assert.equal(dec(concat(out)), "0123456789", `cut ${cut}`);
+      assert.equal(limit.dropped, input.length - 10);
+    }
   });
 
   test("origin-form requests are for the proxy itself; other schemes are refused", () => {
