@@ -35,7 +35,7 @@ export function makeDestination(rawHost: string, port: number): Destination {
   }
   if (host.length === 0) throw bad("empty host name");
   if (host.length > 255) throw bad("host name longer than 255 characters");
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`invalid port ${port} for ${host}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`invalid port ${port} for ${printable(host)}`);
   if (host.includes(":")) {
     const v6 = parseIpv6(host);
     if (!v6) throw bad(`invalid IPv6 address "${printable(host)}"`);

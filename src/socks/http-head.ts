@@ -5,6 +5,7 @@
  */
 
 import { SvpError } from "../errors.ts";
+import { printable } from "./destination.ts";
 
 /** Default cap on a request head (request line and headers), bytes. */
 export const MAX_HEAD_BYTES = 32 * 1024;
@@ -119,7 +120,7 @@ function splitHead(bytes: Uint8Array): { start: string; headers: HeaderList } {
     if (line[0] === " " || line[0] === "\t") throw new SvpError("ERR_PROTOCOL", "obsolete header line folding is not accepted");
     const colon = line.indexOf(":");
     const name = colon > 0 ? line.slice(0, colon) : "";
-    if (!TOKEN.test(name)) throw new SvpError("ERR_PROTOCOL", `malformed header line "${line.slice(0, 40)}"`);
+    if (!TOKEN.test(name)) throw new SvpError("ERR_PROTOCOL", `malformed header line "${printable(line.slice(0, 40))}"`);
     const value = line.slice(colon + 1).trim();
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new SvpError("ERR_PROTOCOL", `control character in header ${name}`);
     headers.push([name, value]);
@@ -130,7 +131,7 @@ function splitHead(bytes: Uint8Array): { start: string; headers: HeaderList } {
 export function parseRequestHead(bytes: Uint8Array): HttpRequestHead {
   const { start, headers } = splitHead(bytes);
   const m = /^(\S+) (\S+) (HTTP\/\d\.\d)$/.exec(start);
-  if (!m || !TOKEN.test(m[1]!)) throw new SvpError("ERR_PROTOCOL", `malformed HTTP request line "${start.slice(0, 60)}"`);
+  if (!m || !TOKEN.test(m[1]!)) throw new SvpError("ERR_PROTOCOL", `malformed HTTP request line "${printable(start.slice(0, 60))}"`);
   const version = m[3]!;
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") throw new SvpError("ERR_PROTOCOL", `unsupported HTTP version ${version}`);
   if (/[\x00-\x20\x7f]/.test(m[2]!)) throw new SvpError("ERR_PROTOCOL", "malformed request target");
@@ -140,7 +141,7 @@ export function parseRequestHead(bytes: Uint8Array): HttpRequestHead {
 export function parseResponseHead(bytes: Uint8Array): HttpResponseHead {
   const { start, headers } = splitHead(bytes);
   const m = /^(HTTP\/\d\.\d) (\d{3})(?: (.*))?$/.exec(start);
-  if (!m) throw new SvpError("ERR_PROTOCOL", `malformed HTTP status line "${start.slice(0, 60)}"`);
+  if (!m) throw new SvpError("ERR_PROTOCOL", `malformed HTTP status line "${printable(start.slice(0, 60))}"`);
   return { version: m[1]!, status: Number(m[2]), reason: m[3] ?? "", headers };
 }
 

@@ -11,7 +11,7 @@
 
 import { ERROR_TABLE, SvpError } from "../errors.ts";
 import type { Destination } from "./destination.ts";
-import { makeDestination } from "./destination.ts";
+import { makeDestination, printable } from "./destination.ts";
 import type { HeaderList, HttpRequestHead } from "./http-head.ts";
 import { HttpHeadReader, getHeader, headerTokens, parseResponseHead, serializeRequestHead, serializeResponseHead } from "./http-head.ts";
 import { pacScript } from "./pac.ts";
@@ -34,10 +34,10 @@ export function parseAuthority(text: string, defaultPort?: number): { host: stri
   let portText: string | undefined;
   if (text.startsWith("[")) {
     const close = text.indexOf("]");
-    if (close < 0) throw new SvpError("ERR_BAD_ADDRESS", `malformed authority "${text}"`);
+    if (close < 0) throw new SvpError("ERR_BAD_ADDRESS", `malformed authority "${printable(text)}"`);
     host = text.slice(0, close + 1);
     const after = text.slice(close + 1);
-    if (after !== "" && !after.startsWith(":")) throw new SvpError("ERR_BAD_ADDRESS", `malformed authority "${text}"`);
+    if (after !== "" && !after.startsWith(":")) throw new SvpError("ERR_BAD_ADDRESS", `malformed authority "${printable(text)}"`);
     portText = after === "" ? undefined : after.slice(1);
   } else {
     const colon = text.lastIndexOf(":");
@@ -46,10 +46,10 @@ export function parseAuthority(text: string, defaultPort?: number): { host: stri
   }
   let port: number;
   if (portText === undefined || portText === "") {
-    if (defaultPort === undefined) throw new SvpError("ERR_BAD_ADDRESS", `missing port in "${text}"`);
+    if (defaultPort === undefined) throw new SvpError("ERR_BAD_ADDRESS", `missing port in "${printable(text)}"`);
     port = defaultPort;
   } else {
-    if (!/^\d{1,5}$/.test(portText)) throw new SvpError("ERR_BAD_ADDRESS", `invalid port in "${text}"`);
+    if (!/^\d{1,5}$/.test(portText)) throw new SvpError("ERR_BAD_ADDRESS", `invalid port in "${printable(text)}"`);
     port = Number(portText);
   }
   return { host, port };
@@ -65,7 +65,7 @@ export function classifyRequest(head: HttpRequestHead): HttpProxyRequest {
   }
   if (head.target.startsWith("/")) return { kind: "local", path: head.target };
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)([^#]*)/.exec(head.target);
-  if (!m) throw new SvpError("ERR_PROTOCOL", `unsupported request target "${head.target.slice(0, 60)}"`);
+  if (!m) throw new SvpError("ERR_PROTOCOL", `unsupported request target "${printable(head.target.slice(0, 60))}"`);
   const scheme = m[1]!.toLowerCase();
   if (scheme !== "http") throw new SvpError("ERR_PROTOCOL", `cannot forward ${scheme}:// requests (browsers use CONNECT for https)`);
   const authority = m[2]!.slice(m[2]!.lastIndexOf("@") + 1);

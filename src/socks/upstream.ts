@@ -8,7 +8,7 @@ import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../errors.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import type { Destination } from "./destination.ts";
-import { formatDestination } from "./destination.ts";
+import { formatDestination, printable } from "./destination.ts";
 import { HttpHeadReader, parseResponseHead } from "./http-head.ts";
 import { formatHostPort } from "./ip.ts";
 import type { Decoded } from "./socks5-codec.ts";
@@ -115,7 +115,7 @@ async function httpConnect(up: UpstreamProxy, stream: ByteStream, reader: Stream
   });
   const res = parseResponseHead(bytes);
   if (res.status < 200 || res.status > 299) {
-    throw new SvpError(codeFor("http", res.status), `upstream proxy answered ${res.status} ${res.reason}`.trim());
+    throw new SvpError(codeFor("http", res.status), `upstream proxy answered ${res.status} ${printable(res.reason)}`.trim());
   }
   return reader.rest();
 }

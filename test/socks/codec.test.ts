@@ -159,6 +159,8 @@ describe("IP literals and destinations", () => {
     for (const [host, port] of [["", 80], ["0.0.0.0", 80], ["::", 80], ["[::]", 80], ["::ffff:0.0.0.0", 80], ["[::FFFF:0:0]", 80], ["0", 80], ["127.1", 80], ["0x7f.0.0.1", 80], ["example.org", 0], ["bad host", 80], ["a\x00b", 80], ["[example.org]", 80], ["..", 80], ["x".repeat(256), 80]] as const) {
       assert.throws(() => makeDestination(host, port), (e: unknown) => isSvpError(e, "ERR_BAD_ADDRESS"), JSON.stringify(host));
     }
+    // The message goes into log lines: a client's control bytes come out escaped.
+    assert.throws(() => makeDestination("\x1b[31mx", 0), (e: unknown) => isSvpError(e, "ERR_BAD_ADDRESS") && !/[\x00-\x1f]/.test(e.message));
   });
 
   test("ordinary and mesh destinations", () => {

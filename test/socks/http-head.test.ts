@@ -66,6 +66,15 @@ describe("HTTP head reader", () => {
     }
     assert.equal(parseResponseHead(enc("HTTP/1.1 204\r\n\r\n")).status, 204);
   });
+
+  test("error messages quote client bytes with control characters escaped (they go into log lines)", () => {
+    const heads = ["GET http://x/ HTTP/1.1\r\n\x1b[31mfake\x07\r\n\r\n", "GET http://x/ HTTP/1.1\rfake\r\n\r\n", "GET http://x/ HTTP/1.1\r\nA\x1b: b\r\n\r\n", "GET http://x/ HTTP/1.1\r\nA: b\r\n \x1b[2J\r\n\r\n"];
+    for (const head of heads) {
+      assert.throws(() => parseRequestHead(enc(head)), (e: unknown) => isSvpError(e, "ERR_PROTOCOL") && !/[\x00-\x1f\x7f-\xff]/.test(e.message), JSON.stringify(head));
+    }
+    assert.throws(() => parseResponseHead(enc("HTTP/1.1 2\x1b[0m00 OK\r\n\r\n")), (e: unknown) => isSvpError(e, "ERR_PROTOCOL") && !/[\x00-\x1f\x7f-\xff]/.test(e.message));
+    assert.throws(() => classifyRequest(parseRequestHead(enc("GET http://[\x9b31m/ HTTP/1.1\r\n\r\n"))), (e: unknown) => isSvpError(e) && !/[\x00-\x1f\x7f-\xff]/.test(e.message));
+  });
 });
 
 describe("HTTP proxy requests", () => {
