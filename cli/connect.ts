@@ -36,7 +36,8 @@ import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, parseLogFormat, formatBytes, formatDuration, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
-/** How long live connections may continue after SIGINT/SIGTERM (--forward). */
+/** Signals that stop a stdio connection: the remote is sent STOP, svp exits 1. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 /** MSP gives up on a silent peer after this long; -w longer than that raises it. */
 const MSP_TIMEOUT_MS = 10_000;
 
@@ -151,8 +152,9 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
     timer = setTimeout(() => ac.abort(new SvpError("ERR_TIMEOUT", `no answer within ${formatDuration(ms)}`)), ms);
   }
   const onSignal = () => ac.abort(new SvpError("ERR_ABORTED", "interrupted"));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  // SIGHUP too: ssh ends a ProxyCommand with it, and a closed terminal sends it; dying of
+  // it would leave the remote waiting 10 s for a stream nobody will finish.
+  for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
   let stream;
   try {
     stream = await dialMesh(session, cfg.target, {
@@ -165,24 +167,31 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
     return reportError("connect", `connect to ${what}`, err);
   } finally {
     if (timer) clearTimeout(timer);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   }
   if (cfg.verbose) process.stderr.write(`svp connect: connected to ${sidToHex(stream.remote.sid)}:${stream.remote.port} via ${session.description}\n`);
   const local = stdioStream();
-  // A signal now means "stop": reset the stream (the remote sees STOP), exit.
-  const onStop = () => stream.abort(new SvpError("ERR_ABORTED", "interrupted"));
-  process.once("SIGINT", onStop);
-  process.once("SIGTERM", onStop);
+  // A signal now means "stop": reset the stream (the remote sees STOP), exit. A hangup is
+  // how ssh ends every ProxyCommand, so it is no failure worth a line on the terminal.
+  let hungUp = false;
+  const interrupt = () => stream.abort(new SvpError("ERR_ABORTED", "interrupted"));
+  const onStop = {
+    SIGINT: interrupt,
+    SIGTERM: interrupt,
+    SIGHUP: () => {
+      hungUp = true;
+      stream.abort(new SvpError("ERR_ABORTED", "hung up"));
+    },
+  };
+  for (const sig of STOP_SIGNALS) process.once(sig, onStop[sig]);
   const stats = await netcat(local, stream, { noShutdown: cfg.noShutdown, idleTimeoutMs: cfg.idleMs });
-  process.off("SIGINT", onStop);
-  process.off("SIGTERM", onStop);
+  for (const sig of STOP_SIGNALS) process.off(sig, onStop[sig]);
   session.close();
   process.stdin.destroy();
   if (cfg.verbose) process.stderr.write(`svp connect: done; ${formatBytes(stats.aToB)} sent, ${formatBytes(stats.bToA)} received, ${formatDuration(stats.durationMs)}\n`);
   if (stats.error) {
     const e = stats.error;
-    process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);
+    if (!hungUp) process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);
     return ERROR_TABLE[e.code].exit;
   }
   return 0;

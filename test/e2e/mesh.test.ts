@@ -279,6 +279,34 @@ describe("svp end to end: two embedded nodes, listen, connect, socks, discover",
     }
   });
 
+  test("SIGHUP (ssh ending a ProxyCommand, a closed terminal) stops the stream: the listener sees MSP STOP, not a 10 s timeout", async () => {
+    const [cmd, ...pre] = (await import("../cli/entry.ts")).svpCommand();
+    const listener = listens.get(7001)!;
+    const from = listener.stderr.length;
+    const child = spawn(cmd!, [...pre, "connect", "--home", A.home, B.sid, "7001"], { env: { ...process.env, ...lab0.env }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Uint8Array) => (out += dec(d)));
+    child.stderr.on("data", (d: Uint8Array) => (err += dec(d)));
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    try {
+      child.stdin.write("HPING 1\n");
+      const end = Date.now() + 20_000;
+      while (!out.includes("PONG 1\n")) {
+        if (Date.now() > end) throw new Error(`no PONG; got ${JSON.stringify(out)}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      child.kill("SIGHUP");
+      assert.equal(await exited, 1);
+      assert.equal(err, "", "a hangup is no failure to report (ssh ends every ProxyCommand with one)");
+      // The first failure logged since (an earlier test's clean record may come in late).
+      const record = await listener.waitFor(new RegExp(`[^]{${from}}[^]*?(${A.sid}:\\d+ → [^\\n]*: failed [^\\n]*)\\n`), 20_000);
+      assert.match(record[1]!, /failed \(ERR_RESET\): connection reset by the peer \(MSP STOP\)/);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
   test("--proxy-protocol: the forwarded connection starts with a PROXY v2 header naming the caller", async () => {
     const r = await lab0.run(["connect", "--home", A.home, B.sid, "7005"], { input: "hello" });
     assert.equal(r.code, 0, r.stderr);
