@@ -82,10 +82,16 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     });
 }
 
-/** Validate the flags of `svp connect`. Throws UsageError / SvpError(ERR_BAD_ADDRESS). */
+/** Validate the flags and arguments of `svp connect`. Throws UsageError. */
 export function connectConfig(argv: readonly string[], dest: string, port: string | undefined): ConnectConfig {
   const one = (name: string, short?: string) => rawValue(argv, name, (m) => new UsageError(m), short);
-  const target = parseMeshTarget(dest, port);
+  let target: MeshTarget;
+  try {
+    target = parseMeshTarget(dest, port);
+  } catch (err) {
+    // A usage error like any bad argument: the message alone, exit 2 (not "cannot run connect: …").
+    throw new UsageError((err as Error).message);
+  }
   const forwardText = one("forward");
   let forward: ListenAddress | undefined;
   if (forwardText !== undefined) {

@@ -166,7 +166,10 @@ async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals)
   } catch (err) {
     session.close();
     const e = toSvpError(err);
-    if (e.code === "ERR_NOT_ALLOWED") return reportError("listen", `listen on MDP port ${cfg.port}`, new SvpError("ERR_USAGE", `MDP port ${cfg.port}: ${e.message}`));
+    if (e.code === "ERR_NOT_ALLOWED") {
+      const message = e.message.startsWith(`MDP port ${cfg.port} `) ? e.message : `MDP port ${cfg.port}: ${e.message}`;
+      return reportError("listen", `listen on MDP port ${cfg.port}`, new SvpError("ERR_USAGE", message));
+    }
     return reportError("listen", `listen on MDP port ${cfg.port}`, e);
   }
   svc.on("connection", (r) => logConnection(log, r));

@@ -363,6 +363,9 @@ describe("svp end to end: two embedded nodes, listen, connect, socks, discover",
     const usage = await lab0.run(["listen", "--forward", "1", "--exec", "cat", "80"]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--forward and --exec cannot be combined/);
+    const taken = await lab0.run(["listen", "--home", B.home, "--forward", "1", "80"]);
+    assert.equal(taken.code, 2, taken.stderr);
+    assert.match(taken.stderr, /^svp listen: MDP port 80 is already bound by pid \d+ \(see svp listen --help\)\n$/);
     // The listeners logged why.
     assert.match(listens.get(7003)!.stderr, /failed \(ERR_REFUSED\): forward to 127\.0\.0\.1:\d+: connection refused/);
     assert.match(listens.get(7004)!.stderr, new RegExp(`${A.sid}:\\d+ → .*: refused \\(ERR_NOT_ALLOWED\\): caller ${A.sid} is not allowed`));
