@@ -46,7 +46,7 @@ export function checkPeerTimeout(ms: number, name: string): number {
 }
 
 export function checkBindAddress(value: string, name: string): string {
-  if (!/^[0-9A-Fa-f.:]+$/.test(value)) throw new UsageError(`${name} expects a numeric IP address, got "${value}"`);
+  if (!/^[0-9A-Fa-f.:]+(%[\w.-]+)?$/.test(value)) throw new UsageError(`${name} expects a numeric IP address, got "${value}"`);
   return value;
 }
 

@@ -14,6 +14,7 @@ import { runSvp, svpCommand } from "./entry.ts";
 import { formatDuration } from "../../cli/render.ts";
 import { keyringStore } from "../../src/platform/instance-files.ts";
 import { isSvpError } from "../../src/errors.ts";
+import { checkBindAddress, parseNodeConfig } from "../../src/node/node-config.ts";
 
 let root: string;
 let env: Record<string, string>;
@@ -55,6 +56,12 @@ describe("svp daemon flags", () => {
       }
     }
     assert.equal((await svp(["daemon", "status", "--home", h])).code, 1, "no daemon was started");
+  });
+
+  test("an IPv6 bind address may carry a zone (fe80::1%eth0), in svp.conf and as --bind", () => {
+    assert.deepEqual(parseNodeConfig("bind = fe80::1%eth0\n", "svp.conf").bind, ["fe80::1%eth0"]);
+    assert.equal(checkBindAddress("fe80::1%eth0", "--bind"), "fe80::1%eth0");
+    assert.throws(() => checkBindAddress("eth0", "--bind"), /--bind expects a numeric IP address/);
   });
 });
 
