@@ -233,7 +233,15 @@ async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger
     once: cfg.once,
     // early: the client's first bytes go out with the connection request (0-RTT), as with
     // servald's own `msp connect --forward`, saving a round trip to the first answer.
-    dial: (signal) => dialVia(() => connector.get(), cfg.target, { signal, early: true, waitRouteMs: cfg.waitRouteMs, msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) } }),
+    // early resolves before the peer answers: answerTimeoutMs keeps -w the deadline.
+    dial: (signal) =>
+      dialVia(() => connector.get(), cfg.target, {
+        signal,
+        early: true,
+        ...(cfg.waitMs !== undefined ? { answerTimeoutMs: cfg.waitMs } : {}),
+        waitRouteMs: cfg.waitRouteMs,
+        msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
+      }),
   });
   server.on("connection", (r) => logConnection(log, r));
   let listener: Listener | undefined;

@@ -41,12 +41,20 @@ export interface MeshDialOptions {
    * `early`): writes go out at once; a refusal or timeout then closes the stream instead.
    */
   early?: boolean;
+  /**
+   * With `early`: the peer must answer within this long (ms, counted from the start of the
+   * dial), else the stream is aborted with ERR_TIMEOUT. `early` resolves before any answer,
+   * so this is what keeps a caller's connect deadline (`svp connect -w`) shorter than MSP's
+   * own 10 s of silence.
+   */
+  answerTimeoutMs?: number;
 }
 
 /** Open an MSP stream to `target` on `session`; resolves once the peer has answered. */
 export async function dialMesh(session: MeshSession, target: MeshTarget, options: MeshDialOptions = {}): Promise<MspStream> {
   const clock = options.clock ?? systemClock;
   const signal = options.signal;
+  const startedAt = clock.now();
   try {
     if (session.down) throw new SvpError("ERR_MESH_DOWN", `the mesh backend (${session.description}) went away`);
     const to = await resolveMeshTarget(session, target, {
@@ -57,12 +65,23 @@ export async function dialMesh(session: MeshSession, target: MeshTarget, options
     });
     const stream = await connectMsp(session.transport, to, { ...options.msp, clock, ...(session.sid ? { sid: session.sid } : {}), ...(signal ? { signal } : {}), ...(options.early ? { early: true } : {}) });
     session.streams.add(stream);
+    if (options.early && options.answerTimeoutMs !== undefined) abortUnanswered(stream, clock, startedAt, options.answerTimeoutMs);
     return stream;
   } catch (err) {
     const r: unknown = signal?.reason;
     if (signal?.aborted && r instanceof SvpError) throw r;
     throw toSvpError(err);
   }
+}
+
+/** Abort `stream` with ERR_TIMEOUT unless the peer has answered by `startedAt + ms`. */
+function abortUnanswered(stream: MspStream, clock: Clock, startedAt: number, ms: number): void {
+  const answered = () => stream.connection.counters.packetsIn > 0;
+  if (stream.closed || answered()) return;
+  const timer = clock.setTimeout(() => {
+    if (!stream.closed && !answered()) stream.abort(new SvpError("ERR_TIMEOUT", `no answer from the peer within ${ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`}`));
+  }, Math.max(0, startedAt + ms - clock.now()));
+  stream.once("close", () => timer.cancel());
 }
 
 export interface MeshDialerOptions extends Omit<MeshDialOptions, "signal"> {

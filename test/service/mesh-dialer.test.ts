@@ -188,6 +188,34 @@ describe("dialMesh", () => {
     net.close();
   });
 
+  test("early (0-RTT, connect --forward): answerTimeoutMs aborts a stream the peer has not answered in time, with ERR_TIMEOUT", async () => {
+    const { clock, net, b, session } = setup();
+    // An answering peer that stays silent afterwards (no data): only the answer counts.
+    await serve(b, clock, 80, (s) => s.resume());
+    const target = (port: number) => ({ name: { kind: "node" as const, sid: b.localSid, prefix: "" }, port });
+    const t0 = clock.now();
+    const silent = await settle(clock, dialMesh(session, target(81), { clock, early: true, answerTimeoutMs: 2000 }));
+    assert.ok(silent.value, "early resolves before any answer");
+    let closedWith: SvpError | undefined;
+    let closedAt = -1;
+    silent.value.on("close", (err) => {
+      closedWith = err;
+      closedAt = clock.now();
+    });
+    silent.value.write(enc("GET / HTTP/1.0\r\n\r\n"));
+    await runUntil(clock, () => closedAt >= 0, 20_000, "the unanswered stream closes");
+    assert.ok(isSvpError(closedWith, "ERR_TIMEOUT"), String(closedWith));
+    assert.match(closedWith!.message, /no answer from the peer within 2 s/);
+    assert.equal(closedAt - t0, 2000);
+    const answered = await settle(clock, dialMesh(session, target(80), { clock, early: true, answerTimeoutMs: 2000 }));
+    answered.value!.write(enc("hi"));
+    await runFor(clock, 5000);
+    assert.equal(answered.value!.closed, false, "an answered stream outlives answerTimeoutMs");
+    answered.value!.abort();
+    await runFor(clock, 5000);
+    net.close();
+  });
+
   test("service names resolve through discovery: on one node, or whichever node offers it", async () => {
     const { clock, net, b, session } = setup();
     await serve(b, clock, 8080, (s) => {
