@@ -63,6 +63,7 @@ function passThrough(flags: DaemonFlags): string[] {
   if (flags.helloInterval !== undefined) out.push("--hello-interval", String(flags.helloInterval));
   if (flags.peerTimeout !== undefined) out.push("--peer-timeout", String(flags.peerTimeout));
   if (flags.verbose) out.push("--verbose");
+  if (flags.log !== undefined) out.push("--log", parseLogFormat(String(flags.log)));
   return out;
 }
 

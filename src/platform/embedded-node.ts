@@ -342,9 +342,9 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
     if (exited !== undefined) {
       // The daemon said why on its stderr (the log): pass its reason and exit code on,
       // without its own "cannot run daemon" prefix.
-      // Its timestamped progress lines ("created a new identity", "node … up") are not the reason.
+      // Its timestamped progress lines ("created a new identity", "node … up"; text or JSON) are not the reason.
       const log = daemonLogTail(home, 2000, logStart);
-      const reason = log.split("\n").filter((l) => !/^svp daemon: \d{4}-\d\d-\d\dT[\d:.]+Z /.test(l)).join("\n");
+      const reason = log.split("\n").filter((l) => !/^svp daemon: \d{4}-\d\d-\d\dT[\d:.]+Z |^\{"time":/.test(l)).join("\n");
       const tail = (reason.trim() ? reason : log).replace(/^svp daemon: cannot [a-z ]+: /gm, "").trim();
       const code = (exitCode !== null ? errorCodeForExit(exitCode) : undefined) ?? "ERR_MESH_DOWN";
       throw new SvpError(code, `the daemon exited during start-up (${exited})${tail ? `: ${tail}` : ""}`);

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +56,24 @@ describe("svp daemon flags", () => {
       }
     }
     assert.equal((await svp(["daemon", "status", "--home", h])).code, 1, "no daemon was started");
+  });
+
+  test("start: --log is checked and passed on to the background daemon (daemon.log in JSON)", async () => {
+    const h = home();
+    const bad = await svp(["daemon", "start", "--home", h, "--port", "0", "--log", "xml"]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /invalid --log "xml": expected text or json/);
+    const ok = await svp(["daemon", "start", "--home", h, "--port", "0", "--log", "json"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+    const lines = readFileSync(join(h, "daemon.log"), "utf8").trim().split("\n");
+    assert.ok(lines.length >= 2, lines.join("\n"));
+    for (const l of lines) assert.equal(JSON.parse(l).cmd, "daemon", l);
+    // A failing start in JSON mode still shows only the reason.
+    const fail = await svp(["daemon", "start", "--home", h, "--port", "0", "--log", "json", "--bind", "192.0.2.1"]);
+    assert.notEqual(fail.code, 0);
+    assert.equal(fail.stderr.trim().split("\n").length, 1, fail.stderr);
+    assert.match(fail.stderr, /^svp daemon: cannot start the daemon: the daemon exited during start-up \(exit code 1\): cannot bind UDP 192\.0\.2\.1:0: /);
   });
 
   test("an IPv6 bind address may carry a zone (fe80::1%eth0), in svp.conf and as --bind", () => {
