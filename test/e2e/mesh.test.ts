@@ -297,7 +297,9 @@ describe("svp end to end: two embedded nodes, listen, connect, socks, discover",
         await new Promise((r) => setTimeout(r, 5));
       }
       child.kill("SIGHUP");
-      assert.equal(await exited, 1);
+      // (Its exit status is not asserted: Deno's child_process reports any child that got a
+      // signal as killed by it, handled or not.)
+      await exited;
       assert.equal(err, "", "a hangup is no failure to report (ssh ends every ProxyCommand with one)");
       // The first failure logged since (an earlier test's clean record may come in late).
       const record = await listener.waitFor(new RegExp(`[^]{${from}}[^]*?(${A.sid}:\\d+ → [^\\n]*: failed [^\\n]*)\\n`), 20_000);
