@@ -8,7 +8,8 @@
  *   `maxAnswersPerSecond`.
  * - Query: sends the pattern plus a NUL byte (as the Java client does) to port 11 of one
  *   node, or of every node (the broadcast SID: on the embedded node each known peer; sent
- *   NO_CRYPT as the Java client does) and of this node itself, repeats it while waiting
+ *   NO_CRYPT as the Java client does; on servald also to each reachable peer directly)
+ *   and of this node itself, repeats it while waiting
  *   (datagrams may be lost), and collects answers for a bounded time. The responder does
  *   not look at the pattern, so answers are filtered here.
  * - Answers are parsed leniently (Java properties style: one `key=value` or `key: value`
@@ -229,6 +230,12 @@ export async function discoverServices(transport: MdpTransport, options: Discove
       else {
         socket.send({ sid: SID_BROADCAST, port: SERVICE_DISCOVERY_PORT }, query, { noCrypt: true });
         socket.send({ sid: self, port: SERVICE_DISCOVERY_PORT }, query);
+        // The embedded node's broadcast already is one datagram per known peer. servald's
+        // can go missing for a while (a peer's link drops them after this node restarted,
+        // while unicast gets through), so there every reachable peer is asked directly too.
+        if (transport.kind !== "embedded") {
+          for (const peer of transport.peers()) socket.send({ sid: peer, port: SERVICE_DISCOVERY_PORT }, query);
+        }
       }
       if (resendMs > 0) resendTimer = clock.setTimeout(send, resendMs);
     };

@@ -190,6 +190,23 @@ describe("service discovery over the mesh", () => {
     net.close();
   });
 
+  test("each reachable peer is also asked directly: one that gets no broadcasts (a servald link after a restart) still answers", async () => {
+    const { clock, net, a, b } = net3();
+    await startServiceResponder(b, { service: "http", port: 80, clock });
+    let broadcasts = 0;
+    net.filter = (d) => {
+      if (d.to.port === SERVICE_DISCOVERY_PORT && d.to.sid.every((x) => x === 0xff)) {
+        broadcasts++;
+        return false;
+      }
+    };
+    const got = collect(discoverServices(a, { clock, timeoutMs: 1000 }));
+    await runFor(clock, 1000);
+    assert.ok(broadcasts > 0, "the broadcast went out (and was dropped)");
+    assert.deepEqual(got()?.map((x) => `${sidToHex(x.sid) === sidToHex(b.localSid) ? "b" : "?"} ${x.service}:${x.port}`), ["b http:80"]);
+    net.close();
+  });
+
   test("an aborted query resolves with what it has and releases its port", async () => {
     const { clock, net, a } = net3();
     const ac = new AbortController();
