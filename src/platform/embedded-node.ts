@@ -22,7 +22,7 @@ import { checkBindAddress, checkHelloInterval, checkPeerTimeout, emptyNodeConfig
 import type { NodeLog, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/overlay.ts";
 import type { StatusReport } from "../status/status-report.ts";
-import { acquirePidLock, daemonLogTail, ensureHome, isDaemonProcess, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
+import { acquirePidLock, daemonLogTail, ensureHome, isLockHolder, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
 import { connectUnix, listen, type Listener } from "./net.ts";
 import { nodeCrypto } from "./node-crypto.ts";
 import { openRendezvousDir } from "./rendezvous-dir.ts";
@@ -293,7 +293,7 @@ export async function daemonState(home: string): Promise<DaemonState> {
   const info = await probeDaemon(home);
   if (info) return { running: true, ...info };
   const pid = readPid(home);
-  if (pid !== undefined && isDaemonProcess(pid)) {
+  if (pid !== undefined && isLockHolder(home, pid)) {
     // Alive but not answering: starting up or hung. One more, longer try.
     const again = await probeDaemon(home, 5000);
     if (again) return { running: true, ...again };
@@ -389,7 +389,7 @@ export async function stopDaemon(home: string, timeoutMs = 10_000): Promise<Stop
   }
   if (!asked) {
     const p = readPid(home);
-    if (p === undefined || !isDaemonProcess(p)) return { wasRunning: false, cleaned: removeStaleFiles(home) };
+    if (p === undefined || !isLockHolder(home, p)) return { wasRunning: false, cleaned: removeStaleFiles(home) };
     pid = p;
     try {
       process.kill(pid, "SIGTERM");

@@ -188,6 +188,19 @@ export function isDaemonProcess(pid: number): boolean {
   }
 }
 
+/** Instance directories whose daemon lock this process holds. */
+const heldLocks = new Set<string>();
+
+/**
+ * Whether the pid in `home`'s pid file belongs to a running daemon. Our own pid counts only
+ * when this process holds the lock: otherwise the file is from an earlier process that had
+ * the same pid (a container or an embedded device restarts with the same pids every time).
+ */
+export function isLockHolder(home: string, pid: number): boolean {
+  if (pid === process.pid) return heldLocks.has(resolve(home));
+  return isDaemonProcess(pid);
+}
+
 export function readPid(home: string): number | undefined {
   try {
     const text = readFileSync(join(home, PID_FILE), "utf8").trim();
@@ -224,7 +237,9 @@ export function acquirePidLock(home: string, pid = process.pid, onStale?: (stale
       const fd = openSync(path, "wx", 0o600);
       writeSync(fd, `${pid}\n`);
       closeSync(fd);
+      if (pid === process.pid) heldLocks.add(resolve(home));
       return () => {
+        if (pid === process.pid) heldLocks.delete(resolve(home));
         if (readPid(home) === pid) {
           try {
             unlinkSync(path);
@@ -237,7 +252,7 @@ export function acquirePidLock(home: string, pid = process.pid, onStale?: (stale
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new SvpError("ERR_INTERNAL", `cannot create ${path}: ${(err as Error).message}`);
     }
     const other = readPid(home);
-    if (other !== undefined && (other === pid || isDaemonProcess(other))) {
+    if (other !== undefined && ((other === pid && pid !== process.pid) || isLockHolder(home, other))) {
       throw new SvpError("ERR_BUSY", `an svp daemon is already running for ${home} (pid ${other})`);
     }
     if (other === undefined) {

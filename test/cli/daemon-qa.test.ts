@@ -83,6 +83,49 @@ describe("svp daemon flags", () => {
   });
 });
 
+describe("a stale pid file naming the very process that reads it (containers: the same pid after every restart)", () => {
+  const sh = (h: string, args: string[]) => {
+    const quoted = [...svpCommand(), ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+    // exec keeps the shell's pid: svp finds its own pid in the pid file, as after a crash.
+    return `mkdir -p '${h}' && echo $$ > '${h}/daemon.pid' && exec ${quoted}`;
+  };
+
+  test("svp daemon run takes it for stale and starts", async () => {
+    const h = home();
+    const child = spawn("/bin/sh", ["-c", sh(h, ["daemon", "run", "--home", h, "--port", "0"])], { env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      let up = false;
+      for (const end = Date.now() + 20_000; !up && Date.now() < end && child.exitCode === null; ) {
+        up = (await svp(["daemon", "status", "--home", h])).code === 0;
+        if (!up) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(up, `the daemon runs: ${stderr}`);
+      assert.doesNotMatch(stderr, /already running/);
+      assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+      assert.equal(await exited, 0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  test("svp daemon start takes it for stale and starts the daemon", async () => {
+    const h = home();
+    const child = spawn("/bin/sh", ["-c", sh(h, ["daemon", "start", "--home", h, "--port", "0"])], { env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+    child.stderr!.on("data", (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^[0-9A-F]{64}\n$/);
+    assert.equal((await svp(["daemon", "status", "--home", h])).code, 0);
+    assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+  });
+});
+
 describe("svp daemon start failing after the daemon logged something", () => {
   test("shows the reason in one line, not the daemon's timestamped progress lines", async () => {
     const h = home(); // fresh: the daemon first logs "created a new identity"
