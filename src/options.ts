@@ -61,11 +61,25 @@ export function formatListenAddress(addr: ListenAddress): string {
   return addr.host.includes(":") ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
 }
 
-/** True for 127.0.0.0/8, ::1, localhost and unix sockets: addresses only this host can reach. */
+/**
+ * True for 127.0.0.0/8, ::1, localhost and unix sockets: addresses only this host can reach.
+ * IPv6 is compared in canonical form, so `0:0:0:0:0:0:0:1` and `::ffff:127.0.0.2` count too.
+ */
 export function isLoopbackAddress(addr: ListenAddress): boolean {
   if (addr.kind === "unix") return true;
-  const h = addr.host.toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1";
+  const h = canonicalHost(addr.host);
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h);
+}
+
+/** Lower case; IPv6 literals in the WHATWG URL parser's canonical form (zone ids kept as typed). */
+function canonicalHost(host: string): string {
+  const h = host.toLowerCase();
+  if (!h.includes(":") || h.includes("%")) return h;
+  try {
+    return new URL(`http://[${h}]/`).hostname.slice(1, -1);
+  } catch {
+    return h;
+  }
 }
 
 const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;

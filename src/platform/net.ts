@@ -4,7 +4,8 @@
  */
 
 import * as net from "node:net";
-import { chmodSync, existsSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { SvpError, toSvpError } from "../errors.ts";
@@ -97,10 +98,11 @@ export async function listen(addr: ListenAddress, onStream: (stream: SocketStrea
   if (addr.kind === "unix") await removeStaleUnixSocket(addr.path);
   return new Promise((resolve, reject) => {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-      onStream(new SocketStream(socket));
+      // A TCP client that reset before accept has no peer address left to describe it by.
+      onStream(new SocketStream(socket, addr.kind === "tcp" && !socket.remoteAddress ? "tcp (peer gone before accept)" : undefined));
     });
     server.on("error", (err: NodeJS.ErrnoException) => {
-      if (!listening) return reject(new SvpError(err.code === "EADDRINUSE" ? "ERR_USAGE" : toSvpError(err).code, `cannot listen on ${formatListenAddress(addr)}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`));
+      if (!listening) return reject(listenError(addr, err));
       // Accept errors (EMFILE): back off instead of spinning on a full descriptor table.
       options.onAcceptError?.(toSvpError(err));
     });
@@ -124,11 +126,40 @@ export async function listen(addr: ListenAddress, onStream: (stream: SocketStrea
       });
     };
     if (addr.kind === "unix") {
-      server.listen({ path: addr.path }, onListening);
+      // Bind owner-only from the start: with a lax umask the socket would otherwise accept
+      // other users' connections until the chmod in onListening (bind is synchronous here).
+      const oldMask = trySetUmask(0o177);
+      try {
+        server.listen({ path: addr.path }, onListening);
+      } finally {
+        if (oldMask !== undefined) trySetUmask(oldMask);
+      }
     } else {
       server.listen({ host: addr.host, port: addr.port, exclusive: true }, onListening);
     }
   });
+}
+
+/** Why binding `addr` failed, as a usage error where the address is what is wrong. */
+function listenError(addr: ListenAddress, err: NodeJS.ErrnoException): SvpError {
+  const where = `cannot listen on ${formatListenAddress(addr)}`;
+  if (err.code === "EADDRINUSE") return new SvpError("ERR_USAGE", `${where}: address already in use`);
+  if (addr.kind === "unix") {
+    // libuv reports a missing directory as EACCES; say what is actually wrong.
+    const dir = dirname(addr.path);
+    if (!existsSync(dir)) return new SvpError("ERR_USAGE", `${where}: directory ${dir} does not exist`);
+    if (!statSync(dir).isDirectory()) return new SvpError("ERR_USAGE", `${where}: ${dir} is not a directory`);
+  }
+  return new SvpError(toSvpError(err).code, `${where}: ${err.message}`);
+}
+
+/** process.umask(mask), returning the previous mask; undefined where the runtime cannot set it. */
+function trySetUmask(mask: number): number | undefined {
+  try {
+    return process.umask(mask);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A leftover socket file from a killed process blocks bind; remove it only if nobody answers. */
