@@ -45,6 +45,20 @@ export function checkPeerTimeout(ms: number, name: string): number {
   return ms;
 }
 
+/** The overlay's default hello interval (ms); the peer timeout defaults to 3.5 of them. */
+export const DEFAULT_HELLO_INTERVAL_MS = 5000;
+
+/**
+ * The merged settings' peer timeout must be longer than their hello interval: otherwise
+ * every peer expires between two hellos and comes back at the next (its streams with it).
+ */
+export function checkTimers(c: NodeConfig): void {
+  const hello = c.helloIntervalMs ?? DEFAULT_HELLO_INTERVAL_MS;
+  if (c.peerTimeoutMs !== undefined && c.peerTimeoutMs <= hello) {
+    throw new UsageError(`peer timeout (${c.peerTimeoutMs} ms) must be longer than the hello interval (${hello} ms): peers would expire between two hellos (the default is 3.5 intervals)`);
+  }
+}
+
 export function checkBindAddress(value: string, name: string): string {
   if (!/^[0-9A-Fa-f.:]+(%[\w.-]+)?$/.test(value)) throw new UsageError(`${name} expects a numeric IP address, got "${value}"`);
   return value;

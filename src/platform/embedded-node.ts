@@ -18,7 +18,7 @@ import { memoryPair } from "../stream/memory-pair.ts";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
 import { loadOrCreateKeyring, primaryIdentity } from "../node/keyring.ts";
 import { DEFAULT_OVERLAY_PORT, MeshNode } from "../node/mesh-node.ts";
-import { checkBindAddress, checkHelloInterval, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
+import { checkBindAddress, checkHelloInterval, checkTimers, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
 import type { NodeLog, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/overlay.ts";
 import type { StatusReport } from "../status/status-report.ts";
@@ -97,7 +97,9 @@ export function effectiveNodeConfig(home: string, options: EmbeddedNodeOptions):
     helloIntervalMs: options.helloIntervalMs === undefined ? undefined : checkHelloInterval(options.helloIntervalMs, "--hello-interval"),
     peerTimeoutMs: options.peerTimeoutMs === undefined ? undefined : checkPeerTimeout(options.peerTimeoutMs, "--peer-timeout"),
   };
-  return mergeNodeConfig(base, flags);
+  const merged = mergeNodeConfig(base, flags);
+  checkTimers(merged);
+  return merged;
 }
 
 /** The primary SID of the instance, creating the keyring on first use. */

@@ -14,7 +14,7 @@ import { runSvp, svpCommand } from "./entry.ts";
 import { formatDuration } from "../../cli/render.ts";
 import { keyringStore } from "../../src/platform/instance-files.ts";
 import { isSvpError } from "../../src/errors.ts";
-import { checkBindAddress, parseNodeConfig } from "../../src/node/node-config.ts";
+import { checkBindAddress, checkTimers, emptyNodeConfig, parseNodeConfig } from "../../src/node/node-config.ts";
 
 let root: string;
 let env: Record<string, string>;
@@ -56,6 +56,21 @@ describe("svp daemon flags", () => {
       }
     }
     assert.equal((await svp(["daemon", "status", "--home", h])).code, 1, "no daemon was started");
+  });
+
+  test("a peer timeout not longer than the hello interval (peers would flap every hello) is a usage error", async () => {
+    const h = home();
+    const r = await svp(["daemon", "start", "--home", h, "--port", "0", "--hello-interval", "1s", "--peer-timeout", "300ms"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /peer timeout \(300 ms\) must be longer than the hello interval \(1000 ms\)/);
+    mkdirSync(h, { recursive: true, mode: 0o700 });
+    writeFileSync(join(h, "svp.conf"), "peer-timeout = 2s\n");
+    const conf = await svp(["daemon", "run", "--home", h, "--port", "0"]);
+    assert.equal(conf.code, 2, conf.stderr);
+    assert.match(conf.stderr, /peer timeout \(2000 ms\) must be longer than the hello interval \(5000 ms\)/);
+    // Both settings together, longer timeout: fine (checked without starting anything).
+    assert.doesNotThrow(() => checkTimers({ ...emptyNodeConfig(), helloIntervalMs: 1000, peerTimeoutMs: 1500 }));
+    assert.doesNotThrow(() => checkTimers({ ...emptyNodeConfig(), helloIntervalMs: 60_000 }));
   });
 
   test("start: --log is checked and passed on to the background daemon (daemon.log in JSON)", async () => {
