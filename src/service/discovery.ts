@@ -224,6 +224,7 @@ export async function discoverServices(transport: MdpTransport, options: Discove
         if (options.first) return finish();
       }
     });
+    let round = 0;
     const send = () => {
       if (done) return;
       if (options.target) socket.send({ sid: options.target, port: SERVICE_DISCOVERY_PORT }, query);
@@ -232,11 +233,13 @@ export async function discoverServices(transport: MdpTransport, options: Discove
         socket.send({ sid: self, port: SERVICE_DISCOVERY_PORT }, query);
         // The embedded node's broadcast already is one datagram per known peer. servald's
         // can go missing for a while (a peer's link drops them after this node restarted,
-        // while unicast gets through), so there every reachable peer is asked directly too.
-        if (transport.kind !== "embedded") {
+        // while unicast gets through), so there every reachable peer is asked directly too:
+        // in the first round and every 4th after (a big mesh is not flooded every 500 ms).
+        if (transport.kind !== "embedded" && round % 4 === 0) {
           for (const peer of transport.peers()) socket.send({ sid: peer, port: SERVICE_DISCOVERY_PORT }, query);
         }
       }
+      round++;
       if (resendMs > 0) resendTimer = clock.setTimeout(send, resendMs);
     };
     send();

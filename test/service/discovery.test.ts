@@ -194,15 +194,19 @@ describe("service discovery over the mesh", () => {
     const { clock, net, a, b } = net3();
     await startServiceResponder(b, { service: "http", port: 80, clock });
     let broadcasts = 0;
+    let direct = 0;
     net.filter = (d) => {
-      if (d.to.port === SERVICE_DISCOVERY_PORT && d.to.sid.every((x) => x === 0xff)) {
+      if (d.to.port !== SERVICE_DISCOVERY_PORT) return;
+      if (d.to.sid.every((x) => x === 0xff)) {
         broadcasts++;
         return false;
       }
+      if (sidToHex(d.to.sid) === sidToHex(b.localSid)) direct++;
     };
-    const got = collect(discoverServices(a, { clock, timeoutMs: 1000 }));
-    await runFor(clock, 1000);
-    assert.ok(broadcasts > 0, "the broadcast went out (and was dropped)");
+    const got = collect(discoverServices(a, { clock, timeoutMs: 1900 }));
+    await runFor(clock, 1900);
+    assert.equal(broadcasts, 4, "a broadcast every 500 ms (all dropped)");
+    assert.equal(direct, 1, "the direct query goes in the first round (and every 4th), not every 500 ms");
     assert.deepEqual(got()?.map((x) => `${sidToHex(x.sid) === sidToHex(b.localSid) ? "b" : "?"} ${x.service}:${x.port}`), ["b http:80"]);
     net.close();
   });
