@@ -78,7 +78,7 @@ export function register(cli: CAC): void {
     .option("--no-discovery", "No same-host discovery: static peers only")
     .option("--hello-interval <duration>", "Keep-alive period (default 5s)")
     .option("--peer-timeout <duration>", "Silence after which a peer expires (default 3.5 hello intervals)")
-    .option("--log <format>", "Log format for run: text or json", { default: "text" })
+    .option("--log <format>", "Log format of the daemon (run: stderr; start: daemon.log): text or json", { default: "text" })
     .option("--verbose", "Log debug messages too")
     .example("svp daemon start")
     .example("svp daemon run --peer 192.0.2.7:4111 --no-discovery")
