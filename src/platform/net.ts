@@ -144,6 +144,11 @@ export async function listen(addr: ListenAddress, onStream: (stream: SocketStrea
 function listenError(addr: ListenAddress, err: NodeJS.ErrnoException): SvpError {
   const where = `cannot listen on ${formatListenAddress(addr)}`;
   if (err.code === "EADDRINUSE") return new SvpError("ERR_USAGE", `${where}: address already in use`);
+  // (Deno's node:net reports an address this host lacks as EINVAL.)
+  if ((err.code === "EADDRNOTAVAIL" || err.code === "EINVAL") && addr.kind === "tcp") return new SvpError("ERR_USAGE", `${where}: ${addr.host} is not an address of this machine`);
+  if (err.code === "EACCES" && addr.kind === "tcp" && addr.port > 0 && addr.port < 1024) {
+    return new SvpError("ERR_NOT_ALLOWED", `${where}: permission denied (ports below 1024 need privileges; pick a higher port)`);
+  }
   if (addr.kind === "unix") {
     // libuv reports a missing directory as EACCES; say what is actually wrong.
     const dir = dirname(addr.path);

@@ -39,3 +39,15 @@ describe("listen on unix sockets", () => {
     }
   });
 });
+
+describe("listen on TCP", () => {
+  test("an address this machine does not have is a usage error that says so (bind only, nothing is sent)", async () => {
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never assigned to this host.
+    await assert.rejects(listen({ kind: "tcp", host: "192.0.2.1", port: 0 }, (s) => s.abort()), (err: unknown) => {
+      assert.ok(err instanceof SvpError);
+      assert.equal(err.code, "ERR_USAGE");
+      assert.match(err.message, /192\.0\.2\.1 is not an address of this machine/);
+      return true;
+    });
+  });
+});
