@@ -1,7 +1,9 @@
 /**
- * SIGINT/SIGTERM for the long-running commands (socks, listen, connect --forward): stop
- * accepting, let live streams finish for up to `DRAIN_MS`, exit 0; a second signal cuts
- * them at once.
+ * SIGINT/SIGTERM/SIGHUP for the long-running commands (socks, listen, connect --forward):
+ * stop accepting, let live streams finish for up to `DRAIN_MS`, exit 0; a second signal
+ * cuts them at once. SIGHUP (a closed terminal or ssh session) counts too: dying of it
+ * would leave every mesh peer waiting 10 s for streams nobody will finish. (Node resets
+ * signal dispositions at start-up, so `nohup` never protected svp from SIGHUP anyway.)
  *
  * The handlers go in when `StopSignals` is made, at the start of a command, before it
  * prints "listening on …": a script that signals as soon as it reads that line (or while
@@ -31,11 +33,17 @@ export class StopSignals {
   #again: (() => void) | undefined;
   readonly #onInt = () => this.#on("SIGINT");
   readonly #onTerm = () => this.#on("SIGTERM");
+  readonly #onHup = () => {
+    // The terminal may be gone: a failed log line must not end the drain.
+    process.stderr.on("error", () => {});
+    this.#on("SIGHUP");
+  };
 
   constructor() {
     this.stopped = new Promise((r) => (this.#resolve = r));
     process.on("SIGINT", this.#onInt);
     process.on("SIGTERM", this.#onTerm);
+    process.on("SIGHUP", this.#onHup);
   }
 
   #on(sig: string): void {
@@ -60,6 +68,7 @@ export class StopSignals {
   dispose(): void {
     process.off("SIGINT", this.#onInt);
     process.off("SIGTERM", this.#onTerm);
+    process.off("SIGHUP", this.#onHup);
   }
 
   /**
