@@ -97,6 +97,12 @@ export function parseDuration(text: string, what = "duration"): number {
   return ms;
 }
 
+/** A duration for messages, as the user would have typed it: "250 ms", "1.5 s", "10 s". */
+export function durationText(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
 /** Parse a positive integer option (e.g. --max-conns). */
 export function parsePositiveInt(text: string, what: string, max = 2 ** 31 - 1): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) throw new UsageError(`invalid ${what} "${text}": expected a whole number 1-${max}`);

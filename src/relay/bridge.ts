@@ -20,6 +20,7 @@ import type { Clock, Timer } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import type { ErrorCode } from "../errors.ts";
+import { durationText } from "../options.ts";
 import { SvpError, toSvpError } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { Relay } from "./relay.ts";
@@ -166,7 +167,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
       this.#drainTimers.push(
         this.#clock.setTimeout(() => {
           for (const c of [...this.#conns]) {
-            if (c.relay) c.relay.abort(new SvpError("ERR_ABORTED", `shut down; connection still open after ${Math.round(drainMs / 1000)} s`));
+            if (c.relay) c.relay.abort(new SvpError("ERR_ABORTED", `shut down; connection still open after ${durationText(drainMs)}`));
             else this.#fail(c, shutdown);
           }
         }, drainMs),

@@ -15,6 +15,7 @@
 import type { Clock, Timer } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
+import { durationText } from "../options.ts";
 import { SvpError } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 
@@ -185,7 +186,7 @@ export class Relay extends Emitter<RelayEvents> {
     const limit = this.#currentLimit();
     if (limit > 0 && this.#clock.now() - this.#lastActivity >= limit) {
       const what = this.#directionsDone >= 1 ? "half-closed stream" : "idle stream";
-      this.abort(new SvpError("ERR_TIMEOUT", `${what}: no data for ${Math.round(limit / 1000)} s`));
+      this.abort(new SvpError("ERR_TIMEOUT", `${what}: no data for ${durationText(limit)}`));
       return;
     }
     this.#arm();

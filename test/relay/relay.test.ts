@@ -87,20 +87,21 @@ describe("relay", () => {
 
   test("idle timeout: aborts only after no byte moved either way for the whole time", async () => {
     const clock = new ManualClock();
-    const { left, right, relay } = chain({ clock, idleTimeoutMs: 1000 });
+    const { left, right, relay } = chain({ clock, idleTimeoutMs: 1500 });
     left.resume();
     right.resume();
     const leftClosed = closed(left);
-    clock.advance(900);
+    clock.advance(1400);
     left.write(Uint8Array.of(1));
     await settle();
-    clock.advance(900);
+    clock.advance(1400);
     await settle();
-    assert.equal(left.closed, false, "aborted although a byte moved 900 ms ago");
+    assert.equal(left.closed, false, "aborted although a byte moved 1400 ms ago");
     clock.advance(100);
     await settle();
     const stats = await within(relay.done, 1000, "relay done");
     assert.ok(isSvpError(stats.error, "ERR_TIMEOUT"));
+    assert.match(stats.error.message, /no data for 1\.5 s$/);
     assert.ok(isSvpError(await within(leftClosed, 1000, "left closed"), "ERR_RESET"), "the far end did not see a reset");
     assert.equal(right.closed, true);
     assert.equal(clock.pendingCount, 0, "timer left behind");
