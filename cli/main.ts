@@ -3,7 +3,7 @@
  * Each subcommand lives in its own file and exports `register(cli)`.
  */
 
-import { cac } from "cac";
+import { cac, type CAC } from "cac";
 import { UsageError } from "../src/index.ts";
 import { reportError, tidyHelp } from "./render.ts";
 import { register as registerSocks } from "./socks.ts";
@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   cli.globalCommand.outputVersion = () => process.stdout.write(VERSION_LINE);
   let command = "";
   try {
-    const parsed = cli.parse(["node", "svp", ...argv], { run: false });
+    const parsed = cli.parse(["node", "svp", ...joinNegativeValues(cli, argv)], { run: false });
     command = cli.matchedCommandName ?? "";
     if (!cli.matchedCommand) {
       if (parsed.options.help || parsed.options.version) return 0;
@@ -49,6 +49,40 @@ export async function main(argv: string[]): Promise<number> {
     const action = command === "daemon" && typeof cli.args[0] === "string" ? `${cli.args[0] === "status" ? "query" : cli.args[0]} the daemon` : command ? `run ${command}` : "start";
     return reportError(command, action, err);
   }
+}
+
+/**
+ * `--max-conns -1` and `-w -5` as `--max-conns=-1` and `--wait=-5`, for cac only: mri reads
+ * a value that starts with "-" as an option ("unknown option -1"), where the command's own
+ * check of the value (it reads the original argv) says what is wrong with it.
+ */
+function joinNegativeValues(cli: CAC, argv: readonly string[]): string[] {
+  const longName = new Map<string, string>();
+  for (const command of [cli.globalCommand, ...cli.commands]) {
+    for (const option of command.options) {
+      if (option.isBoolean) continue;
+      const flags = option.rawName.split(",").map((part) => part.trim().split(/\s/)[0] ?? "");
+      const long = flags.find((f) => f.startsWith("--"));
+      if (long) for (const f of flags) if (f.startsWith("-")) longName.set(f, long);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const long = longName.get(a);
+    const next = argv[i + 1];
+    if (long !== undefined && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${long}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
 }
 
 // Run when executed directly (node, tsx, deno, the bundled binary); not when imported by tests.

@@ -62,6 +62,17 @@ describe("positional arguments as typed", () => {
     assert.equal(r.code, 6, `gets as far as opening the mesh (exit 6, no daemon), got ${r.code}: ${r.stderr}`);
   });
 
+  test("a negative value is that flag's bad value, not an unknown option", async () => {
+    const [socks, wait] = await Promise.all([
+      runSvp(["socks", "--max-conns", "-1"], { env, timeoutMs: 20_000 }),
+      runSvp(["connect", "-w", "-5", SID, "80"], { env, timeoutMs: 20_000 }),
+    ]);
+    assert.equal(socks.code, 2, socks.stderr);
+    assert.match(socks.stderr, /^svp socks: invalid --max-conns "-1": /);
+    assert.equal(wait.code, 2, wait.stderr);
+    assert.match(wait.stderr, /^svp connect: invalid --wait "-5": /);
+  });
+
   test("an all-digit SID stays 64 digits, and a port like 080 is read as typed", () => {
     const cfg = connectConfig(["--forward", "0", "--once", DIGITS, "80"], DIGITS, "80");
     assert.equal(cfg.target.port, 80);
