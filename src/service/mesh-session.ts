@@ -183,7 +183,21 @@ export class MeshConnector {
     if (this.#pending) return this.#pending.then((s) => s, () => this.get());
     const f = this.#failure;
     if (f && this.#o.clock.now() - f.at < this.#o.retryAfterMs) return Promise.reject(f.err);
-    const p = this.#open().then(
+    return this.#attempt(this.#open, true);
+  }
+
+  /**
+   * Try `open` once now (e.g. a start-up check that does not auto-start anything): its
+   * session is adopted; a failure is not remembered, so the next `get()` opens normally.
+   */
+  probe(open: () => Promise<MeshSession>): Promise<MeshSession | undefined> {
+    if (this.#closed || this.current || this.#pending) return Promise.resolve(this.current);
+    return this.#attempt(open, false).catch(() => undefined);
+  }
+
+  /** One `open` under way as `#pending`; its session is watched, its failure kept for `retryAfterMs` when `remember`. */
+  #attempt(open: () => Promise<MeshSession>, remember: boolean): Promise<MeshSession> {
+    const p = open().then(
       (s) => {
         this.#pending = undefined;
         this.#failure = undefined;
@@ -196,6 +210,7 @@ export class MeshConnector {
       },
       (err: unknown) => {
         this.#pending = undefined;
+        if (!remember) throw err;
         const e = err instanceof SvpError ? err : new SvpError("ERR_MESH_DOWN", err instanceof Error ? err.message : String(err));
         this.#failure = { err: e, at: this.#o.clock.now() };
         throw e;
@@ -203,31 +218,6 @@ export class MeshConnector {
     );
     this.#pending = p;
     return p;
-  }
-
-  /**
-   * Try `open` once now (e.g. a start-up check that does not auto-start anything): its
-   * session is adopted; a failure is not remembered, so the next `get()` opens normally.
-   */
-  probe(open: () => Promise<MeshSession>): Promise<MeshSession | undefined> {
-    if (this.#closed || this.current || this.#pending) return Promise.resolve(this.current);
-    const p = open().then(
-      (s) => {
-        this.#pending = undefined;
-        if (this.#closed) {
-          s.close();
-          throw new SvpError("ERR_ABORTED", "shutting down");
-        }
-        this.#watch(s);
-        return s;
-      },
-      (err: unknown) => {
-        this.#pending = undefined;
-        throw err;
-      },
-    );
-    this.#pending = p;
-    return p.catch(() => undefined);
   }
 
   #watch(s: MeshSession): void {
