@@ -4,38 +4,18 @@
  * file, a keyring that cannot be written, the daemon losing its stderr, durations in the
  * human status output.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runSvp, svpCommand } from "./entry.ts";
+import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
 import { formatDuration } from "../../cli/render.ts";
 import { keyringStore } from "../../src/platform/instance-files.ts";
 import { isSvpError } from "../../src/errors.ts";
 import { checkBindAddress, checkTimers, emptyNodeConfig, parseNodeConfig } from "../../src/node/node-config.ts";
 
-let root: string;
-let env: Record<string, string>;
-const homes: string[] = [];
-let n = 0;
-
-before(() => {
-  root = mkdtempSync(join(tmpdir(), "svp-cli-daemon-qa-"));
-  env = { SVP_DISCOVERY_DIR: join(root, "discovery") };
-});
-
-after(async () => {
-  await Promise.all(homes.map((h) => runSvp(["daemon", "stop", "--home", h], { env })));
-  rmSync(root, { recursive: true, force: true });
-});
-
-function home(): string {
-  const h = join(root, `h${++n}`);
-  homes.push(h);
-  return h;
-}
+const { root, env, home } = daemonSandbox("svp-cli-daemon-qa-");
 
 const svp = (args: string[], extraEnv: Record<string, string> = {}) => runSvp(args, { env: { ...env, ...extraEnv }, timeoutMs: 30_000 });
 
@@ -167,9 +147,8 @@ describe("instance directory problems", () => {
   test("a symlink to a directory is a usable instance directory (the target is checked)", async () => {
     const real = join(root, "real-home");
     mkdirSync(real, { mode: 0o755 });
-    const link = join(root, "linked-home");
+    const link = home("linked-home");
     symlinkSync(real, link);
-    homes.push(link);
     const id = await svp(["id", "--home", link]);
     assert.equal(id.code, 0, id.stderr);
     assert.ok(existsSync(join(real, "keyring.json")), "the keyring is in the target");

@@ -3,37 +3,15 @@
  * golden output shapes, exit codes, a second daemon refused, stale files of a SIGKILLed
  * daemon cleaned up, restart keeps the SID, two daemons find each other.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { spawn } from "node:child_process";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runSvp, svpCommand } from "./entry.ts";
+import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
 import { sidFromHex, sidToBase32 } from "../../src/mesh/sid.ts";
 
-let root: string;
-let env: Record<string, string>;
-const homes: string[] = [];
-let n = 0;
-
-before(() => {
-  root = mkdtempSync(join(tmpdir(), "svp-cli-daemon-"));
-  // A private rendezvous directory: these daemons find only each other.
-  env = { SVP_DISCOVERY_DIR: join(root, "discovery") };
-});
-
-after(async () => {
-  // Stop anything a failed test left running.
-  await Promise.all(homes.map((h) => runSvp(["daemon", "stop", "--home", h], { env })));
-  rmSync(root, { recursive: true, force: true });
-});
-
-function home(): string {
-  const h = join(root, `h${++n}`);
-  homes.push(h);
-  return h;
-}
+const { root, env, home } = daemonSandbox("svp-cli-daemon-");
 
 const svp = (args: string[]) => runSvp(args, { env, timeoutMs: 30_000 });
 

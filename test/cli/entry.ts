@@ -6,7 +6,9 @@
 
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { after } from "node:test";
 import { join } from "node:path";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -138,4 +140,26 @@ export class SvpProcess {
       // already gone
     }
   }
+}
+
+/**
+ * A private root for daemon tests: `env` gives them a same-host discovery directory of
+ * their own (these daemons find only each other), `home()` a new instance directory (its path; `name` to choose it); after
+ * the file's tests every daemon is stopped and the root removed. Call at a file's top level.
+ */
+export function daemonSandbox(prefix: string): { root: string; env: Record<string, string>; home: (name?: string) => string } {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const env = { SVP_DISCOVERY_DIR: join(root, "discovery") };
+  const homes: string[] = [];
+  after(async () => {
+    // Stop anything a failed test left running.
+    await Promise.all(homes.map((h) => runSvp(["daemon", "stop", "--home", h], { env })));
+    rmSync(root, { recursive: true, force: true });
+  });
+  const home = (name = `h${homes.length + 1}`) => {
+    const h = join(root, name);
+    homes.push(h);
+    return h;
+  };
+  return { root, env, home };
 }
