@@ -258,11 +258,21 @@ export function proxyAddressFor(head: HttpRequestHead, fallback: string): string
 /**
  * Rewrites the target's response head(s) on a forward request: hop-by-hop headers out,
  * `Connection: close` in. Interim 1xx heads pass through unchanged; after a 101 (protocol
- * switch) or anything that does not parse as HTTP, bytes pass through untouched.
+ * switch) or anything that does not parse as HTTP, bytes pass through untouched. A target
+ * that ends without sending a byte gets the client a 502 (as squid does), not an empty reply.
  */
 export class ResponseHeadRewriter {
   #reader: HttpHeadReader | undefined = new HttpHeadReader(64 * 1024);
   #raw: Uint8Array[] = [];
+  #heard = false;
+  readonly #target: string;
+  /** True once the target ended without a byte and the client was sent a 502 instead. */
+  emptyReply = false;
+
+  /** `target`: how the 502's text names the target (e.g. "example.com:80"). */
+  constructor(target = "the server") {
+    this.#target = target;
+  }
 
   /** True once the final head went by; from then on chunks pass through unchanged. */
   get done(): boolean {
@@ -271,6 +281,7 @@ export class ResponseHeadRewriter {
 
   /** Feed target bytes; returns what to send to the client now (possibly empty). */
   push(chunk: Uint8Array): Uint8Array[] {
+    if (chunk.length > 0) this.#heard = true;
     if (!this.#reader) return [chunk];
     const out: Uint8Array[] = [];
     let input = chunk;
@@ -314,8 +325,13 @@ export class ResponseHeadRewriter {
     return out;
   }
 
-  /** The target ended before a complete head: whatever it sent, unchanged. */
+  /** The target ended before a complete head: whatever it sent, unchanged (a 502 if nothing). */
   flush(): Uint8Array[] {
+    if (this.#reader && !this.#heard) {
+      this.#reader = undefined;
+      this.emptyReply = true;
+      return [errorResponse(new SvpError("ERR_RESET", "it closed the connection without sending one"), `get a response from ${this.#target}`)];
+    }
     const raw = this.#raw;
     this.#raw = [];
     this.#reader = undefined;

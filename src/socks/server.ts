@@ -300,12 +300,14 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     let b = target;
     let first = early;
     let bodyLimit: RequestBodyLimit | undefined;
+    let responseHead: ResponseHeadRewriter | undefined;
     // Bytes sent before the relay starts (the rewritten request head of an HTTP forward
     // request, early data pipelined after the request) count as "up" like the rest.
     if (request.head) {
       target.write(request.head);
       conn.record.up += request.head.length;
-      b = new StreamView(target, { filter: new ResponseHeadRewriter() });
+      responseHead = new ResponseHeadRewriter(formatDestination(request.dest));
+      b = new StreamView(target, { filter: responseHead });
       if (request.bodyLength !== undefined) {
         bodyLimit = new RequestBodyLimit(request.bodyLength);
         first = concatBytes(bodyLimit.push(early));
@@ -321,6 +323,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     relay.on("close", (stats) => {
       conn.record.up += stats.aToB;
       conn.record.down = stats.bToA;
+      if (responseHead?.emptyReply) conn.record.message = "the server closed the connection without a response; sent 502";
       if (bodyLimit && bodyLimit.dropped > 0) conn.record.message = `${bodyLimit.dropped} bytes sent after the request (pipelined requests) not forwarded: one request per connection`;
       this.#finish(conn, stats.error);
     });

@@ -203,6 +203,20 @@ describe("svp socks over loopback", () => {
     }
   });
 
+  test("HTTP forward: a server that closes without a response gets the client a 502, not an empty reply", async () => {
+    const web = await targetServer((s) => s.end());
+    try {
+      const c = await RawClient.connect(p.port);
+      c.write(`GET http://127.0.0.1:${web.port}/ HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const resp = dec(await c.readToEnd());
+      assert.match(resp, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+      assert.match(resp, new RegExp(`cannot get a response from 127\\.0\\.0\\.1:${web.port}: it closed the connection without sending one`));
+      c.end();
+    } finally {
+      await web.close();
+    }
+  });
+
   test("a browser talking to the proxy as a web server gets the info page; /proxy.pac the PAC file", async () => {
     const page = await RawClient.connect(p.port);
     page.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${p.port}\r\n\r\n`);

@@ -169,6 +169,17 @@ describe("response head rewriter", () => {
     assert.equal(run(input, bytewise), expected);
   });
 
+  test("a target that sends nothing becomes a 502; one that sends part of a head, that part", () => {
+    const empty = new ResponseHeadRewriter("example.com:80");
+    const reply = dec(concat(empty.flush()));
+    assert.match(reply, /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*cannot get a response from example\.com:80: /);
+    assert.equal(empty.emptyReply, true);
+    const partial = new ResponseHeadRewriter();
+    assert.deepEqual(partial.push(enc("HTTP/1.1 2")), []);
+    assert.equal(dec(concat(partial.flush())), "HTTP/1.1 2");
+    assert.equal(partial.emptyReply, false);
+  });
+
   test("101 Switching Protocols and non-HTTP answers pass through unchanged", () => {
     const ws = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00";
     assert.equal(run(enc(ws), [10]), ws);
