@@ -28,12 +28,15 @@ export function register(cli: CAC): void {
       if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
       if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
       let report: StatusReport | undefined;
+      let servaldDown: string | undefined;
       // As the other commands choose: servald when its socket answers (auto needs the native addon for that).
       if (mode === "servald" || instance !== undefined || (mode === "auto" && unixDatagramSupport().available)) {
         try {
           report = await queryServaldStatus({ instance });
         } catch (err) {
           if (mode === "servald" || instance !== undefined || !isSvpError(err, "ERR_MESH_DOWN")) return reportError("status", "reach servald", err);
+          // Auto falls back to the embedded node; say why when servald was clearly meant.
+          if (process.env.SERVALINSTANCE_PATH) servaldDown = err.message;
         }
       }
       if (!report) {
@@ -42,6 +45,7 @@ export function register(cli: CAC): void {
           report = await queryStatus(home);
         } catch (err) {
           if (!isSvpError(err, "ERR_MESH_DOWN")) throw err;
+          if (servaldDown) process.stderr.write(`svp status: ${servaldDown}\n`);
           process.stderr.write(`svp status: ${err.message}\n`);
           return EXIT.FAILURE;
         }

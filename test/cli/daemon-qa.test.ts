@@ -13,6 +13,7 @@ import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
 import { formatDuration } from "../../cli/render.ts";
 import { keyringStore } from "../../src/platform/instance-files.ts";
 import { isSvpError } from "../../src/errors.ts";
+import { unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
 import { checkBindAddress, checkTimers, emptyNodeConfig, parseNodeConfig } from "../../src/node/node-config.ts";
 
 const { root, env, home } = daemonSandbox("svp-cli-daemon-qa-");
@@ -239,5 +240,17 @@ describe("svp status durations", () => {
     assert.equal(formatDuration(61_000), "1 m 1 s");
     assert.equal(formatDuration(12_345), "12.3 s");
     assert.equal(formatDuration(250), "250 ms");
+  });
+});
+
+describe("svp status with SERVALINSTANCE_PATH set and nothing running", () => {
+  const addon = unixDatagramSupport();
+  test("says that servald does not answer as well as that no svp daemon runs", { skip: addon.available ? false : `the native addon is not loaded: ${addon.reason}` }, async () => {
+    const servaldHome = home();
+    mkdirSync(servaldHome, { recursive: true, mode: 0o700 });
+    const st = await svp(["status", "--home", home()], { SERVALINSTANCE_PATH: servaldHome });
+    assert.equal(st.code, 1, st.stderr);
+    assert.match(st.stderr, new RegExp(`^svp status: no servald answers at instance ${servaldHome}`));
+    assert.match(st.stderr, /\nsvp status: no svp daemon is running for /);
   });
 });
