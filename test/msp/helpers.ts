@@ -5,6 +5,8 @@
 
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { ManualClock } from "../../src/clock.ts";
+import type { SvpError } from "../../src/errors.ts";
+import type { ByteStream } from "../../src/stream/byte-stream.ts";
 import { toHex } from "../../src/bytes/hex.ts";
 import type { MemoryMdpNetwork, MemoryMdpTransport } from "../../src/mdp/memory-transport.ts";
 import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
@@ -13,6 +15,18 @@ import { decodeMdpDatagram } from "../../src/mdp/header.ts";
 import { fromHex } from "../../src/bytes/hex.ts";
 import { TRACE_ROWS } from "../mdp/trace-vectors.ts";
 import type { TraceRow } from "../mdp/trace-vectors.ts";
+
+/** A stream's received bytes, end and close, collected as they happen (it is not resumed). */
+export function collect(s: ByteStream) {
+  const r = { chunks: [] as Uint8Array[], ended: false, closed: false, error: undefined as SvpError | undefined };
+  s.on("data", (c) => r.chunks.push(c.slice()));
+  s.on("end", () => (r.ended = true));
+  s.on("close", (err) => {
+    r.closed = true;
+    r.error = err;
+  });
+  return r;
+}
 
 /** Let every queued microtask run (one event-loop turn; no real waiting). */
 export function settle(): Promise<void> {

@@ -11,7 +11,7 @@ import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { concat, equalBytes, patternBytes } from "../helpers/wait.ts";
-import { drain, rawPeer, runFor, runUntil } from "./helpers.ts";
+import { drain, rawPeer, runFor, runUntil, collect } from "./helpers.ts";
 
 function echo(s: MspStream): void {
   s.on("data", (c) => s.write(c));
@@ -19,16 +19,6 @@ function echo(s: MspStream): void {
   s.resume();
 }
 
-function collect(s: MspStream) {
-  const r = { chunks: [] as Uint8Array[], ended: false, closed: false, error: undefined as SvpError | undefined };
-  s.on("data", (c) => r.chunks.push(c.slice()));
-  s.on("end", () => (r.ended = true));
-  s.on("close", (err) => {
-    r.closed = true;
-    r.error = err;
-  });
-  return r;
-}
 
 async function outcome(clock: ManualClock, p: Promise<unknown>, maxMs = 20_000): Promise<unknown> {
   let result: unknown = "pending";

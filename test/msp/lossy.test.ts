@@ -7,7 +7,6 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { isSvpError } from "../../src/errors.ts";
-import type { SvpError } from "../../src/errors.ts";
 import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
 import type { LinkConditions } from "../../src/mdp/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
@@ -15,21 +14,10 @@ import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspListener } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { concat, equalBytes, patternBytes } from "../helpers/wait.ts";
-import { drain, runFor, runUntil } from "./helpers.ts";
+import { drain, runFor, runUntil, collect } from "./helpers.ts";
 
 const LOSSY: LinkConditions = { loss: 0.1, duplicate: 0.05, reorder: 0.05, reorderDelayMs: 60, delayMs: 5, jitterMs: 20 };
 
-/** A stream's received bytes, end and close, collected as they happen. */
-function collect(s: MspStream) {
-  const r = { chunks: [] as Uint8Array[], ended: false, closed: false, error: undefined as SvpError | undefined };
-  s.on("data", (c) => r.chunks.push(c.slice()));
-  s.on("end", () => (r.ended = true));
-  s.on("close", (err) => {
-    r.closed = true;
-    r.error = err;
-  });
-  return r;
-}
 
 /** Write `data` honouring backpressure (synchronously from drain events), then optionally closeWrite. */
 function feed(s: MspStream, data: Uint8Array, chunk: number, end: boolean): { done: boolean } {
