@@ -11,8 +11,9 @@
 
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { concatBytes } from "../../src/bytes/concat.ts";
 import { unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
 
 export const SERVALD = process.env.SVP_SERVALD;
@@ -53,6 +54,7 @@ export class ServaldMesh {
   readonly nodes: ServaldNode[] = [];
   readonly #children = new Set<ChildProcess>();
   #stopped = false;
+  #inputs = 0;
 
   private constructor(readonly base: string) {}
 
@@ -134,6 +136,31 @@ export class ServaldMesh {
     this.#children.add(child);
     child.once("exit", () => this.#children.delete(child));
     return child;
+  }
+
+  /**
+   * `servald msp connect <sid> <port>` with `input` on its stdin from a file (servald's tool
+   * truncates piped input over 1 KiB): its exit code, all of stdout and the last 4,000
+   * characters of stderr (read as they come: with debug.msp on, an unread pipe stalls it).
+   */
+  async mspConnect(node: ServaldNode, sid: string, port: number, input: Uint8Array, timeoutMs: number): Promise<{ code: number | null; stdout: Uint8Array; stderr: string }> {
+    const file = join(this.base, `msp-connect-input-${++this.#inputs}.bin`);
+    writeFileSync(file, input);
+    const fd = openSync(file, "r");
+    const child = this.spawn(node, ["msp", "connect", sid, String(port)], fd);
+    closeSync(fd);
+    const out: Uint8Array[] = [];
+    let stderr = "";
+    child.stdout!.on("data", (c: Buffer) => out.push(new Uint8Array(c)));
+    child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`servald msp connect ${sid.slice(0, 8)}… ${port} still running after ${timeoutMs} ms: ${stderr.slice(-500)}`)), timeoutMs);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    return { code, stdout: concatBytes(out), stderr };
   }
 
   /** Resolves once `child`'s stderr contains `pattern` (bounded). */
