@@ -36,6 +36,14 @@ fail() {
   for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $(basename "$f")" >&2; tail -n 15 "$f" >&2; }; done
   exit 1
 }
+# fetch_page WHAT CURL-ARGS...: fetch B's page with curl (loopback proxy only), print it, check it.
+fetch_page() {
+  local what=$1 out
+  shift
+  out=$(curl -sS --noproxy '' --max-time 20 "$@") || fail "$what failed"
+  echo "$out"
+  [[ $out == *"Hello from node B"* ]] || fail "unexpected page"
+}
 # Wait (at most 15 s) until FILE has a line matching REGEX; print the first match.
 wait_line() {
   local i
@@ -92,15 +100,11 @@ echo "svp socks listens on $proxy"
 
 step "curl through SOCKS5 with remote name resolution fetches B's page"
 show "curl --socks5-hostname $proxy http://$SID_B.serval/"
-out=$(curl -sS --noproxy '' --max-time 20 --socks5-hostname "$proxy" "http://$SID_B.serval/") || fail "SOCKS5 fetch failed"
-echo "$out"
-[[ $out == *"Hello from node B"* ]] || fail "unexpected page"
+fetch_page "SOCKS5 fetch" --socks5-hostname "$proxy" "http://$SID_B.serval/"
 
 step "The same page through the HTTP proxy interface"
 show "curl -x http://$proxy http://$SID_B.serval/"
-out=$(curl -sS --noproxy '' --max-time 20 -x "http://$proxy" "http://$SID_B.serval/") || fail "HTTP proxy fetch failed"
-echo "$out"
-[[ $out == *"Hello from node B"* ]] || fail "unexpected page"
+fetch_page "HTTP proxy fetch" -x "http://$proxy" "http://$SID_B.serval/"
 
 step "The same page the way a browser configured with the PAC file gets it"
 show "curl http://$proxy/proxy.pac"
@@ -115,9 +119,7 @@ console.log(FindProxyForURL("http://" + host + "/", host));
 echo "FindProxyForURL(\"http://$SID_B.serval/\") = $route"
 [[ $route == "PROXY "* ]] || fail "the PAC file does not send mesh names to the proxy"
 show "curl -x http://${route#PROXY } http://$SID_B.serval/"
-out=$(curl -sS --noproxy '' --max-time 20 -x "http://${route#PROXY }" "http://$SID_B.serval/") || fail "PAC route fetch failed"
-echo "$out"
-[[ $out == *"Hello from node B"* ]] || fail "unexpected page"
+fetch_page "PAC route fetch" -x "http://${route#PROXY }" "http://$SID_B.serval/"
 
 step "svp connect: netcat to B's port 80 with a hand-written request"
 show "printf 'GET /by-hand HTTP/1.0\\r\\nHost: $SID_B.serval\\r\\n\\r\\n' | svp connect --home $A $SID_B 80"
