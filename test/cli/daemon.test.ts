@@ -106,11 +106,7 @@ describe("svp daemon", () => {
 
   test("a SIGKILLed daemon leaves stale files that daemon status detects and removes", async () => {
     const h = home();
-    const start = await svp(["daemon", "start", "--home", h, "--port", "0"]);
-    assert.equal(start.code, 0, start.stderr);
-    const pid = Number(/pid (\d+)/.exec(start.stderr)![1]);
-    process.kill(pid, "SIGKILL");
-    await waitGone(pid);
+    const { pid } = await startThenKill(h);
     assert.ok(existsSync(join(h, "daemon.pid")) && existsSync(join(h, "api.sock")), "stale files left behind");
     const st = await svp(["daemon", "status", "--home", h]);
     assert.equal(st.code, 1);
@@ -120,11 +116,7 @@ describe("svp daemon", () => {
 
   test("after SIGKILL, start again directly (stale pid and socket in place) works and keeps the SID", async () => {
     const h = home();
-    const start = await svp(["daemon", "start", "--home", h, "--port", "0"]);
-    assert.equal(start.code, 0, start.stderr);
-    const pid = Number(/pid (\d+)/.exec(start.stderr)![1]);
-    process.kill(pid, "SIGKILL");
-    await waitGone(pid);
+    const { start } = await startThenKill(h);
     const again = await svp(["daemon", "start", "--home", h, "--port", "0"]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, start.stdout);
@@ -189,6 +181,16 @@ describe("svp daemon", () => {
     await Promise.all([svp(["daemon", "stop", "--home", a]), svp(["daemon", "stop", "--home", b])]);
   });
 });
+
+/** Start a daemon on `h`, then SIGKILL it (as a crash would): its start result and pid. */
+async function startThenKill(h: string) {
+  const start = await svp(["daemon", "start", "--home", h, "--port", "0"]);
+  assert.equal(start.code, 0, start.stderr);
+  const pid = Number(/pid (\d+)/.exec(start.stderr)![1]);
+  process.kill(pid, "SIGKILL");
+  await waitGone(pid);
+  return { start, pid };
+}
 
 async function waitGone(pid: number): Promise<void> {
   const end = Date.now() + 5000;
