@@ -30,12 +30,14 @@ export class StopSignals {
   readonly stopped: Promise<string>;
   #resolve!: (sig: string) => void;
   #signalled = false;
+  #hungUp = false;
   #again: (() => void) | undefined;
   readonly #onInt = () => this.#on("SIGINT");
   readonly #onTerm = () => this.#on("SIGTERM");
   readonly #onHup = () => {
     // The terminal may be gone: a failed log line must not end the drain.
-    process.stderr.on("error", () => {});
+    if (!this.#hungUp) process.stderr.on("error", () => {});
+    this.#hungUp = true;
     this.#on("SIGHUP");
   };
 

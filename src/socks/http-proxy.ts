@@ -281,8 +281,8 @@ export class ResponseHeadRewriter {
 
   /** Feed target bytes; returns what to send to the client now (possibly empty). */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (chunk.length > 0) this.#heard = true;
     if (!this.#reader) return [chunk];
+    if (chunk.length > 0) this.#heard = true;
     const out: Uint8Array[] = [];
     let input = chunk;
     this.#raw.push(chunk);
