@@ -74,6 +74,8 @@ export interface MemoryMdpNetworkOptions {
   conditions?: LinkConditions;
   /** Largest payload, bytes. Default 1160 (servald's MDP MTU). */
   mtu?: number;
+  /** Whether MSP over these nodes uses svp's extension by default (`MdpTransport.mspExtension`). Default false. */
+  mspExtension?: boolean;
 }
 
 export interface MemoryNodeOptions {
@@ -127,6 +129,7 @@ const SLAB_MAX_COPY = 2048;
 
 export class MemoryMdpNetwork {
   readonly mtu: number;
+  readonly mspExtension: boolean;
   readonly stats: MemoryNetworkStats = {
     sent: 0,
     delivered: 0,
@@ -162,6 +165,7 @@ export class MemoryMdpNetwork {
     this.#rng = new SeededRandom(options.seed ?? 1);
     this.#conditions = checkConditions(options.conditions ?? {});
     this.mtu = options.mtu ?? MDP_MTU;
+    this.mspExtension = options.mspExtension ?? false;
   }
 
   /** Add a node; its transport is live at once. */
@@ -376,6 +380,10 @@ export class MemoryMdpTransport extends Emitter<MdpTransportEvents> implements M
 
   get mtu(): number {
     return this.network.mtu;
+  }
+
+  get mspExtension(): boolean {
+    return this.network.mspExtension;
   }
 
   get isClosed(): boolean {

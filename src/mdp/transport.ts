@@ -35,7 +35,10 @@ export type MdpSocketEvents = {
 export interface MdpSocket {
   /** The bound address: the SID actually used and the port (allocated when 0 was asked). */
   readonly local: MdpAddress;
-  /** Send one datagram. Never throws for network conditions; datagrams may be lost. */
+  /**
+   * Send one datagram. Never throws for network conditions; datagrams may be lost. The
+   * payload is copied (or sent) before this returns: the caller may reuse its bytes.
+   */
   send(to: MdpAddress, payload: Uint8Array, options?: MdpSendOptions): void;
   /** Release the port. Idempotent. */
   close(): void;
@@ -69,6 +72,17 @@ export interface MdpTransport {
    * MSP streams over it that set none; absent: MSP_DEFAULTS.window. servald's tools run 5.
    */
   readonly mspWindow?: number;
+  /**
+   * Whether MSP streams over this backend offer and accept svp's extension
+   * (docs/msp-extension.md) unless told otherwise; absent: no. The embedded and servald
+   * backends say yes (a peer that does not speak it still gets servald's exact behaviour).
+   */
+  readonly mspExtension?: boolean;
+  /**
+   * Largest MDP payload that reaches `sid` now, bytes (may exceed `mtu` where the path
+   * carries more, e.g. between nodes on one host); absent or unknown: `mtu`.
+   */
+  pathMtu?(sid: Sid): number;
   /** The primary identity of this node. */
   readonly localSid: Sid;
   /**

@@ -28,7 +28,7 @@ import { SID_BYTES, isSidAny, isSidBroadcast, sidShort } from "../mesh/sid.ts";
 import { MspEndpoint } from "./endpoint.ts";
 import type { MspStream } from "./msp-stream.ts";
 import type { MspOptions } from "./params.ts";
-import { resolveMspParams } from "./params.ts";
+import { pathMtuLookup, resolveTransportParams } from "./params.ts";
 
 export interface MspConnectOptions extends MspOptions {
   clock?: Clock;
@@ -51,7 +51,7 @@ export async function connectMsp(transport: MdpTransport, to: MdpAddress, option
   if (!Number.isInteger(to.port) || to.port < 1 || to.port > 0xffffffff) {
     throw new SvpError("ERR_BAD_ADDRESS", `invalid MDP port ${to.port}: expected 1-4294967295`);
   }
-  const params = resolveMspParams(options.window === undefined && transport.mspWindow !== undefined ? { ...options, window: transport.mspWindow } : options, transport.mtu);
+  const params = resolveTransportParams(transport, options);
   const clock = options.clock ?? systemClock;
   const where = `${sidShort(to.sid)}:${to.port}`;
   if (transport.reachability(to.sid) === "unreachable") throw new SvpError("ERR_NO_ROUTE", `no route to ${where}`);
@@ -62,7 +62,8 @@ export async function connectMsp(transport: MdpTransport, to: MdpAddress, option
     socket.close();
     throw new SvpError("ERR_ABORTED", `connect to ${where} aborted`);
   }
-  const endpoint = new MspEndpoint(socket, clock, params);
+  const pathMtu = pathMtuLookup(transport, options);
+  const endpoint = new MspEndpoint(socket, clock, params, pathMtu ? { pathMtu } : {});
   const remote: MdpAddress = { sid: to.sid.slice(), port: to.port };
   return new Promise<MspStream>((resolve, reject) => {
     let settled = false;

@@ -2,9 +2,9 @@
  * One MSP connection as a sans-I/O state machine: packets come in through `receive()`,
  * application calls through `write()`, `shutdown()`, `read()`, `abort()`; packets go out
  * through `handler.transmit()`. Time comes from the injected `Clock`, with one timer per
- * connection (retransmit, keep-alive, timeout and linger share it).
+ * connection (every deadline shares it).
  *
- * Behaviour follows servald (msp_common.h, msp_client.c):
+ * Classic mode follows servald (msp_common.h, msp_client.c):
  * - Sequence numbers start at 0 each way and wrap at 16 bits; compared with `(int16)(a-b)`.
  *   The ack field is "next expected − 1" (0xFFFF before any data) and is only advanced when
  *   the application has consumed a packet (`read()`): that is the backpressure.
@@ -16,6 +16,14 @@
  *   connection finishes cleanly when both sides shut down, everything was acknowledged and
  *   the last ack was sent. STOP aborts.
  *
+ * Extended mode (both ends svp, `params.extension`; docs/msp-extension.md): acks say what
+ * *arrived* (cumulative plus ranges) and a separate limit says what the application has
+ * room for, so flow control stays "what was consumed" while the window grows to what the
+ * path carries: NewReno with pacing (new-reno.ts), losses found from packet numbers and
+ * time (RFC 9002) instead of a fixed timer, a probe timeout from the measured RTT with
+ * backoff, delayed acks, and messages as large as the path MTU. Keep-alive, timeout,
+ * half-close, STOP and linger are the same in both modes.
+ *
  * Deliberately unlike servald: data queued with a shutdown is never dropped (every byte is
  * sent before the SHUTDOWN packet), a peer's STOP before it answered is reported as a
  * refusal, and late packets after close are answered during `lingerMs`.
@@ -23,9 +31,12 @@
 
 import type { Clock, Timer } from "../clock.ts";
 import { SvpError } from "../errors.ts";
+import { decodeExtPacket, type ExtAckInfo, EXT_MAX_HEADER_BYTES, EXT_MAX_RANGES, MSP_EXT, MSP_OFFER, writeExtHeader } from "./ext-packet.ts";
+import { NewReno, Pacer } from "./new-reno.ts";
 import type { MspDropReason } from "./packet.ts";
 import { MSP_FLAG, MSP_PREAMBLE_BYTES, decodeMspPacket, encodeMspAck, encodeMspStop, seqDiff, writeMspPreamble } from "./packet.ts";
 import type { MspParams } from "./params.ts";
+import { RttEstimator } from "./rtt-estimator.ts";
 
 export type MspRole = "connector" | "listener";
 
@@ -37,9 +48,15 @@ export type MspRole = "connector" | "listener";
  */
 export type MspState = "connecting" | "accepting" | "open" | "local-shutdown" | "remote-shutdown" | "closing" | "closed" | "failed";
 
+/**
+ * Whether this connection runs svp's extension: "off" (classic, servald's behaviour),
+ * "offered" (connector, waiting to hear whether the peer speaks it) or "on".
+ */
+export type MspExtState = "off" | "offered" | "on";
+
 /** Outputs of the state machine. Called synchronously; none may throw. */
 export interface MspConnectionHandler {
-  /** Send this MSP packet to the peer. The bytes are never modified afterwards. */
+  /** Send this MSP packet to the peer. The transport copies or sends it before returning. */
   transmit(packet: Uint8Array): void;
   /** The next in-order packet can be `read()`. */
   readable(): void;
@@ -62,33 +79,99 @@ export interface MspCounters {
   packetsIn: number;
   /** MSP packets sent, including acks, keep-alives and retransmissions. */
   packetsOut: number;
-  /** Packets sent again because no ack came within `retransmitMs`. */
+  /** Packets sent again (timer, detected loss or probe). */
   retransmissions: number;
-  /** Smoothed round-trip time from packets acknowledged on their first transmission, ms; null before any. */
+  /** Smoothed round-trip time, ms; null before any sample. */
   rttMs: number | null;
+  /** Extended mode: packets declared lost (by packet number or time, or after probe timeouts). */
+  losses: number;
+  /** Extended mode: packets declared lost that turned out to have arrived. */
+  spuriousLosses: number;
+  /** Extended mode: probe timeouts that fired. */
+  probes: number;
   /** Datagrams dropped, by reason. */
   drops: Partial<Record<MspDropReason, number>>;
 }
 
+/** A snapshot of the sender's transport state (for status and `--verbose`). */
+export interface MspTransportInfo {
+  extension: MspExtState;
+  /** Data bytes per message now. */
+  messageSize: number;
+  /** Packets sent and not yet acknowledged. */
+  packetsInFlight: number;
+  /** Extended mode: bytes counted against the congestion window; classic: data bytes unacknowledged. */
+  bytesInFlight: number;
+  /** Extended mode: congestion window, bytes; null in classic mode. */
+  cwnd: number | null;
+  /** Extended mode: slow-start threshold, bytes (null before the first loss or in classic mode). */
+  ssthresh: number | null;
+  /** Packets the peer allows in flight now (classic: the fixed window). */
+  peerWindow: number;
+  /** Smoothed RTT and its variation, ms (null before a sample). */
+  srttMs: number | null;
+  rttvarMs: number | null;
+  minRttMs: number | null;
+}
+
 interface TxPacket {
-  /** Preamble room (5 bytes) then the data. */
+  /** `room` bytes of header space, then the data. */
   buf: Uint8Array;
+  room: number;
   len: number;
+  /** Data capacity while the packet is still pending (small writes coalesce in extended mode); 0 once it may not grow. */
+  cap: number;
   flags: number;
   seq: number;
   sentAt: number;
+  /** Packet number of the latest transmission (extended mode); 0 = sent classic or not yet. */
+  pn: number;
   retransmitted: boolean;
+  /** Extended: the peer said it arrived (in a range above its cumulative ack). */
+  sacked: boolean;
+  /** Extended: declared lost and waiting to be sent again. */
+  lost: boolean;
+  /** Extended: bytes this packet counts in bytes-in-flight now (0 = not counted). */
+  counted: number;
 }
 
 type Outcome = "clean" | "aborted" | "stopped" | "refused" | "timeout" | "down";
 
+/** Packets a receiver may let pile up before it acknowledges (extended mode). */
+const EXT_ACK_EVERY = 2;
+/** Initial RTT before any sample (RFC 9002 kInitialRtt), ms. */
+const EXT_INITIAL_RTT_MS = 333;
+/** Probe timeouts in a row after which everything outstanding counts as lost. */
+const EXT_PERSISTENT_PTOS = 2;
+/** Packet reordering threshold to start with (RFC 9002 kPacketThreshold); it grows when the path reorders more. */
+const EXT_PACKET_THRESHOLD = 3;
+/** Upper bounds of the adaptive reordering tolerance: packets, and RTTs of waiting. */
+const EXT_MAX_PACKET_THRESHOLD = 64;
+const EXT_MAX_TIME_THRESHOLD = 2;
+/** Send times remembered by packet number, for RTT samples. */
+const PN_RING = 8192;
+/** The classic receive window an offering connector has before it switches (peers assume it). */
+const CLASSIC_PEER_WINDOW = 8;
+
 export class MspConnection {
   readonly role: MspRole;
   readonly params: MspParams;
-  readonly counters: MspCounters = { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, retransmissions: 0, rttMs: null, drops: {} };
+  readonly counters: MspCounters = {
+    bytesIn: 0,
+    bytesOut: 0,
+    packetsIn: 0,
+    packetsOut: 0,
+    retransmissions: 0,
+    rttMs: null,
+    losses: 0,
+    spuriousLosses: 0,
+    probes: 0,
+    drops: {},
+  };
   readonly #clock: Clock;
   readonly #h: MspConnectionHandler;
 
+  #ext: MspExtState;
   #started: boolean;
   #answered: boolean;
   #heard = false;
@@ -100,15 +183,21 @@ export class MspConnection {
   #lingerUntil = 0;
   #lingerCap = 0;
 
+  // ---- sending
   #txNext = 0;
+  /** Sent and not cumulatively acknowledged, in sequence order, from index `#ih`. */
   #inflight: TxPacket[] = [];
+  #ih = 0;
   #pending: (TxPacket | undefined)[] = [];
   #pendingHead = 0;
   #pendingBytes = 0;
   #localShutdown = false;
   #wantDrain = false;
   #inWrite = false;
+  #messageSize: number;
+  #highWaterMark: number;
 
+  // ---- receiving
   #rxNext = 0;
   #rxHead = 0;
   #rxData: (Uint8Array | undefined)[];
@@ -117,6 +206,39 @@ export class MspConnection {
   #peerShutdown = false;
   #lastAckSent = -1;
   #ackDue = false;
+
+  // ---- extended mode
+  #rtt = new RttEstimator(EXT_INITIAL_RTT_MS);
+  #cc: NewReno | undefined;
+  #pacer: Pacer | undefined;
+  #bytesInFlight = 0;
+  #lostCount = 0;
+  #pnNext = 1;
+  #pnSentAt = new Float64Array(PN_RING);
+  #pnOf = new Uint32Array(PN_RING);
+  #largestAcked = 0;
+  #peerLimit = (CLASSIC_PEER_WINDOW - 1) & 0xffff;
+  #ptoCount = 0;
+  #lastElicitingAt = -Infinity;
+  #lossTime = Infinity;
+  #paceAt = Infinity;
+  #cwndBlocked = false;
+  /** Reordering tolerance: a packet overtaken by this many is lost (grows on spurious losses, RFC 8985's spirit). */
+  #packetThreshold = EXT_PACKET_THRESHOLD;
+  /** … or one left waiting this many RTTs after a later one arrived. */
+  #timeThreshold = 9 / 8;
+  /** Received packets in order from the read position and not yet consumed. */
+  #rxContig = 0;
+  /** Highest ring offset holding a packet (−1: none). */
+  #rxMaxOff = -1;
+  #largestRx = 0;
+  #largestRxAt = 0;
+  #elicited = 0;
+  #elicitedAt = 0;
+  #ackNow = false;
+  #lastLimitSent = -1;
+  #firstSentAt = -1;
+  #resentBeforeHeard = false;
 
   #lastRx: number;
   #lastTx: number;
@@ -132,6 +254,10 @@ export class MspConnection {
     // a listener sends nothing until the application accepts the connection.
     this.#started = role === "listener";
     this.#answered = role === "connector";
+    // A listener decides when the first packet shows whether the connector offered.
+    this.#ext = params.extension && role === "connector" ? "offered" : "off";
+    this.#messageSize = params.messageSize;
+    this.#highWaterMark = params.highWaterMark;
     this.#rxData = new Array<Uint8Array | undefined>(params.receiveWindow).fill(undefined);
     this.#rxShut = new Uint8Array(params.receiveWindow);
     const now = clock.now();
@@ -176,19 +302,43 @@ export class MspConnection {
   get localShutdown(): boolean {
     return this.#localShutdown;
   }
+  /** Whether svp's extension is in use (see `MspExtState`). */
+  get extension(): MspExtState {
+    return this.#ext;
+  }
   /** Bytes written but not yet handed to the transport (waiting for window space). */
   get pendingBytes(): number {
     return this.#pendingBytes;
   }
   /** Packets sent and not yet acknowledged. */
   get inflightCount(): number {
-    return this.#inflight.length;
+    return this.#inflight.length - this.#ih;
   }
   /** Packets received and not yet consumed (in order or not). */
   get bufferedCount(): number {
     let n = 0;
     for (const d of this.#rxData) if (d) n++;
     return n;
+  }
+
+  /** The sender's window, RTT and congestion state now. */
+  get transportInfo(): MspTransportInfo {
+    const on = this.#ext === "on";
+    let classicBytes = 0;
+    for (let i = this.#ih; i < this.#inflight.length; i++) classicBytes += this.#inflight[i]!.len;
+    const sampled = this.#rtt.samples > 0;
+    return {
+      extension: this.#ext,
+      messageSize: this.#messageSize,
+      packetsInFlight: this.inflightCount,
+      bytesInFlight: on ? this.#bytesInFlight : classicBytes,
+      cwnd: on && this.#cc ? Math.round(this.#cc.cwnd) : null,
+      ssthresh: on && this.#cc && Number.isFinite(this.#cc.ssthresh) ? Math.round(this.#cc.ssthresh) : null,
+      peerWindow: on ? Math.max(0, seqDiff(this.#peerLimit, this.#txNext) + this.inflightCount + 1) : this.params.window,
+      srttMs: on && sampled ? this.#rtt.srtt : this.counters.rttMs,
+      rttvarMs: on && sampled ? this.#rtt.rttvar : null,
+      minRttMs: on && sampled ? this.#rtt.minRtt : null,
+    };
   }
 
   // ---- application side -------------------------------------------------------------
@@ -198,7 +348,7 @@ export class MspConnection {
     if (this.#started || this.#closed) return;
     this.#started = true;
     this.#pump();
-    if (this.#inflight.length === 0 && !this.#closed) this.#sendAck(this.#clock.now());
+    if (this.inflightCount === 0 && !this.#closed) this.#sendAck(this.#clock.now());
   }
 
   /**
@@ -209,32 +359,22 @@ export class MspConnection {
     if (this.#answered || this.#closed) return;
     this.#answered = true;
     this.#ackDue = true;
+    this.#ackNow = true;
     this.#pump();
   }
 
   /**
-   * Queue bytes (split into messages, boundaries of small writes kept). False = wait for
-   * `drain`. With `send` false the packets wait for `flush()`, so that a write and a
-   * shutdown in the same turn leave as one packet carrying SHUTDOWN (as servald does).
+   * Queue bytes. Classic mode splits them into messages of at most `messageSize` and keeps
+   * the boundaries of small writes (as servald does); extended mode packs consecutive writes
+   * into messages as large as the path carries. False = wait for `drain`. With `send` false
+   * the packets wait for `flush()`, so that a write and a shutdown in the same turn leave as
+   * one packet carrying SHUTDOWN (as servald does).
    */
   write(chunk: Uint8Array, send = true): boolean {
     if (this.#closed || this.#localShutdown) throw new SvpError("ERR_ABORTED", `write after ${this.#closed ? "close" : "shutdown"}`);
     if (!this.#answered) this.accept();
-    const size = this.params.messageSize;
-    const n = chunk.length;
-    // The one copy of the data: all packets of this write are cut from one allocation,
-    // each with room for its preamble.
-    const messages = Math.ceil(n / size);
-    const slab = new Uint8Array(n + messages * MSP_PREAMBLE_BYTES);
-    let at = 0;
-    for (let o = 0; o < n; o += size) {
-      const len = Math.min(size, n - o);
-      const buf = messages === 1 ? slab : slab.subarray(at, at + MSP_PREAMBLE_BYTES + len);
-      buf.set(len === n ? chunk : chunk.subarray(o, o + len), MSP_PREAMBLE_BYTES);
-      at += MSP_PREAMBLE_BYTES + len;
-      this.#pending.push({ buf, len, flags: 0, seq: -1, sentAt: -1, retransmitted: false });
-      this.#pendingBytes += len;
-    }
+    if (this.#ext === "on") this.#queueExt(chunk);
+    else this.#queueClassic(chunk);
     if (send) {
       this.#inWrite = true;
       try {
@@ -243,7 +383,7 @@ export class MspConnection {
         this.#inWrite = false;
       }
     }
-    const ok = this.#pendingBytes < this.params.highWaterMark;
+    const ok = this.#pendingBytes < this.#highWaterMark;
     if (!ok) this.#wantDrain = true;
     return ok;
   }
@@ -260,8 +400,13 @@ export class MspConnection {
     this.#localShutdown = true;
     if (!this.#answered) this.accept();
     const tail = this.#pendingHead < this.#pending.length ? this.#pending[this.#pending.length - 1] : undefined;
-    if (tail) tail.flags |= MSP_FLAG.SHUTDOWN;
-    else this.#pending.push({ buf: new Uint8Array(MSP_PREAMBLE_BYTES), len: 0, flags: MSP_FLAG.SHUTDOWN, seq: -1, sentAt: -1, retransmitted: false });
+    if (tail) {
+      tail.flags |= MSP_FLAG.SHUTDOWN;
+      tail.cap = 0;
+    } else {
+      const room = this.#ext === "on" ? EXT_MAX_HEADER_BYTES : MSP_PREAMBLE_BYTES;
+      this.#pending.push(newTx(new Uint8Array(room), room, 0, 0, MSP_FLAG.SHUTDOWN));
+    }
     if (send) this.flush();
   }
 
@@ -281,6 +426,12 @@ export class MspConnection {
     this.#rxNext = (this.#rxNext + 1) & 0xffff;
     this.#ackDue = true;
     this.counters.bytesIn += data.length;
+    if (this.#ext === "on") {
+      this.#rxContig--;
+      this.#rxMaxOff--;
+      // A window update once a quarter of the receive window has been freed since the last one.
+      if (seqDiff(this.#limit(), this.#lastLimitSent) * 4 >= this.#rxData.length) this.#ackNow = true;
+    }
     if (shut) {
       this.#peerShutdown = true;
       this.#rxData.fill(undefined);
@@ -293,9 +444,21 @@ export class MspConnection {
     return !this.#closed && !this.#peerShutdown && this.#rxData[this.#rxHead] !== undefined;
   }
 
-  /** Send the due ack now, unless a data packet already carried it. */
+  /**
+   * Send the due ack now, unless a data packet already carried it. In extended mode an ack
+   * goes now only when one is needed at once (two packets unacknowledged, a gap, a
+   * SHUTDOWN, a window update); otherwise the delayed-ack timer sends it.
+   */
   flushAck(): void {
-    if (this.#ackDue && this.#answered && this.#started && !this.#closed) this.#sendAck(this.#clock.now());
+    if (this.#answered && this.#started && !this.#closed) {
+      if (this.#ext === "on") {
+        const now = this.#clock.now();
+        if (this.#ackNow) this.#sendAck(now);
+        else if (this.#elicited > 0) this.#arm(this.#elicitedAt + this.params.extMaxAckDelayMs);
+      } else if (this.#ackDue) {
+        this.#sendAck(this.#clock.now());
+      }
+    }
     this.#maybeFinish();
   }
 
@@ -322,6 +485,10 @@ export class MspConnection {
   /** One MSP packet from the peer. Bad or unfitting packets are dropped and counted; never throws. */
   receive(bytes: Uint8Array): void {
     if (this.#released) return;
+    if (bytes.length > 0 && bytes[0]! & MSP_EXT && !(bytes[0]! & MSP_FLAG.STOP)) {
+      this.#receiveExt(bytes);
+      return;
+    }
     const now = this.#clock.now();
     const r = decodeMspPacket(bytes, this.params.maxPacketBytes);
     if (!r.ok) {
@@ -339,7 +506,15 @@ export class MspConnection {
       this.#onStop();
       return;
     }
-    if (p.flags & MSP_FLAG.ACK && seqDiff(p.ack, this.#txNext - 1) > 0) {
+    if (this.#ext === "on" && this.role === "connector") {
+      // The listener answered in the extended format; a classic packet now contradicts it.
+      this.#drop("bad-ext");
+      return;
+    }
+    // In extended mode (listener) a classic packet comes from the connector before it heard
+    // us: its ack field says nothing (it has received nothing).
+    const classicAck = this.#ext !== "on" && (p.flags & MSP_FLAG.ACK) !== 0;
+    if (classicAck && seqDiff(p.ack, this.#txNext - 1) > 0) {
       this.#drop("bad-ack");
       return;
     }
@@ -347,61 +522,47 @@ export class MspConnection {
     this.#lastRx = now;
     if (!this.#heard) {
       this.#heard = true;
+      if (this.role === "listener" && this.params.extension && p.flags & MSP_OFFER) this.#switchToExt(now);
+      else if (this.#ext === "offered") this.#ext = "off";
       this.#h.answered();
       if (this.#closed) return;
     }
-    if (p.flags & MSP_FLAG.ACK) this.#onAck(p.ack, now);
+    if (classicAck) this.#onAck(p.ack, now);
     if (this.#closed) return;
-    let reack = false;
-    if (p.form === "sequenced") {
-      this.#receivedData = true;
-      const off = seqDiff(p.seq, this.#rxNext);
-      if (off < 0) {
-        // Already consumed: our ack was probably lost, so repeat it now.
-        this.#drop("duplicate");
-        reack = true;
-      } else if (off >= this.params.receiveWindow) {
-        this.#drop("beyond-window");
-      } else if (this.#peerShutdown || (this.#peerShutdownSeq >= 0 && seqDiff(p.seq, this.#peerShutdownSeq) > 0)) {
-        this.#drop("after-shutdown");
-      } else {
-        let i = this.#rxHead + off;
-        if (i >= this.#rxData.length) i -= this.#rxData.length;
-        if (this.#rxData[i] !== undefined) {
-          this.#drop("duplicate");
-        } else {
-          this.#rxData[i] = p.data;
-          if (p.flags & MSP_FLAG.SHUTDOWN) {
-            this.#rxShut[i] = 1;
-            if (this.#peerShutdownSeq < 0 || seqDiff(p.seq, this.#peerShutdownSeq) < 0) this.#peerShutdownSeq = p.seq;
-          }
-          if (off === 0) this.#h.readable();
-          if (this.#closed) return;
-        }
-      }
-    }
-    // The ack for data consumed in `readable()` is the driver's to send (`flushAck()`), so
-    // that one ack can cover a burst; a repeated ack for old data goes at once.
-    if (reack) {
-      this.#ackDue = true;
-      this.flushAck();
-    } else {
-      this.#maybeFinish();
-    }
+    if (p.form === "sequenced") this.#onSequenced(p.seq, p.flags, p.data, now);
+    else this.#afterReceive();
   }
 
-  // ---- internals --------------------------------------------------------------------
+  // ---- internals: classic -----------------------------------------------------------
 
   #ackFlags(): number {
-    return (this.#receivedData ? MSP_FLAG.ACK : 0) | (this.#heard ? 0 : MSP_FLAG.FIRST);
+    return (this.#receivedData ? MSP_FLAG.ACK : 0) | (this.#heard ? 0 : MSP_FLAG.FIRST | (this.#ext === "offered" ? MSP_OFFER : 0));
+  }
+
+  #queueClassic(chunk: Uint8Array): void {
+    const size = this.#messageSize;
+    const n = chunk.length;
+    // The one copy of the data: all packets of this write are cut from one allocation,
+    // each with room for its preamble.
+    const messages = Math.ceil(n / size);
+    const slab = new Uint8Array(n + messages * MSP_PREAMBLE_BYTES);
+    let at = 0;
+    for (let o = 0; o < n; o += size) {
+      const len = Math.min(size, n - o);
+      const buf = messages === 1 ? slab : slab.subarray(at, at + MSP_PREAMBLE_BYTES + len);
+      buf.set(len === n ? chunk : chunk.subarray(o, o + len), MSP_PREAMBLE_BYTES);
+      at += MSP_PREAMBLE_BYTES + len;
+      this.#pending.push(newTx(buf, MSP_PREAMBLE_BYTES, len, 0, 0));
+      this.#pendingBytes += len;
+    }
   }
 
   #onAck(ack: number, now: number): void {
     const inflight = this.#inflight;
-    let k = 0;
+    let k = this.#ih;
     while (k < inflight.length && seqDiff(inflight[k]!.seq, ack) <= 0) k++;
-    if (k === 0) return;
-    for (let j = k - 1; j >= 0; j--) {
+    if (k === this.#ih) return;
+    for (let j = k - 1; j >= this.#ih; j--) {
       const p = inflight[j]!;
       if (!p.retransmitted) {
         const sample = now - p.sentAt;
@@ -410,9 +571,57 @@ export class MspConnection {
         break;
       }
     }
-    if (k === inflight.length) inflight.length = 0;
-    else inflight.splice(0, k);
+    this.#advanceInflight(k);
     this.#pump();
+  }
+
+  #onSequenced(seq: number, flags: number, data: Uint8Array, now: number): void {
+    this.#receivedData = true;
+    const ext = this.#ext === "on";
+    const off = seqDiff(seq, this.#rxNext);
+    let reack = false;
+    if (off < 0) {
+      // Already consumed: our ack was probably lost, so repeat it now.
+      this.#drop("duplicate");
+      reack = true;
+    } else if (off >= this.#rxData.length) {
+      this.#drop("beyond-window");
+    } else if (this.#peerShutdown || (this.#peerShutdownSeq >= 0 && seqDiff(seq, this.#peerShutdownSeq) > 0)) {
+      this.#drop("after-shutdown");
+    } else {
+      let i = this.#rxHead + off;
+      if (i >= this.#rxData.length) i -= this.#rxData.length;
+      if (this.#rxData[i] !== undefined) {
+        this.#drop("duplicate");
+        if (ext) this.#ackNow = true;
+      } else {
+        this.#rxData[i] = data;
+        if (flags & MSP_FLAG.SHUTDOWN) {
+          this.#rxShut[i] = 1;
+          if (this.#peerShutdownSeq < 0 || seqDiff(seq, this.#peerShutdownSeq) < 0) this.#peerShutdownSeq = seq;
+        }
+        if (ext) this.#onArrivedExt(off, flags, now);
+        if (off === 0) this.#h.readable();
+        if (this.#closed) return;
+      }
+    }
+    // The ack for data consumed in `readable()` is the driver's to send (`flushAck()`), so
+    // that one ack can cover a burst; a repeated ack for old data goes at once.
+    if (reack) {
+      this.#ackDue = true;
+      this.#ackNow = true;
+      this.flushAck();
+    } else {
+      this.#afterReceive();
+    }
+  }
+
+  #afterReceive(): void {
+    if (this.#ext === "on") {
+      // Acks and window updates go out from flushAck() (the driver's turn) or the timer.
+      this.#armExt();
+    }
+    this.#maybeFinish();
   }
 
   #onStop(): void {
@@ -422,7 +631,9 @@ export class MspConnection {
     }
     // servald answers our retransmitted bare SHUTDOWN with STOP once it has closed: if that
     // is all that is outstanding and the peer has shut down too, nothing was lost.
-    if (this.#peerShutdown && this.#localShutdown && this.#pendingHead >= this.#pending.length && this.#inflight.every((p) => p.len === 0)) {
+    let onlyBare = true;
+    for (let i = this.#ih; i < this.#inflight.length; i++) if (this.#inflight[i]!.len !== 0) onlyBare = false;
+    if (this.#peerShutdown && this.#localShutdown && this.#pendingHead >= this.#pending.length && onlyBare) {
       this.#finish("clean", undefined);
       return;
     }
@@ -431,53 +642,94 @@ export class MspConnection {
 
   #pump(): void {
     if (!this.#started || !this.#answered || this.#closed) return;
-    const window = this.params.window;
-    const pending = this.#pending;
-    if (this.#pendingHead < pending.length && this.#inflight.length < window) {
-      const now = this.#clock.now();
-      while (this.#inflight.length < window && this.#pendingHead < pending.length) {
-        const p = pending[this.#pendingHead]!;
-        pending[this.#pendingHead++] = undefined;
-        this.#pendingBytes -= p.len;
-        p.seq = this.#txNext;
-        this.#txNext = (this.#txNext + 1) & 0xffff;
-        this.#inflight.push(p);
-        this.#sendData(p, now, false);
-      }
-      if (this.#pendingHead >= pending.length) {
-        pending.length = 0;
-        this.#pendingHead = 0;
-      } else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > pending.length) {
-        this.#pending = pending.slice(this.#pendingHead);
-        this.#pendingHead = 0;
-      }
-    }
-    if (this.#wantDrain && !this.#inWrite && this.#pendingBytes <= this.params.highWaterMark / 2) {
+    if (this.#ext === "on") this.#pumpExt(this.#clock.now());
+    else this.#pumpClassic();
+    if (this.#wantDrain && !this.#inWrite && this.#pendingBytes <= this.#highWaterMark / 2) {
       this.#wantDrain = false;
       this.#h.drain();
     }
   }
 
+  #pumpClassic(): void {
+    const window = this.params.window;
+    const pending = this.#pending;
+    if (this.#pendingHead < pending.length && this.inflightCount < window) {
+      const now = this.#clock.now();
+      while (this.inflightCount < window && this.#pendingHead < pending.length) {
+        const p = this.#takePending();
+        this.#inflight.push(p);
+        this.#sendData(p, now, false);
+      }
+      this.#compactPending();
+    }
+  }
+
+  #takePending(): TxPacket {
+    const p = this.#pending[this.#pendingHead]!;
+    this.#pending[this.#pendingHead++] = undefined;
+    this.#pendingBytes -= p.len;
+    p.cap = 0;
+    p.seq = this.#txNext;
+    this.#txNext = (this.#txNext + 1) & 0xffff;
+    return p;
+  }
+
+  #compactPending(): void {
+    const pending = this.#pending;
+    if (this.#pendingHead >= pending.length) {
+      pending.length = 0;
+      this.#pendingHead = 0;
+    } else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > pending.length) {
+      this.#pending = pending.slice(this.#pendingHead);
+      this.#pendingHead = 0;
+    }
+  }
+
+  #advanceInflight(k: number): void {
+    this.#ih = k;
+    const inflight = this.#inflight;
+    if (k === inflight.length) {
+      inflight.length = 0;
+      this.#ih = 0;
+    } else if (k > 64 && k * 2 > inflight.length) {
+      this.#inflight = inflight.slice(k);
+      this.#ih = 0;
+    }
+  }
+
   #sendData(p: TxPacket, now: number, again: boolean): void {
+    if (again) {
+      p.retransmitted = true;
+      this.counters.retransmissions++;
+    } else {
+      this.counters.bytesOut += p.len;
+      if (this.#firstSentAt < 0) this.#firstSentAt = now;
+    }
+    if (!this.#heard && again) this.#resentBeforeHeard = true;
+    if (this.#ext === "on") {
+      this.#sendDataExt(p, now);
+      return;
+    }
     let buf = p.buf;
     if (again) {
       // The first buffer was handed to the transport: never modify it, send a copy.
       buf = buf.slice();
       p.buf = buf;
-      p.retransmitted = true;
-      this.counters.retransmissions++;
-    } else {
-      this.counters.bytesOut += p.len;
     }
     const ack = (this.#rxNext - 1) & 0xffff;
-    writeMspPreamble(buf, this.#ackFlags() | p.flags, ack, p.seq);
+    const start = p.room - MSP_PREAMBLE_BYTES;
+    writeMspPreamble(start === 0 ? buf : buf.subarray(start), this.#ackFlags() | p.flags, ack, p.seq);
     this.#lastAckSent = ack;
     this.#ackDue = false;
     p.sentAt = now;
-    this.#transmitRaw(buf, now);
+    this.#transmitRaw(start === 0 && buf.length === p.room + p.len ? buf : buf.subarray(start, p.room + p.len), now);
   }
 
   #sendAck(now: number): void {
+    if (this.#ext === "on") {
+      this.#sendAckExt(now);
+      return;
+    }
     const ack = (this.#rxNext - 1) & 0xffff;
     this.#lastAckSent = ack;
     this.#ackDue = false;
@@ -488,15 +740,441 @@ export class MspConnection {
     this.#lastTx = now;
     this.counters.packetsOut++;
     this.#h.transmit(packet);
-    if (!this.#closed) this.#arm(now + Math.min(this.params.retransmitMs, this.params.keepaliveMs));
+    if (this.#closed) return;
+    if (this.#ext === "on") this.#armExt();
+    else this.#arm(now + Math.min(this.params.retransmitMs, this.params.keepaliveMs));
   }
+
+  // ---- internals: extended mode -------------------------------------------------------
+
+  /** Both ends speak the extension: from now on every packet this side sends is extended. */
+  #switchToExt(now: number): void {
+    const p = this.params;
+    this.#ext = "on";
+    this.#messageSize = p.extMaxPacketBytes - EXT_MAX_HEADER_BYTES;
+    this.#highWaterMark = Math.max(p.highWaterMark, p.extHighWaterMark);
+    this.#cc = new NewReno(p.extMaxPacketBytes);
+    this.#pacer = new Pacer(now, this.#cc.cwnd);
+    // The connector's answer came one round trip after its first packet (if nothing was resent).
+    if (this.role === "connector" && this.#firstSentAt >= 0 && !this.#resentBeforeHeard) this.#takeRttSample(now - this.#firstSentAt, 0);
+    // Receive buffer: as many packets as the byte budget allows at the largest message size,
+    // never less than the classic window nor more than a quarter of the sequence space.
+    const slots = Math.min(8192, Math.max(this.#rxData.length, 32, Math.ceil(p.extReceiveBytes / (p.extMaxPacketBytes - EXT_MAX_HEADER_BYTES))));
+    this.#growRing(slots);
+    let contig = 0;
+    while (contig < this.#rxData.length && this.#rxData[(this.#rxHead + contig) % this.#rxData.length] !== undefined) contig++;
+    this.#rxContig = contig;
+    this.#rxMaxOff = -1;
+    for (let off = 0; off < this.#rxData.length; off++) if (this.#rxData[(this.#rxHead + off) % this.#rxData.length] !== undefined) this.#rxMaxOff = off;
+    // Packets sent classic are in flight with packet number 0 (older than any numbered one).
+    for (let i = this.#ih; i < this.#inflight.length; i++) {
+      const q = this.#inflight[i]!;
+      q.counted = q.len + MSP_PREAMBLE_BYTES;
+      this.#bytesInFlight += q.counted;
+    }
+    this.#recutPending();
+    this.#ackNow = true;
+  }
+
+  #growRing(slots: number): void {
+    const old = this.#rxData;
+    if (slots <= old.length) return;
+    const data = new Array<Uint8Array | undefined>(slots).fill(undefined);
+    const shut = new Uint8Array(slots);
+    for (let off = 0; off < old.length; off++) {
+      const i = (this.#rxHead + off) % old.length;
+      data[off] = old[i];
+      shut[off] = this.#rxShut[i]!;
+    }
+    this.#rxData = data;
+    this.#rxShut = shut;
+    this.#rxHead = 0;
+  }
+
+  /** Unsent classic messages become extended ones (packed to the larger message size). */
+  #recutPending(): void {
+    const old = this.#pending.slice(this.#pendingHead) as TxPacket[];
+    this.#pending = [];
+    this.#pendingHead = 0;
+    this.#pendingBytes = 0;
+    const shutdown = old.length > 0 && (old[old.length - 1]!.flags & MSP_FLAG.SHUTDOWN) !== 0;
+    for (const p of old) if (p.len > 0) this.#queueExt(p.buf.subarray(p.room, p.room + p.len));
+    if (shutdown) {
+      const tail = this.#pending[this.#pending.length - 1];
+      if (tail) {
+        tail.flags |= MSP_FLAG.SHUTDOWN;
+        tail.cap = 0;
+      } else {
+        this.#pending.push(newTx(new Uint8Array(EXT_MAX_HEADER_BYTES), EXT_MAX_HEADER_BYTES, 0, 0, MSP_FLAG.SHUTDOWN));
+      }
+    }
+  }
+
+  /** Append to the last pending packet while it has room, then start new ones (capacity grows by doubling). */
+  #queueExt(chunk: Uint8Array): void {
+    const size = this.#messageSize;
+    let o = 0;
+    const n = chunk.length;
+    this.#pendingBytes += n;
+    const tail = this.#pendingHead < this.#pending.length ? this.#pending[this.#pending.length - 1] : undefined;
+    if (tail && tail.len < size && !(tail.flags & MSP_FLAG.SHUTDOWN)) {
+      const take = Math.min(n, size - tail.len);
+      if (tail.len + take > tail.cap) {
+        const cap = Math.min(size, Math.max(2 * tail.cap, tail.len + take));
+        const buf = new Uint8Array(tail.room + cap);
+        buf.set(tail.buf.subarray(tail.room, tail.room + tail.len), tail.room);
+        tail.buf = buf;
+        tail.cap = cap;
+      }
+      tail.buf.set(take === n ? chunk : chunk.subarray(0, take), tail.room + tail.len);
+      tail.len += take;
+      o = take;
+    }
+    while (o < n) {
+      const len = Math.min(size, n - o);
+      const buf = new Uint8Array(EXT_MAX_HEADER_BYTES + len);
+      buf.set(o === 0 && len === n ? chunk : chunk.subarray(o, o + len), EXT_MAX_HEADER_BYTES);
+      this.#pending.push(newTx(buf, EXT_MAX_HEADER_BYTES, len, len, 0));
+      o += len;
+    }
+  }
+
+  #limit(): number {
+    return (this.#rxNext - 1 + this.#rxData.length) & 0xffff;
+  }
+
+  #ackInfo(now: number): ExtAckInfo {
+    const ranges: number[] = [];
+    if (this.#rxMaxOff > this.#rxContig) {
+      const ring = this.#rxData;
+      const size = ring.length;
+      let runStart = -1;
+      for (let off = this.#rxContig + 1; off <= this.#rxMaxOff + 1; off++) {
+        const have = off <= this.#rxMaxOff && ring[(this.#rxHead + off) % size] !== undefined;
+        if (have && runStart < 0) runStart = off;
+        else if (!have && runStart >= 0) {
+          ranges.push((this.#rxNext + runStart) & 0xffff, (this.#rxNext + off - 1) & 0xffff);
+          runStart = -1;
+          if (ranges.length >= 2 * EXT_MAX_RANGES) break;
+        }
+      }
+    }
+    return {
+      ack: (this.#rxNext - 1 + this.#rxContig) & 0xffff,
+      limit: this.#limit(),
+      largest: this.#largestRx,
+      delayMs: this.#largestRx === 0 ? 0 : now - this.#largestRxAt,
+      ranges,
+    };
+  }
+
+  #ackSent(info: ExtAckInfo): void {
+    this.#lastAckSent = info.ack;
+    this.#lastLimitSent = info.limit;
+    this.#ackDue = false;
+    this.#ackNow = false;
+    this.#elicited = 0;
+  }
+
+  #sendAckExt(now: number): void {
+    const info = this.#ackInfo(now);
+    const head = 16 + 2 * info.ranges.length;
+    const out = new Uint8Array(head);
+    writeExtHeader(out, head, 0, 0, info, -1);
+    this.#ackSent(info);
+    this.#transmitRaw(out, now);
+  }
+
+  #sendDataExt(p: TxPacket, now: number): void {
+    if (p.room < EXT_MAX_HEADER_BYTES) {
+      // Cut classic (before the switch): move the data behind a larger header room.
+      const buf = new Uint8Array(EXT_MAX_HEADER_BYTES + p.len);
+      buf.set(p.buf.subarray(p.room, p.room + p.len), EXT_MAX_HEADER_BYTES);
+      p.buf = buf;
+      p.room = EXT_MAX_HEADER_BYTES;
+    }
+    const pn = this.#pnNext++;
+    if (this.#pnNext > 0xffff_ffff) this.#pnNext = 1;
+    const slot = pn % PN_RING;
+    this.#pnOf[slot] = pn;
+    this.#pnSentAt[slot] = now;
+    p.pn = pn;
+    p.sentAt = now;
+    p.lost = false;
+    if (p.counted === 0) {
+      p.counted = p.len + EXT_MAX_HEADER_BYTES;
+      this.#bytesInFlight += p.counted;
+    }
+    this.#lastElicitingAt = now;
+    const info = this.#ackInfo(now);
+    const start = writeExtHeader(p.buf, p.room, p.flags, pn, info, p.seq);
+    this.#ackSent(info);
+    this.#transmitRaw(p.buf.subarray(start, p.room + p.len), now);
+  }
+
+  #pumpExt(now: number): void {
+    const cc = this.#cc!;
+    const pacer = this.#pacer!;
+    const sampled = this.#rtt.samples > 0;
+    if (sampled) {
+      const rate = cc.pacingRate(this.#rtt.srtt);
+      // The bucket holds at least what the rate brings in 2 ms: timers are not finer than that.
+      pacer.refill(now, rate, Math.max(2 * cc.maxDatagram, cc.cwnd / 8, rate * 2));
+    }
+    this.#paceAt = Infinity;
+    let sent = false;
+    const canSend = (): boolean => {
+      if (this.#bytesInFlight >= cc.cwnd) {
+        this.#cwndBlocked = true;
+        return false;
+      }
+      if (sampled && !pacer.take(0)) {
+        this.#paceAt = now + Math.max(0.1, pacer.waitMs(cc.pacingRate(this.#rtt.srtt)));
+        this.#cwndBlocked = true;
+        return false;
+      }
+      return true;
+    };
+    // Packets declared lost go first, in sequence order.
+    if (this.#lostCount > 0) {
+      for (let i = this.#ih; i < this.#inflight.length && this.#lostCount > 0; i++) {
+        const p = this.#inflight[i]!;
+        if (!p.lost) continue;
+        if (!canSend()) break;
+        this.#lostCount--;
+        if (sampled) pacer.take(p.len + EXT_MAX_HEADER_BYTES);
+        this.#sendData(p, now, true);
+        sent = true;
+        if (this.#closed) return;
+      }
+    }
+    const pending = this.#pending;
+    while (this.#pendingHead < pending.length && this.#lostCount === 0) {
+      if (seqDiff(this.#txNext, this.#peerLimit) > 0 || this.inflightCount >= this.params.extMaxWindow) break;
+      if (!canSend()) break;
+      const p = this.#takePending();
+      this.#inflight.push(p);
+      if (sampled) pacer.take(p.len + EXT_MAX_HEADER_BYTES);
+      this.#sendData(p, now, false);
+      sent = true;
+      if (this.#closed) return;
+    }
+    this.#compactPending();
+    if (sent || this.#paceAt !== Infinity) this.#armExt();
+  }
+
+  /** A new packet arrived at ring offset `off` (not a duplicate). */
+  #onArrivedExt(off: number, flags: number, now: number): void {
+    if (off > this.#rxMaxOff) this.#rxMaxOff = off;
+    if (off === this.#rxContig) {
+      const ring = this.#rxData;
+      const size = ring.length;
+      let c = this.#rxContig + 1;
+      while (c < size && ring[(this.#rxHead + c) % size] !== undefined) c++;
+      this.#rxContig = c;
+    }
+    if (this.#elicited++ === 0) this.#elicitedAt = now;
+    // At once: every second packet, anything that leaves or fills a gap, and the end.
+    if (this.#elicited >= EXT_ACK_EVERY || off !== this.#rxContig - 1 || this.#rxMaxOff >= this.#rxContig || flags & MSP_FLAG.SHUTDOWN) this.#ackNow = true;
+  }
+
+  #receiveExt(bytes: Uint8Array): void {
+    const now = this.#clock.now();
+    if (bytes.length > this.params.extMaxPacketBytes) return this.#drop("oversize");
+    const r = decodeExtPacket(bytes);
+    if (!r.ok) return this.#drop("bad-ext");
+    const p = r.packet;
+    if (this.#closed) {
+      this.#receiveAfterClose(false, p.seq, now);
+      return;
+    }
+    // Only a connector that offered may hear an extended answer, and only a listener that
+    // switched may get extended packets (from the connector, after its switch).
+    if (this.#ext === "off" || (this.#ext === "offered" && this.#heard)) return this.#drop("bad-ext");
+    const sentLast = (this.#txNext - 1) & 0xffff;
+    if (seqDiff(p.ack, sentLast) > 0) return this.#drop("bad-ack");
+    for (let i = 1; i < p.ranges.length; i += 2) if (seqDiff(p.ranges[i]!, sentLast) > 0) return this.#drop("bad-ack");
+    if (p.largest >= this.#pnNext) return this.#drop("bad-ack");
+    const window = seqDiff(p.limit, p.ack);
+    if (window < 0 || window > 8192) return this.#drop("bad-ext");
+    if (p.pn !== 0 && this.#largestRx !== 0 && p.pn < this.#largestRx - 0x4000_0000) return this.#drop("bad-ext");
+    this.counters.packetsIn++;
+    this.#lastRx = now;
+    if (!this.#heard) {
+      this.#heard = true;
+      this.#switchToExt(now);
+      this.#h.answered();
+      if (this.#closed) return;
+    }
+    if (p.pn > this.#largestRx) {
+      this.#largestRx = p.pn;
+      this.#largestRxAt = now;
+    }
+    this.#onAckExt(p, now);
+    if (this.#closed) return;
+    if (p.seq >= 0) this.#onSequenced(p.seq, p.flags, p.data, now);
+    else this.#afterReceive();
+  }
+
+  #onAckExt(info: ExtAckInfo, now: number): void {
+    const cc = this.#cc!;
+    if (seqDiff(info.limit, this.#peerLimit) > 0) this.#peerLimit = info.limit;
+    const limited = !this.#cwndBlocked;
+    this.#cwndBlocked = false;
+    let progress = false;
+    const inflight = this.#inflight;
+    const acked = (p: TxPacket): void => {
+      progress = true;
+      if (p.lost) {
+        // It arrived after all (reordered, not lost): tolerate more reordering from now on,
+        // and give back the window reduction it caused.
+        p.lost = false;
+        this.#lostCount--;
+        this.counters.spuriousLosses++;
+        this.#packetThreshold = Math.min(EXT_MAX_PACKET_THRESHOLD, Math.max(this.#packetThreshold, this.#largestAcked - p.pn + 1));
+        this.#timeThreshold = Math.min(EXT_MAX_TIME_THRESHOLD, this.#timeThreshold + 1 / 8);
+        cc.onSpuriousLoss(p.sentAt);
+      }
+      if (p.counted > 0) {
+        this.#bytesInFlight -= p.counted;
+        cc.onAcked(p.counted, p.sentAt, limited);
+        p.counted = 0;
+      }
+    };
+    // Cumulative part.
+    let k = this.#ih;
+    while (k < inflight.length && seqDiff(inflight[k]!.seq, info.ack) <= 0) {
+      const p = inflight[k]!;
+      if (!p.sacked) acked(p);
+      k++;
+    }
+    if (k !== this.#ih) this.#advanceInflight(k);
+    // Ranges above it.
+    if (info.ranges.length > 0 && this.#ih < this.#inflight.length) {
+      const list = this.#inflight;
+      const base = list[this.#ih]!.seq;
+      for (let r = 0; r < info.ranges.length; r += 2) {
+        const from = Math.max(0, seqDiff(info.ranges[r]!, base));
+        const to = seqDiff(info.ranges[r + 1]!, base);
+        for (let j = from; j <= to && this.#ih + j < list.length; j++) {
+          const p = list[this.#ih + j]!;
+          if (!p.sacked) {
+            p.sacked = true;
+            acked(p);
+          }
+        }
+      }
+    }
+    // RTT from the largest packet number acknowledged, when it is new.
+    if (info.largest > this.#largestAcked) {
+      this.#largestAcked = info.largest;
+      const slot = info.largest % PN_RING;
+      if (this.#pnOf[slot] === info.largest) this.#takeRttSample(now - this.#pnSentAt[slot]!, info.delayMs);
+    }
+    if (progress) this.#ptoCount = 0;
+    this.#detectLosses(now);
+    this.#pump();
+    this.#armExt();
+  }
+
+  #takeRttSample(ms: number, ackDelayMs: number): void {
+    this.#rtt.update(ms, ackDelayMs, this.params.extMaxAckDelayMs);
+    this.counters.rttMs = this.#rtt.srtt;
+  }
+
+  /** RFC 9002 6.1: a packet overtaken by 3 later ones, or sent 9/8 RTT before one that arrived, is lost. */
+  #detectLosses(now: number): void {
+    const largest = this.#largestAcked;
+    this.#lossTime = Infinity;
+    if (largest === 0) return;
+    const delay = this.#rtt.lossDelay(this.#timeThreshold);
+    const cc = this.#cc!;
+    const list = this.#inflight;
+    for (let i = this.#ih; i < list.length; i++) {
+      const p = list[i]!;
+      if (p.sacked || p.lost || p.pn >= largest) continue;
+      if (largest - p.pn >= this.#packetThreshold || now >= p.sentAt + delay) this.#markLost(p, now, cc);
+      else this.#lossTime = Math.min(this.#lossTime, p.sentAt + delay);
+    }
+  }
+
+  #markLost(p: TxPacket, now: number, cc: NewReno): void {
+    p.lost = true;
+    this.#lostCount++;
+    this.counters.losses++;
+    if (p.counted > 0) {
+      this.#bytesInFlight -= p.counted;
+      p.counted = 0;
+    }
+    cc.onLoss(p.sentAt, now);
+  }
+
+  #ptoDeadline(): number {
+    if (this.inflightCount === 0 || this.#lastElicitingAt === -Infinity) return Infinity;
+    const base = this.#rtt.pto(this.params.extMaxAckDelayMs, this.params.extMinPtoMs);
+    return this.#lastElicitingAt + base * 2 ** Math.min(this.#ptoCount, 6);
+  }
+
+  #armExt(): void {
+    if (this.#closed) return;
+    const p = this.params;
+    let at = this.#lastRx + p.timeoutMs;
+    if (this.#started && this.#answered) {
+      at = Math.min(at, this.#lastTx + p.keepaliveMs, this.#lossTime, this.#ptoDeadline(), this.#paceAt);
+      if (this.#elicited > 0) at = Math.min(at, this.#elicitedAt + p.extMaxAckDelayMs);
+    }
+    this.#arm(at);
+  }
+
+  #onTimerExt(now: number): void {
+    const p = this.params;
+    if (!(this.#started && this.#answered)) return;
+    if (now >= this.#lossTime) {
+      this.#detectLosses(now);
+      this.#pump();
+      if (this.#closed) return;
+    }
+    if (now >= this.#ptoDeadline()) this.#onProbeTimeout(now);
+    if (this.#closed) return;
+    if (now >= this.#paceAt) this.#pump();
+    if (this.#closed) return;
+    if ((this.#elicited > 0 && now >= this.#elicitedAt + p.extMaxAckDelayMs) || this.#ackNow || now >= this.#lastTx + p.keepaliveMs) this.#sendAck(now);
+  }
+
+  /** No ack for a probe timeout: resend the oldest unacknowledged packet; after several in a row, everything counts as lost. */
+  #onProbeTimeout(now: number): void {
+    this.#ptoCount++;
+    this.counters.probes++;
+    const cc = this.#cc!;
+    const list = this.#inflight;
+    if (this.#ptoCount >= EXT_PERSISTENT_PTOS) {
+      for (let i = this.#ih; i < list.length; i++) {
+        const q = list[i]!;
+        if (!q.sacked && !q.lost) this.#markLost(q, now, cc);
+      }
+      cc.onPersistentCongestion(now);
+    }
+    for (let i = this.#ih; i < list.length; i++) {
+      const q = list[i]!;
+      if (q.sacked) continue;
+      if (q.lost) {
+        q.lost = false;
+        this.#lostCount--;
+      }
+      this.#sendData(q, now, true);
+      break;
+    }
+    if (!this.#closed) this.#pump();
+  }
+
+  // ---- internals: both modes ----------------------------------------------------------
 
   #maybeFinish(): void {
     if (
       !this.#closed &&
       this.#localShutdown &&
       this.#peerShutdown &&
-      this.#inflight.length === 0 &&
+      this.inflightCount === 0 &&
       this.#pendingHead >= this.#pending.length &&
       this.#lastAckSent === ((this.#rxNext - 1) & 0xffff)
     ) {
@@ -510,9 +1188,12 @@ export class MspConnection {
     this.#outcome = outcome;
     this.#error = err;
     this.#inflight = [];
+    this.#ih = 0;
     this.#pending = [];
     this.#pendingHead = 0;
     this.#pendingBytes = 0;
+    this.#bytesInFlight = 0;
+    this.#lostCount = 0;
     this.#rxData.fill(undefined);
     this.#timer?.cancel();
     this.#timer = undefined;
@@ -579,23 +1260,35 @@ export class MspConnection {
       else this.#arm(this.#lingerUntil);
       return;
     }
-    if (now - this.#lastRx >= p.timeoutMs) {
+    // Deadlines are compared in the form they were armed in (a + b <= now): `now - a >= b`
+    // can miss by a rounding error and re-arm the timer for the same instant forever.
+    if (now >= this.#lastRx + p.timeoutMs) {
       const silent = `no packet from the peer for ${Math.round(p.timeoutMs / 1000)} s`;
       this.#finish("timeout", new SvpError("ERR_TIMEOUT", this.#heard ? silent : `no answer from the peer within ${Math.round(p.timeoutMs / 1000)} s`));
       return;
     }
+    if (this.#ext === "on") {
+      this.#onTimerExt(now);
+      if (!this.#closed) this.#armExt();
+      return;
+    }
     const sending = this.#started && this.#answered;
     if (sending) {
-      for (const pkt of this.#inflight) {
-        if (now - pkt.sentAt >= p.retransmitMs) this.#sendData(pkt, now, true);
+      for (let i = this.#ih; i < this.#inflight.length; i++) {
+        const pkt = this.#inflight[i]!;
+        if (now >= pkt.sentAt + p.retransmitMs) this.#sendData(pkt, now, true);
       }
-      if (now - this.#lastTx >= p.keepaliveMs) this.#sendAck(now);
+      if (now >= this.#lastTx + p.keepaliveMs) this.#sendAck(now);
     }
     let next = this.#lastRx + p.timeoutMs;
     if (sending) {
       next = Math.min(next, this.#lastTx + p.keepaliveMs);
-      for (const pkt of this.#inflight) next = Math.min(next, pkt.sentAt + p.retransmitMs);
+      for (let i = this.#ih; i < this.#inflight.length; i++) next = Math.min(next, this.#inflight[i]!.sentAt + p.retransmitMs);
     }
     this.#arm(next);
   };
+}
+
+function newTx(buf: Uint8Array, room: number, len: number, cap: number, flags: number): TxPacket {
+  return { buf, room, len, cap, flags, seq: -1, sentAt: -1, pn: 0, retransmitted: false, sacked: false, lost: false, counted: 0 };
 }

@@ -14,7 +14,7 @@
 import type { Clock } from "../clock.ts";
 import { SvpError } from "../errors.ts";
 import type { MdpAddress, MdpSocket } from "../mdp/transport.ts";
-import { isSidBroadcast, sidEquals } from "../mesh/sid.ts";
+import { isSidBroadcast, type Sid, sidEquals } from "../mesh/sid.ts";
 import type { MspRole } from "./connection.ts";
 import { MspStream } from "./msp-stream.ts";
 import type { MspDropReason } from "./packet.ts";
@@ -30,6 +30,8 @@ export interface MspEndpointHooks {
   maxConnections?: number;
   /** The socket closed (after `close()` emptied, `destroy()`, or the transport went away). */
   closed?: (err: SvpError | undefined) => void;
+  /** Largest MSP packet for an extended stream to a peer (its path MTU); absent: `params.extMaxPacketBytes`. */
+  pathMtu?: ((sid: Sid) => number) | undefined;
 }
 
 const STOP = encodeMspStop();
@@ -75,9 +77,10 @@ export class MspEndpoint {
   open(remote: MdpAddress, role: MspRole, onAnswered?: () => void): MspStream {
     if (this.#socketClosed) throw new SvpError("ERR_MESH_DOWN", "MDP socket closed");
     const socket = this.socket;
+    const mtu = this.params.extension ? this.#hooks.pathMtu?.(remote.sid) : undefined;
     const stream = new MspStream({
       role,
-      params: this.params,
+      params: mtu !== undefined && mtu !== this.params.extMaxPacketBytes ? { ...this.params, extMaxPacketBytes: mtu } : this.params,
       clock: this.clock,
       local: socket.local,
       remote,

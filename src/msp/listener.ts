@@ -16,7 +16,7 @@ import { MspEndpoint } from "./endpoint.ts";
 import type { MspStream, MspStreamStats } from "./msp-stream.ts";
 import type { MspDropReason } from "./packet.ts";
 import type { MspOptions } from "./params.ts";
-import { resolveMspParams } from "./params.ts";
+import { pathMtuLookup, resolveTransportParams } from "./params.ts";
 
 export interface MspListenOptions extends MspOptions {
   clock?: Clock;
@@ -114,7 +114,7 @@ export class MspListener extends Emitter<MspListenerEvents> {
 /** Bind `port` on `transport` and accept MSP connections there. */
 export async function listenMsp(transport: MdpTransport, port: number, options: MspListenOptions = {}): Promise<MspListener> {
   if (!Number.isInteger(port) || port < 1 || port > 0xffffffff) throw new SvpError("ERR_BAD_ADDRESS", `invalid MDP port ${port}: expected 1-4294967295`);
-  const params = resolveMspParams(options.window === undefined && transport.mspWindow !== undefined ? { ...options, window: transport.mspWindow } : options, transport.mtu);
+  const params = resolveTransportParams(transport, options);
   const maxConnections = options.maxConnections ?? 1024;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new SvpError("ERR_USAGE", `maxConnections must be a positive integer, got ${maxConnections}`);
   const clock = options.clock ?? systemClock;
@@ -126,6 +126,7 @@ export async function listenMsp(transport: MdpTransport, port: number, options: 
         accept: (s) => l.onAccept(s),
         maxConnections,
         closed: (err) => l.onClosed(err),
+        pathMtu: pathMtuLookup(transport, options),
       }),
   );
 }

@@ -62,6 +62,8 @@ export const MSP_DROP_REASONS = [
   "after-close",
   /** An internal error while handling the packet (a bug); the connection was aborted. */
   "internal",
+  /** A malformed, out-of-range or unexpected extended packet (docs/msp-extension.md). */
+  "bad-ext",
 ] as const;
 
 export type MspDropReason = (typeof MSP_DROP_REASONS)[number];

@@ -8,7 +8,13 @@ import type { ManualClock } from "../../src/clock.ts";
 import type { SvpError } from "../../src/errors.ts";
 import type { ByteStream } from "../../src/stream/byte-stream.ts";
 import { toHex } from "../../src/bytes/hex.ts";
-import type { MemoryMdpNetwork, MemoryMdpTransport } from "../../src/mdp/memory-transport.ts";
+import assert from "node:assert/strict";
+import { ManualClock as Clock } from "../../src/clock.ts";
+import { MemoryMdpNetwork, type MemoryMdpNetworkOptions, type MemoryMdpTransport } from "../../src/mdp/memory-transport.ts";
+import { connectMsp } from "../../src/msp/connect.ts";
+import { listenMsp, type MspListener, type MspListenOptions } from "../../src/msp/listener.ts";
+import type { MspStream } from "../../src/msp/msp-stream.ts";
+import type { MspConnectOptions } from "../../src/msp/connect.ts";
 import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
 import { sidEquals } from "../../src/mesh/sid.ts";
 import { decodeMdpDatagram } from "../../src/mdp/header.ts";
@@ -141,3 +147,51 @@ export function traceSends(scenario: TraceRow["scenario"], process: TraceRow["pr
 
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const hexOf = (s: string): string => toHex(utf8(s));
+
+/** Write `data` honouring backpressure (synchronously from drain events), then optionally closeWrite. */
+export function feed(s: MspStream, data: Uint8Array, chunk: number, end: boolean): { done: boolean } {
+  const state = { done: false };
+  let o = 0;
+  const pump = () => {
+    while (o < data.length) {
+      const piece = data.subarray(o, o + chunk);
+      o += piece.length;
+      if (!s.write(piece)) return;
+    }
+    s.off("drain", pump);
+    if (end) s.closeWrite();
+    state.done = true;
+  };
+  s.on("drain", pump);
+  pump();
+  return state;
+}
+
+/** Two nodes on a seeded in-memory network (ManualClock), a listener on B port 80 and a connected stream from A. */
+export async function mspPair(net: Omit<MemoryMdpNetworkOptions, "clock">, listen: MspListenOptions = {}, connect: MspConnectOptions = {}) {
+  const clock = new Clock();
+  const network = new MemoryMdpNetwork({ ...net, clock });
+  const a = network.addNode();
+  const b = network.addNode();
+  const listener = await listenMsp(b, 80, { clock, ...listen });
+  let server: MspStream | undefined;
+  listener.on("accept", (s) => {
+    server = s;
+    s.accept();
+  });
+  let client: MspStream | undefined;
+  connectMsp(a, { sid: b.localSid, port: 80 }, { clock, ...connect }).then((s) => (client = s));
+  await runUntil(clock, () => client !== undefined && server !== undefined, 60_000, "connect");
+  return { clock, net: network, a, b, listener, client: client!, server: server! };
+}
+
+/** After the streams finished: every connection and port is released and no timer is left. */
+export async function noLeaks(clock: ManualClock, listener: MspListener, net: MemoryMdpNetwork): Promise<void> {
+  await runFor(clock, 30_000);
+  assert.equal(listener.connectionCount, 0, "the listener forgot every connection");
+  assert.deepEqual(net.nodes[0]!.boundPorts, [], "the connector's port was released");
+  listener.close();
+  await drain(clock);
+  assert.equal(listener.closed, true, "the listener released its port");
+  assert.equal(clock.pendingCount, 0, "no timer left");
+}

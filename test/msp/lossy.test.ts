@@ -5,64 +5,16 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ManualClock } from "../../src/clock.ts";
 import { isSvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
 import type { LinkConditions } from "../../src/mdp/memory-transport.ts";
-import { connectMsp } from "../../src/msp/connect.ts";
-import { listenMsp } from "../../src/msp/listener.ts";
-import type { MspListener } from "../../src/msp/listener.ts";
-import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { concat, equalBytes, patternBytes } from "../helpers/wait.ts";
-import { drain, runFor, runUntil, collect } from "./helpers.ts";
+import { collect, feed, mspPair, noLeaks, runFor, runUntil } from "./helpers.ts";
 
 const LOSSY: LinkConditions = { loss: 0.1, duplicate: 0.05, reorder: 0.05, reorderDelayMs: 60, delayMs: 5, jitterMs: 20 };
 
 
-/** Write `data` honouring backpressure (synchronously from drain events), then optionally closeWrite. */
-function feed(s: MspStream, data: Uint8Array, chunk: number, end: boolean): { done: boolean } {
-  const state = { done: false };
-  let o = 0;
-  const pump = () => {
-    while (o < data.length) {
-      const piece = data.subarray(o, o + chunk);
-      o += piece.length;
-      if (!s.write(piece)) return;
-    }
-    s.off("drain", pump);
-    if (end) s.closeWrite();
-    state.done = true;
-  };
-  s.on("drain", pump);
-  pump();
-  return state;
-}
-
-async function pair(seed: number, conditions: LinkConditions = LOSSY) {
-  const clock = new ManualClock();
-  const net = new MemoryMdpNetwork({ clock, seed, conditions });
-  const a = net.addNode();
-  const b = net.addNode();
-  const listener = await listenMsp(b, 80, { clock });
-  let server: MspStream | undefined;
-  listener.on("accept", (s) => {
-    server = s;
-    s.accept();
-  });
-  let client: MspStream | undefined;
-  connectMsp(a, { sid: b.localSid, port: 80 }, { clock }).then((s) => (client = s));
-  await runUntil(clock, () => client !== undefined && server !== undefined, 60_000, "connect");
-  return { clock, net, a, b, listener, client: client!, server: server! };
-}
-
-async function noLeaks(clock: ManualClock, listener: MspListener, net: MemoryMdpNetwork) {
-  await runFor(clock, 30_000);
-  assert.equal(listener.connectionCount, 0, "the listener forgot every connection");
-  assert.deepEqual(net.nodes[0]!.boundPorts, [], "the connector's port was released");
-  listener.close();
-  await drain(clock);
-  assert.equal(listener.closed, true, "the listener released its port");
-  assert.equal(clock.pendingCount, 0, "no timer left");
+function pair(seed: number, conditions: LinkConditions = LOSSY) {
+  return mspPair({ seed, conditions });
 }
 
 describe("MSP over a lossy link", () => {
