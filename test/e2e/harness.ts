@@ -37,10 +37,13 @@ export class MeshLab {
     this.env = { SVP_DISCOVERY_DIR: join(this.root, "discovery"), NO_COLOR: "1", SVP_MESH: "embedded" };
   }
 
-  /** Start a daemon for `name` (fast hellos so peers find each other quickly). */
-  async startNode(name: string): Promise<Node> {
+  /**
+   * Start a daemon for `name` (fast hellos so peers find each other quickly). `daemonArgs`
+   * are added to `svp daemon start`, e.g. ["--no-discovery", "--peer", "127.0.0.1:4111"].
+   */
+  async startNode(name: string, daemonArgs: string[] = []): Promise<Node> {
     const home = join(this.root, name);
-    const r = await runSvp(["daemon", "start", "--home", home, "--port", "0", "--hello-interval", "250ms"], { env: this.env, timeoutMs: 20_000 });
+    const r = await runSvp(["daemon", "start", "--home", home, "--port", "0", "--hello-interval", "250ms", ...daemonArgs], { env: this.env, timeoutMs: 20_000 });
     if (r.code !== 0) throw new Error(`svp daemon start for ${name} failed (${r.code}): ${r.stderr}`);
     const id = await runSvp(["id", "--home", home], { env: this.env });
     const sid = id.stdout.trim();
@@ -61,6 +64,16 @@ export class MeshLab {
     if (r.code !== 0) return [];
     const doc = JSON.parse(r.stdout) as { peers: { sid: string; live: boolean }[] };
     return doc.peers.filter((p) => p.live).map((p) => p.sid);
+  }
+
+  /** The port of `node`'s overlay UDP socket on 127.0.0.1 (from `svp status --json`). */
+  async overlayPort(node: Node): Promise<number> {
+    const r = await runSvp(["status", "--home", node.home, "--json"], { env: this.env });
+    if (r.code !== 0) throw new Error(`svp status for ${node.name} failed (${r.code}): ${r.stderr}`);
+    const udp = (JSON.parse(r.stdout) as { daemon: { udp: string[] } }).daemon.udp;
+    const v4 = udp.find((a) => a.startsWith("127.0.0.1:"));
+    if (!v4) throw new Error(`${node.name} has no overlay socket on 127.0.0.1 (udp: ${udp.join(", ")})`);
+    return Number(v4.slice("127.0.0.1:".length));
   }
 
   /** Wait until `node` sees `peer` as live (or, with `live` false, no longer live). */
