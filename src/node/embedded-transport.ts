@@ -47,6 +47,8 @@ export function openEmbeddedTransport(stream: ByteStream, options: EmbeddedTrans
 export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements MdpTransport {
   readonly kind = "embedded" as const;
   mtu = 1160;
+  /** MSP between svp endpoints uses svp's extension (servald's tools still get classic MSP). */
+  readonly mspExtension = true;
   /** Set by the handshake. */
   localSid: Sid = SID_ANY;
   /** Every identity of the daemon, primary first. */

@@ -139,6 +139,7 @@ describe("servald MSP interop", { skip: SKIP_REASON }, () => {
     await within(writeAll(stream, upload, 16 * 1024, false), 120_000, "upload written");
     const got = await within(download, 120_000, "1 MiB download");
     stream.closeWrite();
+    assert.equal(stream.connection.extension, "off", "servald's tool ignored the offer: classic MSP");
     assert.equal(got.length, MiB);
     assert.equal(sha(got), sha(fromServer));
     const atServer = await within(serverGot!, 30_000, "upload at the server");
@@ -183,7 +184,7 @@ describe("servald MSP interop", { skip: SKIP_REASON }, () => {
         (tcp) =>
           new Relay(stream, tcp).on("close", (st) => {
             const { bytesIn, bytesOut, packetsIn, packetsOut, retransmissions, rttMs } = stream.stats;
-            relayed.push(`port ${mdpPort}: ${st.aToB}/${st.bToA} bytes, ${st.error?.message ?? "ok"}, msp ${JSON.stringify({ bytesIn, bytesOut, packetsIn, packetsOut, retransmissions, rttMs })}`);
+            relayed.push(`port ${mdpPort}: ${st.aToB}/${st.bToA} bytes, ${st.error?.message ?? "ok"}, extension ${stream.connection.extension}, msp ${JSON.stringify({ bytesIn, bytesOut, packetsIn, packetsOut, retransmissions, rttMs })}`);
           }),
         (err) => stream.abort(toSvpError(err)),
       );
@@ -216,6 +217,35 @@ describe("servald MSP interop", { skip: SKIP_REASON }, () => {
     assert.equal(sha(got), sha(fromServer));
     const atServer = await within(serverGot!, 10_000, "upload at the server");
     assert.equal(sha(atServer), sha(upload));
+    assert.ok(relayed.some((r) => r.startsWith("port 91:") && r.includes("extension off")), `servald's connector made no offer: classic MSP (${relayed.join("; ")})`);
+  });
+
+  test("svp ↔ svp across the two servald daemons: the extension comes on; 2 MiB each way intact", async () => {
+    const l = await listenMsp(tB, 95);
+    listeners.push(l);
+    let serverSide: string | undefined;
+    l.on("accept", (stream) => {
+      // An echo service: everything back, then the half-close.
+      stream.on("data", (c) => stream.write(c));
+      stream.on("end", () => {
+        serverSide = stream.connection.extension;
+        stream.closeWrite();
+      });
+      stream.resume();
+    });
+    const upload = patternBytes(2 * MiB, 13);
+    const started = Date.now();
+    const stream = await within(connectMsp(tA, { sid: sidB, port: 95 }), 15_000, "MSP connect");
+    const echoed = readAll(stream);
+    await within(writeAll(stream, upload, 64 * 1024, true), 120_000, "upload written");
+    const got = await within(echoed, 120_000, "echo");
+    assert.equal(sha(got), sha(upload));
+    assert.equal(stream.connection.extension, "on");
+    assert.equal(serverSide, "on");
+    assert.ok(stream.connection.transportInfo.messageSize <= 1100, "messages fit servald's MDP payload");
+    assert.equal(await within(closed(stream), 15_000, "stream closed"), undefined);
+    const info = stream.connection.transportInfo;
+    process.stderr.write(`svp↔svp through servald: 4 MiB moved in ${Date.now() - started} ms, cwnd ${info.cwnd}, srtt ${info.srttMs?.toFixed(1)} ms, retransmissions ${stream.stats.retransmissions}\n`);
   });
 
   test("servald msp connect → svp listener whose target refuses: servald gets STOP at once", async () => {
