@@ -18,6 +18,7 @@ import {
   formatMeshTarget,
   isLoopbackAddress,
   listen,
+  mspTelemetry,
   netcat,
   openMesh,
   parseDuration,
@@ -33,7 +34,7 @@ import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
 const CONNECT_VALUE_FLAGS = ["forward", "wait", "w", "idle", "i", "wait-route", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, parseLogFormat, formatBytes, formatDuration, reportError } from "./render.ts";
+import { createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 /** Signals that stop a stdio connection: the remote is sent STOP, svp exits 1. */
@@ -194,7 +195,7 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
   for (const sig of STOP_SIGNALS) process.off(sig, onStop[sig]);
   session.close();
   process.stdin.destroy();
-  if (cfg.verbose) process.stderr.write(`svp connect: done; ${formatBytes(stats.aToB)} sent, ${formatBytes(stats.bToA)} received, ${formatDuration(stats.durationMs)}\n`);
+  if (cfg.verbose) process.stderr.write(`svp connect: done; ${formatBytes(stats.aToB)} sent, ${formatBytes(stats.bToA)} received, ${formatDuration(stats.durationMs)}; ${formatMspTelemetry(mspTelemetry(stream.stats))}\n`);
   if (stats.error) {
     const e = stats.error;
     if (!hungUp) process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);

@@ -5,7 +5,7 @@
  */
 
 import kleur from "kleur";
-import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/index.ts";
+import { ERROR_TABLE, type MspTelemetry, SvpError, UsageError, toSvpError } from "../src/index.ts";
 
 const stderrIsTTY = Boolean(process.stderr.isTTY);
 const stdoutIsTTY = Boolean(process.stdout.isTTY);
@@ -105,3 +105,17 @@ export function formatDuration(ms: number): string {
 }
 
 export { SvpError };
+
+/**
+ * One line of MSP telemetry: "extension on, 16 KiB messages, window 12 packets (cwnd 1.2 MiB),
+ * rtt 0.4 ± 0.1 ms, 3 retransmissions, 2 losses, 0 probes" (classic: "classic MSP, …").
+ */
+export function formatMspTelemetry(t: MspTelemetry): string {
+  const parts = [t.extension === "on" ? "extension on" : t.extension === "off" ? "classic MSP" : "extension offered"];
+  parts.push(`${formatBytes(t.messageSize)} messages`);
+  parts.push(`${t.packetsInFlight} in flight${t.cwnd === null ? "" : ` (cwnd ${formatBytes(t.cwnd)})`}`);
+  if (t.srttMs !== null) parts.push(`rtt ${t.srttMs.toFixed(1)}${t.rttvarMs === null ? "" : ` ± ${t.rttvarMs.toFixed(1)}`} ms`);
+  parts.push(`${t.retransmissions} retransmissions`);
+  if (t.extension === "on") parts.push(`${t.losses} losses, ${t.probes} probes`);
+  return parts.join(", ");
+}

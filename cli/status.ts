@@ -103,8 +103,20 @@ export function formatStatus(r: StatusReport): string {
   if (r.streams.length) {
     out.push(
       table(
-        ["LOCAL", "REMOTE", "STATE", "IN", "OUT", "AGE", "CLIENT"],
-        r.streams.map((s) => [`${short(s.localSid)}:${s.localPort}`, `${short(s.remoteSid)}:${s.remotePort}`, s.state, formatBytes(s.bytesIn), formatBytes(s.bytesOut), formatDuration(s.ageMs), `${s.client}${s.pid === null ? "" : ` (pid ${s.pid})`}`]),
+        ["LOCAL", "REMOTE", "STATE", "IN", "OUT", "AGE", "MSP", "WINDOW", "RTT", "RETX/LOSS", "CLIENT"],
+        r.streams.map((s) => [
+          `${short(s.localSid)}:${s.localPort}`,
+          `${short(s.remoteSid)}:${s.remotePort}`,
+          s.state,
+          formatBytes(s.bytesIn),
+          formatBytes(s.bytesOut),
+          formatDuration(s.ageMs),
+          s.msp ? (s.msp.extension === "on" ? "ext" : s.msp.extension) : "-",
+          s.msp ? `${s.msp.packetsInFlight}${s.msp.cwnd === null ? "" : `/${formatBytes(s.msp.cwnd)}`}` : "-",
+          s.msp?.srttMs != null ? `${s.msp.srttMs.toFixed(1)} ms` : "-",
+          s.msp ? `${s.msp.retransmissions}/${s.msp.losses}` : "-",
+          `${s.client}${s.pid === null ? "" : ` (pid ${s.pid})`}`,
+        ]),
       ),
     );
   }

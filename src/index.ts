@@ -154,7 +154,7 @@ export type { EmbeddedTransport } from "./node/embedded-transport.ts";
 export { DEFAULT_OVERLAY_PORT } from "./node/mesh-node.ts";
 export { DROP_REASONS } from "./node/overlay-packet.ts";
 export { isStatusReport, STATUS_SCHEMA } from "./status/status-report.ts";
-export type { PeerStatus, PortStatus, StatusReport, StreamStat, StreamStatus } from "./status/status-report.ts";
+export type { MspTelemetry, PeerStatus, PortStatus, StatusReport, StreamStat, StreamStatus } from "./status/status-report.ts";
 export { parseSid, sidToBase32, sidToHex } from "./mesh/sid.ts";
 export type { Sid } from "./mesh/sid.ts";
 
@@ -226,7 +226,7 @@ export { SERVICE_DISCOVERY_PORT, discoverServices, isValidServiceName, parseServ
 export type { DiscoverOptions, ServiceAnswer, ServiceResponder } from "./service/discovery.ts";
 export { PROXY_TLV, decodeProxyV2, encodeProxyV2 } from "./service/proxy-v2.ts";
 export type { ProxyV2Header, ProxyV2Info } from "./service/proxy-v2.ts";
-export { StreamRegistry } from "./service/stream-registry.ts";
+export { mspTelemetry, StreamRegistry } from "./service/stream-registry.ts";
 export { PipeStream, stdioStream } from "./platform/stdio-stream.ts";
 export { ExecStream, spawnExec } from "./platform/exec-stream.ts";
 

@@ -25,7 +25,7 @@ import { SvpError } from "../errors.ts";
 import type { MdpAddress } from "../mdp/transport.ts";
 import { sidShort } from "../mesh/sid.ts";
 import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
-import type { MspCounters, MspRole, MspState } from "./connection.ts";
+import type { MspCounters, MspExtState, MspRole, MspState, MspTransportInfo } from "./connection.ts";
 import { MspConnection } from "./connection.ts";
 import type { MspDropReason } from "./packet.ts";
 import type { MspParams } from "./params.ts";
@@ -45,6 +45,14 @@ export interface MspStreamStats {
   retransmissions: number;
   /** Smoothed round-trip time, ms; null before the first sample. */
   rttMs: number | null;
+  /** Whether svp's MSP extension is in use ("offered": not known yet). */
+  extension: MspExtState;
+  /** Extended mode: packets declared lost, those of them that arrived after all, and probe timeouts. */
+  losses: number;
+  spuriousLosses: number;
+  probes: number;
+  /** Window, congestion and RTT state of the sending side now. */
+  transport: MspTransportInfo;
   /** Bytes written and waiting for window space. */
   pendingBytes: number;
   drops: Partial<Record<MspDropReason, number>>;
@@ -145,6 +153,11 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
       packetsOut: c.packetsOut,
       retransmissions: c.retransmissions,
       rttMs: c.rttMs === null ? null : Math.round(c.rttMs * 10) / 10,
+      extension: this.connection.extension,
+      losses: c.losses,
+      spuriousLosses: c.spuriousLosses,
+      probes: c.probes,
+      transport: this.connection.transportInfo,
       pendingBytes: this.connection.pendingBytes,
       drops: { ...c.drops },
       startedAt: this.startedAt,

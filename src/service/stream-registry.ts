@@ -7,8 +7,8 @@
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { sidToHex } from "../mesh/sid.ts";
-import type { MspStream } from "../msp/msp-stream.ts";
-import type { StreamStat } from "../status/status-report.ts";
+import type { MspStream, MspStreamStats } from "../msp/msp-stream.ts";
+import type { MspTelemetry, StreamStat } from "../status/status-report.ts";
 
 export class StreamRegistry {
   readonly #streams = new Set<MspStream>();
@@ -44,8 +44,27 @@ export class StreamRegistry {
         bytesIn: st.bytesIn,
         bytesOut: st.bytesOut,
         ageMs: Math.max(0, Math.round(now - st.startedAt)),
+        msp: mspTelemetry(st),
       });
     }
     return out;
   }
+}
+
+/** The status document's telemetry for one stream (RTTs rounded to 0.1 ms). */
+export function mspTelemetry(st: MspStreamStats): MspTelemetry {
+  const t = st.transport;
+  const r = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
+  return {
+    extension: st.extension,
+    messageSize: t.messageSize,
+    packetsInFlight: t.packetsInFlight,
+    bytesInFlight: t.bytesInFlight,
+    cwnd: t.cwnd,
+    srttMs: r(t.srttMs),
+    rttvarMs: r(t.rttvarMs),
+    retransmissions: st.retransmissions,
+    losses: st.losses,
+    probes: st.probes,
+  };
 }

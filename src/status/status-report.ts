@@ -119,6 +119,28 @@ export interface StreamStat {
   bytesIn: number;
   bytesOut: number;
   ageMs: number;
+  /** MSP transport telemetry of the stream (absent from clients that do not report it). */
+  msp?: MspTelemetry;
+}
+
+/** Per-stream MSP telemetry: what the sending side of one stream is doing now. */
+export interface MspTelemetry {
+  /** svp's MSP extension: "on", "off" (classic, servald's behaviour) or "offered" (not known yet). */
+  extension: string;
+  /** Data bytes per message. */
+  messageSize: number;
+  /** Packets sent and not yet acknowledged (the window in use). */
+  packetsInFlight: number;
+  bytesInFlight: number;
+  /** Congestion window, bytes (null in classic mode: the window is fixed). */
+  cwnd: number | null;
+  /** Smoothed round trip and its variation, ms (null before a sample). */
+  srttMs: number | null;
+  rttvarMs: number | null;
+  /** Packets sent again; packets found lost (extended mode); probe timeouts. */
+  retransmissions: number;
+  losses: number;
+  probes: number;
 }
 
 export interface StreamStatus extends StreamStat {
@@ -151,9 +173,34 @@ export function sanitizeStreamStats(input: unknown): StreamStat[] {
       bytesIn: r.bytesIn as number,
       bytesOut: r.bytesOut as number,
       ageMs: r.ageMs as number,
+      ...(r.msp !== undefined ? sanitizeTelemetry(r.msp) : {}),
     });
   }
   return out;
+}
+
+/** A client's MSP telemetry, or nothing when any field is off (numbers finite, non-negative, below 2^53). */
+function sanitizeTelemetry(v: unknown): { msp: MspTelemetry } | Record<string, never> {
+  if (typeof v !== "object" || v === null) return {};
+  const t = v as Record<string, unknown>;
+  const n = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0 && x <= Number.MAX_SAFE_INTEGER;
+  const nn = (x: unknown): x is number | null => x === null || n(x);
+  if (!["on", "off", "offered"].includes(t.extension as string)) return {};
+  if (!n(t.messageSize) || !n(t.packetsInFlight) || !n(t.bytesInFlight) || !nn(t.cwnd) || !nn(t.srttMs) || !nn(t.rttvarMs) || !n(t.retransmissions) || !n(t.losses) || !n(t.probes)) return {};
+  return {
+    msp: {
+      extension: t.extension as string,
+      messageSize: t.messageSize,
+      packetsInFlight: t.packetsInFlight,
+      bytesInFlight: t.bytesInFlight,
+      cwnd: t.cwnd,
+      srttMs: t.srttMs,
+      rttvarMs: t.rttvarMs,
+      retransmissions: t.retransmissions,
+      losses: t.losses,
+      probes: t.probes,
+    },
+  };
 }
 
 /** Check that a document has the shape of a StatusReport (used by clients reading it back). */

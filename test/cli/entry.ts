@@ -69,13 +69,14 @@ export class SvpProcess {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: (() => void)[] = [];
 
-  constructor(args: string[], options: { shellPrefix?: string; env?: Record<string, string> } = {}) {
+  constructor(args: string[], options: { shellPrefix?: string; env?: Record<string, string>; stdin?: "pipe" } = {}) {
     const cmd = svpCommand();
     const quoted = [...cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
     // A shell prefix (e.g. "ulimit -n 64;") runs before exec, so the pid stays svp's.
+    const stdio = [options.stdin ?? "ignore", "pipe", "pipe"] as const;
     this.child = options.shellPrefix
-      ? spawn("/bin/sh", ["-c", `${options.shellPrefix} exec ${quoted}`], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env }, stdio: ["ignore", "pipe", "pipe"] })
-      : spawn(cmd[0]!, [...cmd.slice(1), ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+      ? spawn("/bin/sh", ["-c", `${options.shellPrefix} exec ${quoted}`], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env }, stdio: [...stdio] })
+      : spawn(cmd[0]!, [...cmd.slice(1), ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...options.env }, stdio: [...stdio] });
     this.child.stderr!.on("data", (d: Uint8Array) => {
       this.stderr += new TextDecoder().decode(d);
       this.#wake();

@@ -88,8 +88,8 @@ export class MeshLab {
   }
 
   /** A long-running svp command (listen, socks, connect --forward); stopped by `close()`. */
-  spawn(args: string[], env: Record<string, string> = {}): SvpProcess {
-    const p = new SvpProcess(args, { env: { ...this.env, ...env } });
+  spawn(args: string[], env: Record<string, string> = {}, stdin?: "pipe"): SvpProcess {
+    const p = new SvpProcess(args, { env: { ...this.env, ...env }, ...(stdin ? { stdin } : {}) });
     this.#procs.push(p);
     return p;
   }
