@@ -238,6 +238,7 @@ import { connectEmbedded as connectEmbeddedNode, ensureDaemon as ensureEmbeddedD
 import { sidEquals, sidToHex as sidHex } from "./mesh/sid.ts";
 import { SvpError as ServiceError, toSvpError as toServiceError } from "./errors.ts";
 import { spawnExec as spawnExecStream } from "./platform/exec-stream.ts";
+import { mspExtensionSetting } from "./platform/msp-env.ts";
 import { stdioStream as openStdio } from "./platform/stdio-stream.ts";
 import { formatHostPort } from "./socks/ip.ts";
 
@@ -248,6 +249,7 @@ import { formatHostPort } from "./socks/ip.ts";
  * streams show up in `svp status`.
  */
 export async function openMesh(options: OpenMeshOptions = {}): Promise<MeshSession> {
+  const ext = mspExtensionSetting();
   const session = await openMeshSession(
     {
       async servald({ instance, sid }) {
@@ -267,6 +269,7 @@ export async function openMesh(options: OpenMeshOptions = {}): Promise<MeshSessi
     options,
   );
   if (session.transport instanceof EmbeddedTransport) session.transport.setStreamStatsProvider(() => session.streams.stats());
+  if (ext !== undefined && (session.transport instanceof EmbeddedTransport || session.transport.kind === "servald")) (session.transport as { mspExtension: boolean }).mspExtension = ext;
   return session;
 }
 

@@ -48,7 +48,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   readonly kind = "embedded" as const;
   mtu = 1160;
   /** MSP between svp endpoints uses svp's extension (servald's tools still get classic MSP). */
-  readonly mspExtension = true;
+  mspExtension = true;
   /** Set by the handshake. */
   localSid: Sid = SID_ANY;
   /** Every identity of the daemon, primary first. */

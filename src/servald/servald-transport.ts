@@ -196,7 +196,7 @@ export class ServaldTransport extends Emitter<MdpTransportEvents> implements Mdp
    */
   readonly mspWindow = SERVALD_MSP_WINDOW;
   /** svp endpoints behind servald daemons use svp's extension between them; servald's tools ignore the offer. */
-  readonly mspExtension = true;
+  mspExtension = true;
   readonly instance: ServaldInstance;
   readonly stats: ServaldStats = { datagramsSent: 0, datagramsReceived: 0, datagramsDropped: 0, sendErrors: 0, datagramsDeferred: 0 };
 
