@@ -17,6 +17,10 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SvpProcess, runSvp, svpCommand } from "./entry.ts";
+import { unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
+import { REACHABLE } from "../../src/servald/route-record.ts";
+import { sidToHex } from "../../src/mesh/sid.ts";
+import { FakeServald, routeRecord, sidOf } from "../servald/fake-servald.ts";
 
 const work = mkdtempSync(join(tmpdir(), "svp-completion-"));
 const binDir = join(work, "bin");
@@ -255,6 +259,22 @@ describe("svp __complete", () => {
       assert.ok(ms < 5000, `took ${Math.round(ms)} ms`);
     } finally {
       hung.close();
+    }
+  });
+
+  const addon = unixDatagramSupport();
+  test("servald backend (a fake daemon): --sid offers its identities, --allow its reachable peers", { skip: addon.available ? false : `native addon unavailable: ${addon.reason}` }, async () => {
+    const d = new FakeServald(`/svp-test-${process.pid}-${Date.now().toString(36)}/completion`);
+    try {
+      const peer = sidOf(0xb1);
+      d.routes = [routeRecord(d.primary, REACHABLE.SELF), routeRecord(peer, REACHABLE.UNICAST), routeRecord(sidOf(0xb3), REACHABLE.NONE)];
+      const words = ["svp", "listen", "--mesh", "servald", "--servald-instance", d.instance];
+      const own = await runSvp(["__complete", "identity", "", ...words], { env: ENV });
+      assert.deepEqual(own.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]), d.identities.map(sidToHex));
+      const allow = await runSvp(["__complete", "sid", "B1", ...words], { env: ENV });
+      assert.deepEqual(allow.stdout.split("\n").filter(Boolean).map((l) => l.split("\t")[0]), [sidToHex(peer)]);
+    } finally {
+      d.close();
     }
   });
 
