@@ -79,8 +79,9 @@ _svp_dynamic() {
   for line in "\${(@f)$(_call_program svp-$src "\${(@q)run}" 2>/dev/null)}"; do
     [[ -n $line ]] && cands+=("\${\${line%%$'\\t'*}//:/\\\\:}:\${line#*$'\\t'}")
   done
+  local -A what=(node 'mesh node or service' sid 'SID of a peer' identity 'identity of this node' service 'service' peer 'peer address')
   # svp already kept the candidates that start with the word (case-insensitively).
-  _describe -t svp-$src "$src" cands -U
+  _describe -t svp-$src "\${what[$src]:-$src}" cands -U
 }
 
 _svp_commands() {
