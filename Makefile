@@ -6,7 +6,7 @@ TEST_FILES := $(shell find test -name '*.test.ts' -not -path '*/node_modules/*' 
 SRC_FILES := $(shell find src cli -name '*.ts') package.json scripts/build.mjs
 LISTEN ?= 127.0.0.1:1080
 
-.PHONY: all install run test test-node test-deno test-deps check typecheck layers dist bench bench-deps demo clean native
+.PHONY: all deps install uninstall run test test-node test-deno test-deps check typecheck layers dist bench bench-deps demo clean native
 
 all: dist/svp.cjs
 
@@ -14,7 +14,7 @@ node_modules/.svp-installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-install: node_modules/.svp-installed
+deps: node_modules/.svp-installed
 
 dist/svp.cjs: node_modules/.svp-installed $(SRC_FILES)
 	node scripts/build.mjs
@@ -23,8 +23,11 @@ run: dist/svp.cjs
 	node dist/svp.cjs socks --listen $(LISTEN)
 
 # Tools the tests drive for real (curl). Installed from Debian when missing.
+# zsh and fish (about 8 MB from Debian) run the completion tests for real; best effort: without
+# them those tests skip and say why.
 test-deps:
 	@command -v curl >/dev/null || { echo "installing curl for the tests"; (apt-get install -y --no-install-recommends curl || sudo apt-get install -y --no-install-recommends curl); }
+	@{ command -v zsh && command -v fish; } >/dev/null || { echo "installing zsh and fish for the completion tests"; $(APT_INSTALL) zsh fish >/dev/null 2>&1 || echo "  (could not: the zsh and fish completion tests will skip)"; }
 
 # The servald backend's AF_UNIX datagram addon (npm ci builds it too). Never fails: without a
 # compiler it explains, and only the servald backend (and its tests) are unavailable.
@@ -50,7 +53,16 @@ check: typecheck layers test
 dist: dist/svp
 
 dist/svp: dist/svp.cjs scripts/sea.mjs $(NATIVE_ADDON)
-	node scripts/sea.mjs
+	@node scripts/sea.mjs
+
+# The binary, man page, bash/zsh/fish completions and systemd user unit into PREFIX (see
+# scripts/install.sh for where each goes); uninstall removes exactly what install put there.
+PREFIX ?= $(HOME)/.local
+install: dist/svp
+	@scripts/install.sh install "$(PREFIX)" dist/svp
+
+uninstall:
+	@scripts/install.sh uninstall "$(PREFIX)"
 
 # What the benchmark builds with (cc) and compares against (microsocks); from Debian when missing.
 APT_INSTALL := apt-get install -y --no-install-recommends

@@ -2,7 +2,11 @@
  * Entry of the bundle (dist/svp.cjs) and so of the single binary dist/svp. `svp --version`
  * answers here, before the rest of svp is loaded: it is the binary's start-up time, and
  * loading the command modules (node:net, node:stream, node:crypto…) costs more than Node's
- * own start. Everything else loads cli/main.ts, which runs itself when bundled.
+ * own start. Everything else loads cli/main.ts and runs its main().
+ *
+ * It calls main() itself rather than leaving that to main.ts: main.ts runs itself only when
+ * it is the entry file, so `node --import tsx cli/bin.ts id` (or `deno run -A cli/bin.ts
+ * status`) used to load it, run nothing and exit 0.
  */
 
 import { writeSync } from "node:fs";
@@ -17,9 +21,16 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   // added by a promise job run before this bundled CommonJS entry finished loading, so
   // `svp socks` under `deno run dist/svp.cjs` would die on SIGTERM instead of stopping.
   setTimeout(() => {
-    import("./main.ts").catch((err: unknown) => {
-      process.stderr.write(`svp: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
-    });
+    import("./main.ts")
+      .then((m) => m.main(args))
+      .then(
+        (code) => {
+          process.exitCode = code;
+        },
+        (err: unknown) => {
+          process.stderr.write(`svp: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+          process.exitCode = 1;
+        },
+      );
   }, 0);
 }

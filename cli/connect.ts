@@ -27,6 +27,7 @@ import {
   sidToHex,
   stdioStream,
   toSvpError,
+  upperSidLabels,
 } from "../src/index.ts";
 import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, OpenMeshOptions } from "../src/index.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
@@ -140,8 +141,10 @@ async function runConnect(argv: readonly string[], dest: string, port: string | 
   return cfg.forward ? runForward(cfg, cfg.forward) : runStdio(cfg);
 }
 
+/** The destination as typed, SIDs in upper case (as everywhere in svp's output). */
 function describeTarget(cfg: ConnectConfig): string {
-  return cfg.target.port !== undefined || cfg.target.service !== undefined ? `${cfg.dest} ${cfg.target.port ?? cfg.target.service}` : cfg.dest;
+  const dest = upperSidLabels(cfg.dest);
+  return cfg.target.port !== undefined || cfg.target.service !== undefined ? `${dest} ${cfg.target.port ?? cfg.target.service}` : dest;
 }
 
 async function runStdio(cfg: ConnectConfig): Promise<number> {

@@ -35,6 +35,9 @@ interface DaemonFlags {
   verbose?: boolean;
 }
 
+/** What `svp daemon <action>` does (the order of its help text). */
+export const DAEMON_ACTIONS = ["start", "stop", "run", "status"] as const;
+
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
 function nodeOptions(flags: DaemonFlags): EmbeddedNodeOptions {
@@ -69,7 +72,8 @@ function passThrough(flags: DaemonFlags): string[] {
 
 export function register(cli: CAC): void {
   cli
-    .command("daemon <action>", "Run the embedded mesh node: start | stop | run | status")
+    .command("daemon <action>", `Run the embedded mesh node: ${DAEMON_ACTIONS.join(" | ")}`)
+    .usage(`daemon [options] <${DAEMON_ACTIONS.join("|")}>`)
     .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
     .option("--port <port>", "Overlay UDP port (default 4111, or any free port when 4111 is taken)")
     .option("--peer <host:port>", "Static peer (repeatable)")
@@ -78,10 +82,10 @@ export function register(cli: CAC): void {
     .option("--no-discovery", "No same-host discovery: static peers only")
     .option("--hello-interval <duration>", "Keep-alive period (default 5s)")
     .option("--peer-timeout <duration>", "Silence after which a peer expires (default 3.5 hello intervals)")
-    .option("--log <format>", "Log format of the daemon (run: stderr; start: daemon.log): text or json", { default: "text" })
+    .option("--log <text|json>", "Log format of the daemon (run: stderr; start: daemon.log)", { default: "text" })
     .option("--verbose", "Log debug messages too")
-    .example("svp daemon start")
-    .example("svp daemon run --peer 192.0.2.7:4111 --no-discovery")
+    .example("  $ svp daemon start")
+    .example("  $ svp daemon run --peer 192.0.2.7:4111 --no-discovery")
     .action(async (action: string, flags: DaemonFlags) => {
       const home = resolveHome(flags.home);
       switch (action) {
@@ -115,7 +119,7 @@ export function register(cli: CAC): void {
           return 1;
         }
         default:
-          throw new UsageError(`unknown daemon action "${action}": expected start, stop, run or status`);
+          throw new UsageError(`unknown daemon action "${action}": expected ${DAEMON_ACTIONS.slice(0, -1).join(", ")} or ${DAEMON_ACTIONS.at(-1)}`);
       }
     });
 }

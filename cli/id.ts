@@ -8,6 +8,7 @@ import { reportError } from "./render.ts";
 export function register(cli: CAC): void {
   cli
     .command("id", "Print this node's primary SID (64 hex digits)")
+    .usage("id [options]")
     .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
     .option("--base32", "Print the 52-character base32 form used in DNS names")
     .option("--mesh <backend>", "auto (servald's identity when it answers, else the embedded node's), servald or embedded (default: $SVP_MESH, else auto)")

@@ -13,9 +13,17 @@ import { register as registerStatus } from "./status.ts";
 import { register as registerConnect } from "./connect.ts";
 import { register as registerListen } from "./listen.ts";
 import { register as registerDiscover } from "./discover.ts";
-import { VERSION, VERSION_LINE } from "./version.ts";
+import { register as registerCompletion } from "./completion.ts";
+import { COMPLETE_COMMAND, runComplete } from "./complete.ts";
+import { commandSpec } from "./command-spec.ts";
+import { MAN_COMMAND, manPage } from "./man-page.ts";
+import { TAGLINE, VERSION, VERSION_LINE } from "./version.ts";
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * The command definitions: every subcommand registered on one cac instance. `--help`, the
+ * man page (`svp __man`) and the completion scripts (`svp completion`) all read these.
+ */
+export function buildCli(argv: readonly string[]): CAC {
   const cli = cac("svp");
   // Subcommands register here, one import each.
   registerSocks(cli, { argv });
@@ -25,9 +33,21 @@ export async function main(argv: string[]): Promise<number> {
   registerConnect(cli, { argv });
   registerListen(cli, { argv });
   registerDiscover(cli, { argv });
-  cli.help(tidyHelp(VERSION, "Serval mesh streams for ordinary TCP software"));
+  registerCompletion(cli);
+  cli.help(tidyHelp(VERSION, TAGLINE));
   cli.version(VERSION);
   cli.globalCommand.outputVersion = () => process.stdout.write(VERSION_LINE);
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  // Hidden helpers of the completion scripts and `make install`; not in --help.
+  if (argv[0] === COMPLETE_COMMAND) return runComplete(commandSpec(buildCli([])), argv.slice(1));
+  if (argv[0] === MAN_COMMAND) {
+    process.stdout.write(manPage(commandSpec(buildCli([]))));
+    return 0;
+  }
+  const cli = buildCli(argv);
   let command = "";
   try {
     const parsed = cli.parse(["node", "svp", ...joinNegativeValues(cli, argv)], { run: false });
@@ -85,9 +105,11 @@ function joinNegativeValues(cli: CAC, argv: readonly string[]): string[] {
   return out;
 }
 
-// Run when executed directly (node, tsx, deno, the bundled binary); not when imported by tests.
-const entry = process.argv[1] ?? "";
-if (/(^|[\\/])(main\.ts|svp(\.cjs)?)$/.test(entry) || (globalThis as { __SVP_BUNDLE__?: boolean }).__SVP_BUNDLE__) {
+// `node --import tsx cli/main.ts …` and `deno run -A cli/main.ts …` run it directly; the
+// other entry, cli/bin.ts (and so the bundle and the binary), calls main() itself. Only
+// this module's own file name counts: a bundle or another entry that imports main.ts must
+// not run it a second time.
+if (/(^|[\\/])main\.ts$/.test(process.argv[1] ?? "")) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -210,11 +210,10 @@ function logStream(log: Logger, r: StreamRecord): void {
   };
   if (r.user !== undefined) fields.user = r.user;
   if (r.message !== undefined) fields.message = r.message;
-  let outcome: string;
-  if (r.outcome === "ok") outcome = "ok";
-  else if (r.outcome === "served") outcome = `served ${r.message ?? ""}`.trim();
-  else outcome = `failed (${r.outcome}): ${r.message ?? ""}`;
   const who = [String(fields.client), r.protocol ?? "", r.dest ?? "", r.route ? `via ${r.route}` : "", r.user !== undefined ? `user ${r.user}` : ""].filter(Boolean).join(" ");
-  const text = `${who}: ${outcome}; ${formatBytes(r.up)} up, ${formatBytes(r.down)} down, ${formatDuration(r.durationMs)}`;
+  let text: string;
+  // svp answered the request itself (PAC file, info page): nothing went up or down a tunnel.
+  if (r.outcome === "served") text = `${who}: served ${r.message ?? "a local page"} (${formatBytes(r.down)}), ${formatDuration(r.durationMs)}`;
+  else text = `${who}: ${r.outcome === "ok" ? "ok" : `failed (${r.outcome}): ${r.message ?? ""}`}; ${formatBytes(r.up)} up, ${formatBytes(r.down)} down, ${formatDuration(r.durationMs)}`;
   log.event(fields, text);
 }

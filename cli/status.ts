@@ -17,6 +17,7 @@ const c = {
 export function register(cli: CAC): void {
   cli
     .command("status", "Show identity, mesh backend, peers, bound ports and live streams")
+    .usage("status [options]")
     .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
     .option("--json", "Print one JSON document (fields documented in README)")
     .option("--mesh <backend>", "Which backend to show: auto (servald when it answers, else the embedded node), servald or embedded (default: $SVP_MESH, else auto)")

@@ -16,7 +16,7 @@ await build({
   sourcemap: false,
   legalComments: "none",
   define: { __SVP_VERSION__: JSON.stringify(pkg.version) },
-  banner: { js: "#!/usr/bin/env node\nglobalThis.__SVP_BUNDLE__ = true;" },
+  banner: { js: "#!/usr/bin/env node" },
   logLevel: "warning",
 });
 chmodSync("dist/svp.cjs", 0o755);

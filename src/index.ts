@@ -155,7 +155,10 @@ export { DEFAULT_OVERLAY_PORT } from "./node/mesh-node.ts";
 export { DROP_REASONS } from "./node/overlay-packet.ts";
 export { isStatusReport, STATUS_SCHEMA } from "./status/status-report.ts";
 export type { MspTelemetry, PeerStatus, PortStatus, StatusReport, StreamStat, StreamStatus } from "./status/status-report.ts";
-export { parseSid, sidToBase32, sidToHex } from "./mesh/sid.ts";
+export { parseSid, sidToBase32, sidToHex, upperSidLabels } from "./mesh/sid.ts";
+export { CONFIG_FILE, KEYRING_FILE, LOG_FILE, PID_FILE, SOCKET_FILE } from "./platform/instance-files.ts";
+export { peekNode } from "./platform/peek-node.ts";
+export type { NodePeek, PeekNodeOptions } from "./platform/peek-node.ts";
 export type { Sid } from "./mesh/sid.ts";
 
 // --- the servald backend: svp as a client of a running Serval daemon ---------------------

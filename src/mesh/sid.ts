@@ -61,3 +61,15 @@ export function isSidBroadcast(sid: Sid): boolean {
 export function sidShort(sid: Sid): string {
   return sidToHex(sid).slice(0, 8) + "…";
 }
+
+/**
+ * A host name or mesh name for display: every label that is a 64-hex SID in upper case, as
+ * svp prints SIDs everywhere (`svp id`, `svp status`, logs; servald does the same). Other
+ * labels, base32 SIDs included, stay as they are.
+ */
+export function upperSidLabels(name: string): string {
+  return name
+    .split(".")
+    .map((label) => (label.length === SID_BYTES * 2 && /^[0-9a-fA-F]+$/.test(label) ? label.toUpperCase() : label))
+    .join(".");
+}

@@ -6,6 +6,7 @@
 import { SvpError } from "../errors.ts";
 import type { MeshName } from "../mesh/names.ts";
 import { parseMeshName } from "../mesh/names.ts";
+import { upperSidLabels } from "../mesh/sid.ts";
 import { formatHostPort, parseIpv4, parseIpv6 } from "./ip.ts";
 
 export interface Destination {
@@ -58,8 +59,18 @@ export function makeDestination(rawHost: string, port: number): Destination {
   return mesh ? { host, port, mesh } : { host, port };
 }
 
+/** host:port as it goes on the wire (upstream CONNECT): the host exactly as received. */
 export function formatDestination(d: { host: string; port: number }): string {
   return formatHostPort(d.host, d.port);
+}
+
+/**
+ * host:port for logs and messages: as `formatDestination`, but a mesh name's 64-hex SID
+ * label in upper case, as svp prints SIDs everywhere else (`svp id`, `svp status`, servald).
+ * Base32 labels stay lower case (their canonical form).
+ */
+export function displayDestination(d: Destination): string {
+  return d.mesh ? formatHostPort(upperSidLabels(d.host), d.port) : formatDestination(d);
 }
 
 /** A host string safe to put in a log line or error message (control bytes escaped). */

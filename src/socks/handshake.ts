@@ -11,7 +11,7 @@
 import { ERROR_TABLE, SvpError, toSvpError } from "../errors.ts";
 import type { Credentials } from "./auth.ts";
 import type { Destination } from "./destination.ts";
-import { formatDestination, makeDestination, printable } from "./destination.ts";
+import { displayDestination, makeDestination, printable } from "./destination.ts";
 import { HttpHeadReader, MAX_HEAD_BYTES, parseRequestHead } from "./http-head.ts";
 import { CONNECT_ESTABLISHED, basicCredentials, classifyRequest, errorResponse, localResponse, proxyAddressFor } from "./http-proxy.ts";
 import { SOCKS4, decodeSocks4Request, encodeSocks4Reply } from "./socks4-codec.ts";
@@ -240,7 +240,7 @@ export class Handshake {
       const given = basicCredentials(head.headers);
       user = given ? creds.check(given.user, given.pass) : undefined;
       if (user === undefined) {
-        return fail(new SvpError("ERR_AUTH", given ? "wrong user name or password" : "proxy authentication required"), `connect to ${formatDestination(req.dest)}`, req.dest);
+        return fail(new SvpError("ERR_AUTH", given ? "wrong user name or password" : "proxy authentication required"), `connect to ${displayDestination(req.dest)}`, req.dest);
       }
     }
     const request: ProxyRequest = { protocol: this.protocol, dest: req.dest };
@@ -290,7 +290,7 @@ export function failureReply(protocol: ProxyProtocol, err: SvpError, dest: Desti
       return encodeSocks4Reply(ERROR_TABLE[err.code].socks4);
     case "http-connect":
     case "http":
-      return errorResponse(err, `connect to ${formatDestination(dest)}`);
+      return errorResponse(err, `connect to ${displayDestination(dest)}`);
   }
 }
 

@@ -16,7 +16,7 @@ import { SvpError, toSvpError } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import type { Credentials } from "./auth.ts";
 import type { Destination } from "./destination.ts";
-import { formatDestination } from "./destination.ts";
+import { displayDestination } from "./destination.ts";
 import type { Dialer, RouteName } from "./dialer.ts";
 import type { HandshakeStep, ProxyProtocol, ProxyRequest } from "./handshake.ts";
 import { Handshake, failureReply, successReply } from "./handshake.ts";
@@ -77,7 +77,7 @@ export interface StreamRecord {
   message?: string;
   /** Bytes client → destination (including early data). */
   up: number;
-  /** Bytes destination → client. */
+  /** Bytes destination → client; for "served", the size of svp's own response. */
   down: number;
   durationMs: number;
 }
@@ -223,13 +223,14 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     if (protocol) conn.record.protocol = protocol;
     if (step.kind === "close") {
       if (step.dest) {
-        conn.record.dest = formatDestination(step.dest);
+        conn.record.dest = displayDestination(step.dest);
         conn.record.route = this.#o.dialer.route(step.dest);
       }
       if (step.error) this.#refuse(conn, step.error, step.send);
       else {
         conn.record.outcome = "served";
         if (step.served) conn.record.message = step.served;
+        if (step.send) conn.record.down = step.send.length;
         this.#refuse(conn, undefined, step.send);
       }
       return;
@@ -238,7 +239,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     this.#endHandshake(conn);
     if (step.send) conn.client.write(step.send);
     const { request, early } = step;
-    conn.record.dest = formatDestination(request.dest);
+    conn.record.dest = displayDestination(request.dest);
     conn.record.route = this.#o.dialer.route(request.dest);
     if (request.user !== undefined) conn.record.user = request.user;
     if (!conn.counted) {
@@ -266,7 +267,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     conn.abortDial = ac;
     conn.timer = o.clock.setTimeout(() => {
       conn.timer = undefined;
-      ac.abort(new SvpError("ERR_TIMEOUT", `no connection to ${formatDestination(request.dest)} within ${seconds(o.connectTimeoutMs)}`));
+      ac.abort(new SvpError("ERR_TIMEOUT", `no connection to ${displayDestination(request.dest)} within ${seconds(o.connectTimeoutMs)}`));
     }, o.connectTimeoutMs);
     o.dialer.dial(request.dest, ac.signal).then(
       (target) => this.#connected(conn, request, early, target),
@@ -306,7 +307,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     if (request.head) {
       target.write(request.head);
       conn.record.up += request.head.length;
-      responseHead = new ResponseHeadRewriter(formatDestination(request.dest));
+      responseHead = new ResponseHeadRewriter(displayDestination(request.dest));
       b = new StreamView(target, { filter: responseHead });
       if (request.bodyLength !== undefined) {
         bodyLimit = new RequestBodyLimit(request.bodyLength);
