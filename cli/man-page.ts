@@ -22,6 +22,7 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["SVP_DISCOVERY_DIR", "The same-host discovery directory. Default: $XDG_RUNTIME_DIR/svp-discovery, else /tmp/svp-discovery-<uid>."],
   ["SERVALINSTANCE_PATH", "servald's instance directory, when --servald-instance is not given (as for servald itself)."],
   ["SVP_SERVALD", "The servald executable svp status asks on the servald backend. Default: servald on PATH."],
+  ["SVP_MSP_EXTENSION", "off: this process's MSP streams speak classic MSP exactly as servald's tools do (4 messages of 1 KiB in flight, 1.5 s retransmit), for comparison and troubleshooting; on (the default between svp endpoints): svp's extension with large windows, congestion control and fast loss recovery, offered in a way servald's tools ignore."],
   ["SVP_NATIVE_ADDON", "Path of the native addon svp_unix_dgram.node that talks to servald's socket, instead of the built-in one."],
   ["NO_COLOR", "When set and not empty, nothing is coloured (colour is used on terminals only)."],
   ["SVP_PEER_SID, SVP_PEER_PORT", "Set by svp listen --exec for the program it runs: the caller's SID and MDP port."],
