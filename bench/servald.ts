@@ -5,6 +5,7 @@
  *
  *   servald: TCP → `servald msp connect --forward=<port> <SID> P` (A) ⇢ `servald msp listen --forward=<target> P` (B) → TCP
  *   svp:     TCP → `svp connect --forward <port> <SID> P`         (A) ⇢ the same servald listener on B              → TCP
+ *   svp↔svp: TCP → `svp connect --forward <port> <SID> P+1`       (A) ⇢ `svp listen --forward=<target> P+1` (B)        → TCP
  *
  *   SVP_SERVALD=/path/to/servald node --import tsx bench/servald.ts [--rounds N] [--mib N] [--ttfb N] [--svp CMD]
  *
@@ -282,9 +283,13 @@ async function main(): Promise<void> {
     await tcpReady(servaldPort);
     const svp = await spawnLogged(SVP[0]!, [...SVP.slice(1), "connect", "--forward", "127.0.0.1:0", "--mesh", "servald", "--quiet", B.sid, String(MDP_PORT)], { ...process.env, SERVALINSTANCE_PATH: A.instance, NO_COLOR: "1" }, /listening on 127\.0\.0\.1:(\d+)/);
     const svpPort = Number(svp.match![1]);
+    // svp at both ends (the MSP extension between them): svp listen --forward on B, a second svp connect on A.
+    await spawnLogged(SVP[0]!, [...SVP.slice(1), "listen", "--forward", String(targetPort), "--mesh", "servald", "--quiet", String(MDP_PORT + 1)], { ...process.env, SERVALINSTANCE_PATH: B.instance, NO_COLOR: "1" }, /listening on/);
+    const svp2 = await spawnLogged(SVP[0]!, [...SVP.slice(1), "connect", "--forward", "127.0.0.1:0", "--mesh", "servald", "--quiet", B.sid, String(MDP_PORT + 1)], { ...process.env, SERVALINSTANCE_PATH: A.instance, NO_COLOR: "1" }, /listening on 127\.0\.0\.1:(\d+)/);
     const paths: Path[] = [
-      { name: "servald", label: "`servald msp connect --forward`", port: servaldPort, pid: sdConnect.pid!, up: [], down: [], ttfb: [], cpu: 0, mib: 0 },
-      { name: "svp", label: "`svp connect --forward`", port: svpPort, pid: svp.child.pid!, up: [], down: [], ttfb: [], cpu: 0, mib: 0 },
+      { name: "servald", label: "`servald msp connect --forward` → servald", port: servaldPort, pid: sdConnect.pid!, up: [], down: [], ttfb: [], cpu: 0, mib: 0 },
+      { name: "svp", label: "`svp connect --forward` → servald", port: svpPort, pid: svp.child.pid!, up: [], down: [], ttfb: [], cpu: 0, mib: 0 },
+      { name: "svp-svp", label: "`svp connect --forward` → `svp listen --forward` (extension)", port: Number(svp2.match![1]), pid: svp2.child.pid!, up: [], down: [], ttfb: [], cpu: 0, mib: 0 },
     ];
     // Warm up (and wait for B's listener to bind): a first answer through each path.
     for (const p of paths) {
@@ -327,27 +332,28 @@ function loadAverage(): string {
 }
 
 function report(paths: Path[], loadBefore: string): string {
-  const [sd, svp] = paths as [Path, Path];
+  const [sd, svp, ext] = paths as [Path, Path, Path];
   const f = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : "–");
   const ratio = (q: number) => (Number.isFinite(q) ? `${q.toFixed(2)}×` : "–");
   /** Median of the per-round ratios (rounds interleave the two paths, so load drift cancels). */
   const perRound = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!));
-  const rows: [string, (p: Path) => number, number, number, string][] = [
-    ["1 stream up, MiB/s", (p) => median(p.up), 3, perRound(svp.up, sd.up), ""],
-    ["1 stream down, MiB/s", (p) => median(p.down), 3, perRound(svp.down, sd.down), ""],
-    ["time to first byte, ms", (p) => median(p.ttfb), 1, perRound(svp.ttfb, sd.ttfb), " (lower is better)"],
-    ["A-side tool CPU, ms per MiB", (p) => (p.cpu * 1000) / p.mib, 1, (svp.cpu / svp.mib) / (sd.cpu / sd.mib), " (lower is better)"],
+  const cpuPerMiB = (p: Path) => p.cpu / p.mib;
+  const rows: [string, (p: Path) => number, number, number, number, string][] = [
+    ["1 stream up, MiB/s", (p) => median(p.up), 3, perRound(svp.up, sd.up), perRound(ext.up, sd.up), ""],
+    ["1 stream down, MiB/s", (p) => median(p.down), 3, perRound(svp.down, sd.down), perRound(ext.down, sd.down), ""],
+    ["time to first byte, ms", (p) => median(p.ttfb), 1, perRound(svp.ttfb, sd.ttfb), perRound(ext.ttfb, sd.ttfb), " (lower is better)"],
+    ["A-side tool CPU, ms per MiB", (p) => (p.cpu * 1000) / p.mib, 1, cpuPerMiB(svp) / cpuPerMiB(sd), cpuPerMiB(ext) / cpuPerMiB(sd), " (lower is better)"],
   ];
   const lines = [
-    `| (${ROUNDS} rounds; first byte: ${TTFB_RUNS} runs) | ${sd.label} | ${svp.label} | svp / servald |`,
-    "| --- | --- | --- | --- |",
-    ...rows.map(([label, get, d, q, note]) => `| ${label} | ${f(get(sd), d)} | ${f(get(svp), d)} | ${ratio(q)}${note} |`),
+    `| (${ROUNDS} rounds; first byte: ${TTFB_RUNS} runs) | ${sd.label} | ${svp.label} | ${ext.label} | svp / servald | svp↔svp / servald |`,
+    "| --- | --- | --- | --- | --- | --- |",
+    ...rows.map(([label, get, d, q, q2, note]) => `| ${label} | ${f(get(sd), d)} | ${f(get(svp), d)} | ${f(get(ext), d)} | ${ratio(q)}${note} | ${ratio(q2)} |`),
   ];
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   return (
     `Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")} on ${cpus().length} × ${cpu}, Node ${process.versions.node}, servald ${servaldVersion()}; ` +
     `load average ${loadBefore} at the start and ${loadAverage()} at the end. Two servald daemons linked by their file interface (loopback only); ` +
-    `both paths end at the same \`servald msp listen --forward\` on B; ${BYTES / 1048576} MiB per transfer, every byte counted at the far end; ` +
+    `the first two paths end at the same \`servald msp listen --forward\` on B, the third at \`svp listen --forward\` (svp at both ends: the MSP extension); ${BYTES / 1048576} MiB per transfer, every byte counted at the far end; ` +
     `medians (ratios: median of the per-round ratios); svp: \`${SVP.map((a) => a.replace(root, "")).join(" ")}\`.\n\n${lines.join("\n")}\n`
   );
 }
