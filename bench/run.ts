@@ -23,6 +23,8 @@
  *     svp connect --forward next to direct TCP); its stdout goes into RESULTS.md's mesh section.
  *   - bench/node.ts, when it exists: the embedded node through two daemons (MSP, datagrams,
  *     memory with idle streams); its stdout goes into RESULTS.md's node section.
+ *   - bench/msp-link.ts: one MSP stream (and eight) between two embedded nodes across the link
+ *     emulator, with svp's MSP extension and with servald's window; RESULTS.md's link section.
  *   - bench/servald.ts, only when SVP_SERVALD names a servald binary: svp connect --forward
  *     next to servald's own msp connect --forward through two servald daemons; its stdout
  *     goes into RESULTS.md's servald section.
@@ -31,7 +33,7 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node,servald, --no-write.
+ * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node,servald,link, --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -490,6 +492,16 @@ function runNodeBench(): string | undefined {
   return r.stdout.trimEnd();
 }
 
+/** Run one part of the benchmark (bench/<name>.ts) in its own process; its stdout (markdown) or why it failed. */
+function runPart(name: string, args: string[], timeoutMs: number): string | undefined {
+  const file = `${root}bench/${name}.ts`;
+  if (!existsSync(file)) return undefined;
+  log(`bench/${name}.ts`);
+  const r = spawnSync(process.execPath, ["--import", "tsx", file, ...args], { cwd: root, encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "inherit"] });
+  if (r.status !== 0) return `bench/${name}.ts failed (${r.status ?? r.signal ?? r.error?.message})\n${r.stdout ?? ""}`;
+  return r.stdout.trimEnd();
+}
+
 /** bench/servald.ts (SVP_SERVALD set): svp next to servald's own tools through two servald daemons. */
 function runServaldBench(): string | undefined {
   if (!process.env.SVP_SERVALD || !existsSync(`${root}bench/servald.ts`)) return undefined;
@@ -576,6 +588,7 @@ async function main(): Promise<void> {
   const mesh = skip.has("mesh") ? undefined : runMesh();
   const embedded = skip.has("node") ? undefined : runNodeBench();
   const servald = skip.has("servald") ? undefined : runServaldBench();
+  const link = skip.has("link") ? undefined : runPart("msp-link", ["--seconds", String(Math.max(SECONDS, 8))], 1_200_000);
 
   const tbl = table(list);
   const startupText = startup?.rows.length
@@ -590,9 +603,10 @@ async function main(): Promise<void> {
   if (mesh !== undefined) process.stdout.write(`\nMesh (bench/mesh.ts):\n${mesh}\n`);
   if (embedded !== undefined) process.stdout.write(`\nEmbedded node (bench/node.ts):\n${embedded}\n`);
   if (servald !== undefined) process.stdout.write(`\nservald backend (bench/servald.ts):\n${servald}\n`);
+  if (link !== undefined) process.stdout.write(`\nMSP on emulated links (bench/msp-link.ts):\n${link}\n`);
 
   mkdirSync(`${root}bench/results`, { recursive: true });
-  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, servald }, null, 2) + "\n");
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, servald, link }, null, 2) + "\n");
   if (opts["no-write"]) return;
   const path = `${root}bench/RESULTS.md`;
   let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
@@ -603,6 +617,7 @@ async function main(): Promise<void> {
   if (mesh !== undefined) doc = replaceSection(doc, "mesh", `## Mesh: TCP over MSP through two embedded nodes (output of bench/mesh.ts)\n\n${mesh}`);
   if (embedded !== undefined) doc = replaceSection(doc, "node", `## Embedded node (bench/node.ts)\n\n${embedded}`);
   if (servald !== undefined) doc = replaceSection(doc, "servald", `## servald backend: svp next to servald's own tools (output of bench/servald.ts)\n\n${servald}`);
+  if (link !== undefined) doc = replaceSection(doc, "link", `## MSP on emulated links (output of bench/msp-link.ts)\n\n${link}`);
   writeFileSync(path, doc);
   log(`wrote bench/RESULTS.md and bench/results/latest.json`);
 }
