@@ -302,7 +302,7 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   process.stdout.write(
     [
-      `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu}, load average ${loadavg()[0]!.toFixed(2)} at the end. One stream (eight in the last row) through \`svp connect --forward\` → node A → link emulator → node B → \`svp listen --forward\`, ${SECONDS - WARMUP_S} s measured (eight streams: ${16 - WARMUP_S} s) after ${WARMUP_S} s of warm-up. CPU: user + system of the two daemons, svp listen and svp connect, per MiB delivered.`,
+      `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu}, load average ${loadavg()[0]!.toFixed(2)} at the end. One stream (eight in the last row) through \`svp connect --forward\` → node A → link emulator → node B → \`svp listen --forward\`, ${SECONDS - WARMUP_S} s measured (eight streams: ${Math.max(SECONDS, 16) - WARMUP_S} s) after ${WARMUP_S} s of warm-up. CPU: user + system of the two daemons, svp listen and svp connect, per MiB delivered.`,
       "",
       "| link | svp extension MiB/s | intact | CPU ms/MiB | servald's window MiB/s | intact | CPU ms/MiB | ratio | notes |",
       "|---|---|---|---|---|---|---|---|---|",
