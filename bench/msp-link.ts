@@ -225,7 +225,9 @@ interface RunResult {
   perStream: number[];
   intact: boolean;
   cpuMsPerMiB: number;
-  verbose: string;
+  /** CPU ms per MiB of the sending end (daemon A + svp connect) and the receiving end (daemon B + svp listen). */
+  sendMsPerMiB: number;
+  recvMsPerMiB: number;
 }
 
 async function measure(a: Daemon, b: Daemon, sc: Scenario, ext: boolean, mdpPort: number): Promise<RunResult> {
@@ -240,11 +242,13 @@ async function measure(a: Daemon, b: Daemon, sc: Scenario, ext: boolean, mdpPort
   const sources = Array.from({ length: sc.streams }, () => source(fwd, () => Date.now() >= end));
   await sleep(WARMUP_S * 1000);
   const c0 = cpuSeconds(pids);
+  const s0 = cpuSeconds([a.pid, connect.child.pid!]);
   const b0 = [...sink.counts];
   const t0 = performance.now();
   await sleep(seconds * 1000 - WARMUP_S * 1000);
   const t1 = performance.now();
   const c1 = cpuSeconds(pids);
+  const s1 = cpuSeconds([a.pid, connect.child.pid!]);
   const perStream = sink.counts.map((n, i) => (n - (b0[i] ?? 0)) / MiB / ((t1 - t0) / 1000));
   await Promise.race([Promise.all(sources), sleep(15_000)]);
   const total = perStream.reduce((x, y) => x + y, 0);
@@ -252,7 +256,8 @@ async function measure(a: Daemon, b: Daemon, sc: Scenario, ext: boolean, mdpPort
   await stop(connect.child);
   await stop(listen.child);
   sink.close();
-  return { mibps: total, perStream, intact: sink.intact && sink.counts.length === sc.streams, cpuMsPerMiB: moved > 0 ? ((c1 - c0) * 1000) / moved : NaN, verbose: "" };
+  const per = (sec: number) => (moved > 0 ? (sec * 1000) / moved : NaN);
+  return { mibps: total, perStream, intact: sink.intact && sink.counts.length === sc.streams, cpuMsPerMiB: per(c1 - c0), sendMsPerMiB: per(s1 - s0), recvMsPerMiB: per(c1 - c0 - (s1 - s0)) };
 }
 
 function jain(xs: number[]): number {
@@ -297,14 +302,15 @@ async function main(): Promise<void> {
     const e = results.ext!;
     const c = results.classic!;
     const notes = [sc.rate ? `${((e.mibps / (sc.rate / MiB)) * 100).toFixed(0)}% of the bottleneck` : "", sc.streams > 1 ? `Jain's index ${jain(e.perStream).toFixed(3)} (servald's window: ${jain(c.perStream).toFixed(3)})` : "", queue].filter(Boolean).join("; ");
-    rows.push(`| ${sc.what} | ${e.mibps.toFixed(2)} | ${e.intact ? "yes" : "**no**"} | ${e.cpuMsPerMiB.toFixed(0)} | ${c.mibps.toFixed(2)} | ${c.intact ? "yes" : "**no**"} | ${c.cpuMsPerMiB.toFixed(0)} | ${(e.mibps / c.mibps).toFixed(1)}× | ${notes} |`);
+    const cpu = (r: RunResult) => `${r.cpuMsPerMiB.toFixed(0)} (${r.sendMsPerMiB.toFixed(0)} + ${r.recvMsPerMiB.toFixed(0)})`;
+    rows.push(`| ${sc.what} | ${e.mibps.toFixed(2)} | ${e.intact ? "yes" : "**no**"} | ${cpu(e)} | ${c.mibps.toFixed(2)} | ${c.intact ? "yes" : "**no**"} | ${cpu(c)} | ${(e.mibps / c.mibps).toFixed(1)}× | ${notes} |`);
   }
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   process.stdout.write(
     [
-      `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu}, load average ${loadavg()[0]!.toFixed(2)} at the end. One stream (eight in the last row) through \`svp connect --forward\` → node A → link emulator → node B → \`svp listen --forward\`, ${SECONDS - WARMUP_S} s measured (eight streams: ${Math.max(SECONDS, 16) - WARMUP_S} s) after ${WARMUP_S} s of warm-up. CPU: user + system of the two daemons, svp listen and svp connect, per MiB delivered.`,
+      `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpu}, load average ${loadavg()[0]!.toFixed(2)} at the end. One stream (eight in the last row) through \`svp connect --forward\` → node A → link emulator → node B → \`svp listen --forward\`, ${SECONDS - WARMUP_S} s measured (eight streams: ${Math.max(SECONDS, 16) - WARMUP_S} s) after ${WARMUP_S} s of warm-up. CPU: user + system of the two daemons, svp listen and svp connect, per MiB delivered, in ms: all four (sending end: daemon A and svp connect + receiving end: daemon B and svp listen).`,
       "",
-      "| link | svp extension MiB/s | intact | CPU ms/MiB | servald's window MiB/s | intact | CPU ms/MiB | ratio | notes |",
+      "| link | svp extension MiB/s | intact | CPU ms/MiB (send + receive) | servald's window MiB/s | intact | CPU ms/MiB (send + receive) | ratio | notes |",
       "|---|---|---|---|---|---|---|---|---|",
       ...rows,
       "",
