@@ -767,10 +767,12 @@ export class MspConnection {
     this.#rxMaxOff = -1;
     for (let off = 0; off < this.#rxData.length; off++) if (this.#rxData[(this.#rxHead + off) % this.#rxData.length] !== undefined) this.#rxMaxOff = off;
     // Packets sent classic are in flight with packet number 0 (older than any numbered one).
+    // The probe timeout covers them from their last transmission on.
     for (let i = this.#ih; i < this.#inflight.length; i++) {
       const q = this.#inflight[i]!;
       q.counted = q.len + MSP_PREAMBLE_BYTES;
       this.#bytesInFlight += q.counted;
+      this.#lastElicitingAt = Math.max(this.#lastElicitingAt, q.sentAt);
     }
     this.#recutPending();
     this.#ackNow = true;

@@ -206,6 +206,40 @@ describe("MSP extension: negotiation", () => {
 });
 
 describe("MSP extension: transfers", () => {
+  test("0-RTT packets lost before the switch are recovered by the probe timeout, not left behind", async () => {
+    const clock = new ManualClock(1000);
+    const net = new MemoryMdpNetwork({ clock, mtu: 16384, mspExtension: true, conditions: { delayMs: 10 } });
+    const a = net.addNode();
+    const b = net.addNode();
+    // The connector's first packet (seq 0, with FIRST|OFFER) arrives; its classic seqs 1-3 are lost once.
+    const seen = new Set<string>();
+    net.filter = (d) => {
+      const p = d.payload;
+      if (!sidIs(d.from.sid, a.localSid) || p.length < 5 || p[0]! & MSP_EXT) return true;
+      const seq = p[3]! | (p[4]! << 8);
+      if (seq >= 1 && seq <= 3 && !seen.has(String(seq))) {
+        seen.add(String(seq));
+        return false;
+      }
+      return true;
+    };
+    const listener = await listenMsp(b, 80, { clock });
+    let atServer: ReturnType<typeof collect> | undefined;
+    listener.on("accept", (s) => {
+      atServer = collect(s);
+      s.resume();
+    });
+    const data = patternBytes(4000, 3);
+    let client: MspStream | undefined;
+    void connectMsp(a, { sid: b.localSid, port: 80 }, { clock, data, shutdown: true }).then((s) => (client = s));
+    await runUntil(clock, () => atServer?.ended === true, 1000, "the lost packets");
+    assert.equal(seen.size, 3, "three packets were lost");
+    assert.equal(client!.connection.extension, "on");
+    assert.ok(equalBytes(concat(atServer!.chunks), data));
+    client!.abort();
+    net.close();
+  });
+
   test("8 MiB each way over a lossy link (10% loss, 5% duplication, reordering, jitter), 16 KiB messages: intact, clean, nothing leaks", async () => {
     const p = await mspPair({ seed: 1, conditions: LOSSY, mtu: 16384, mspExtension: true });
     assert.equal(p.client.connection.extension, "on");
