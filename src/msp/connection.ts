@@ -148,6 +148,8 @@ const EXT_PACKET_THRESHOLD = 3;
 /** Upper bounds of the adaptive reordering tolerance: packets, and RTTs of waiting. */
 const EXT_MAX_PACKET_THRESHOLD = 64;
 const EXT_MAX_TIME_THRESHOLD = 2;
+/** Largest extended packet accepted, bytes (UDP's limit, well above any path MTU). */
+const EXT_MAX_PACKET_BYTES = 65_507;
 /** Send times remembered by packet number, for RTT samples. */
 const PN_RING = 8192;
 /** The classic receive window an offering connector has before it switches (peers assume it). */
@@ -982,7 +984,9 @@ export class MspConnection {
 
   #receiveExt(bytes: Uint8Array): void {
     const now = this.#clock.now();
-    if (bytes.length > this.params.extMaxPacketBytes) return this.#drop("oversize");
+    // Whatever arrived, the path carried: accept up to the largest MDP payload there is (a
+    // peer whose path MTU is larger than ours must not stall on drops we could avoid).
+    if (bytes.length > EXT_MAX_PACKET_BYTES) return this.#drop("oversize");
     const r = decodeExtPacket(bytes);
     if (!r.ok) return this.#drop("bad-ext");
     const p = r.packet;
