@@ -1000,10 +1000,10 @@ export class MspConnection {
     const sentLast = (this.#txNext - 1) & 0xffff;
     if (seqDiff(p.ack, sentLast) > 0) return this.#drop("bad-ack");
     for (let i = 1; i < p.ranges.length; i += 2) if (seqDiff(p.ranges[i]!, sentLast) > 0) return this.#drop("bad-ack");
-    if (p.largest >= this.#pnNext) return this.#drop("bad-ack");
+    if (p.largest !== 0 && pnDiff(p.largest, this.#pnNext) >= 0) return this.#drop("bad-ack");
     const window = seqDiff(p.limit, p.ack);
     if (window < 0 || window > 8192) return this.#drop("bad-ext");
-    if (p.pn !== 0 && this.#largestRx !== 0 && p.pn < this.#largestRx - 0x4000_0000) return this.#drop("bad-ext");
+    if (p.pn !== 0 && this.#largestRx !== 0 && pnDiff(p.pn, this.#largestRx) < -0x4000_0000) return this.#drop("bad-ext");
     this.counters.packetsIn++;
     this.#lastRx = now;
     if (!this.#heard) {
@@ -1012,7 +1012,7 @@ export class MspConnection {
       this.#h.answered();
       if (this.#closed) return;
     }
-    if (p.pn > this.#largestRx) {
+    if (p.pn !== 0 && (this.#largestRx === 0 || pnDiff(p.pn, this.#largestRx) > 0)) {
       this.#largestRx = p.pn;
       this.#largestRxAt = now;
     }
@@ -1037,7 +1037,7 @@ export class MspConnection {
         p.lost = false;
         this.#lostCount--;
         this.counters.spuriousLosses++;
-        this.#packetThreshold = Math.min(EXT_MAX_PACKET_THRESHOLD, Math.max(this.#packetThreshold, this.#largestAcked - p.pn + 1));
+        this.#packetThreshold = Math.min(EXT_MAX_PACKET_THRESHOLD, Math.max(this.#packetThreshold, p.pn === 0 ? 0 : pnDiff(this.#largestAcked, p.pn) + 1));
         this.#timeThreshold = Math.min(EXT_MAX_TIME_THRESHOLD, this.#timeThreshold + 1 / 8);
         cc.onSpuriousLoss(p.sentAt);
       }
@@ -1072,7 +1072,7 @@ export class MspConnection {
       }
     }
     // RTT from the largest packet number acknowledged, when it is new.
-    if (info.largest > this.#largestAcked) {
+    if (info.largest !== 0 && (this.#largestAcked === 0 || pnDiff(info.largest, this.#largestAcked) > 0)) {
       this.#largestAcked = info.largest;
       const slot = info.largest % PN_RING;
       if (this.#pnOf[slot] === info.largest) this.#takeRttSample(now - this.#pnSentAt[slot]!, info.delayMs);
@@ -1098,8 +1098,10 @@ export class MspConnection {
     const list = this.#inflight;
     for (let i = this.#ih; i < list.length; i++) {
       const p = list[i]!;
-      if (p.sacked || p.lost || p.pn >= largest) continue;
-      if (largest - p.pn >= this.#packetThreshold || now >= p.sentAt + delay) this.#markLost(p, now, cc);
+      // Packets sent classic (pn 0) went before every numbered one.
+      const age = p.pn === 0 ? Infinity : pnDiff(largest, p.pn);
+      if (p.sacked || p.lost || age <= 0) continue;
+      if (age >= this.#packetThreshold || now >= p.sentAt + delay) this.#markLost(p, now, cc);
       else this.#lossTime = Math.min(this.#lossTime, p.sentAt + delay);
     }
   }
@@ -1293,6 +1295,11 @@ export class MspConnection {
     }
     this.#arm(next);
   };
+}
+
+/** Packet numbers wrap at 32 bits (skipping 0, which means "none"): a − b as a signed 32-bit distance. */
+function pnDiff(a: number, b: number): number {
+  return (a - b) | 0;
 }
 
 function newTx(buf: Uint8Array, room: number, len: number, cap: number, flags: number): TxPacket {
