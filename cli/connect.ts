@@ -8,6 +8,7 @@
 import type { CAC } from "cac";
 import {
   ERROR_TABLE,
+  EXIT,
   ForwardServer,
   MeshConnector,
   SvpError,
@@ -202,9 +203,20 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
   if (stats.error) {
     const e = stats.error;
     if (!hungUp) process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);
-    return ERROR_TABLE[e.code].exit;
+    return establishedFailureExit(e, stats.idleTimeout === true);
   }
   return 0;
+}
+
+/**
+ * Exit code of a stream that failed after it was established (README, svp connect's
+ * table): 1, "the stream failed", also when the peer fell silent for MSP's 10 s (it died
+ * or vanished mid-stream); 5 only for `-i`'s own idle timeout; a mesh backend that went
+ * away keeps its 6, a reset or interruption is 1 anyway.
+ */
+export function establishedFailureExit(e: SvpError, idleTimeout: boolean): number {
+  if (e.code === "ERR_TIMEOUT") return idleTimeout ? ERROR_TABLE.ERR_TIMEOUT.exit : EXIT.FAILURE;
+  return ERROR_TABLE[e.code].exit;
 }
 
 async function runForward(cfg: ConnectConfig, addr: ListenAddress): Promise<number> {
