@@ -451,13 +451,15 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
    */
   #trackPartial(c: ApiClient, completedSome: boolean): void {
     const held = c.decoder.buffered;
-    this.#partialBytes += held - c.partialHeld;
+    const before = c.partialHeld;
+    this.#partialBytes += held - before;
     c.partialHeld = held;
     if (held === 0) return;
     if (this.#partialBytes > this.#limits.maxPartialBytes) {
       return this.#cutOff(c, "partial-budget", `unfinished frames of all clients exceed ${this.#limits.maxPartialBytes} bytes (this one holds ${held})`);
     }
-    if (completedSome || c.partialTimer === undefined) c.partialSince = this.#clock.now();
+    // A new unfinished frame (the last one completed, or there was none): its time starts now.
+    if (completedSome || before === 0) c.partialSince = this.#clock.now();
     if (c.partialTimer !== undefined) return;
     const limit = this.#limits.partialFrameTimeoutMs;
     const check = () => {

@@ -66,7 +66,12 @@ export function checkHomeAccess(home: string): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== "EACCES" && code !== "EPERM") return;
-    const st = statSync(home, { throwIfNoEntry: false });
+    let st;
+    try {
+      st = statSync(home, { throwIfNoEntry: false });
+    } catch {
+      // a parent this user may not enter: no owner to name
+    }
     const me = uid();
     const owner = st && me !== undefined && st.uid !== me ? ` (it belongs to uid ${st.uid}; this is uid ${me})` : "";
     throw new SvpError("ERR_NOT_ALLOWED", `instance directory ${home}: permission denied${owner}`);

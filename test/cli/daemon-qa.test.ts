@@ -6,7 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
@@ -17,6 +17,7 @@ import { unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
 import { checkBindAddress, checkTimers, emptyNodeConfig, parseNodeConfig } from "../../src/node/node-config.ts";
 
 const { root, env, home } = daemonSandbox("svp-cli-daemon-qa-");
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 const svp = (args: string[], extraEnv: Record<string, string> = {}) => runSvp(args, { env: { ...env, ...extraEnv }, timeoutMs: 30_000 });
 
@@ -170,6 +171,73 @@ describe("instance directory problems", () => {
       () => store.write(new Uint8Array([1, 2, 3])),
       (e: unknown) => isSvpError(e, "ERR_NOT_ALLOWED") && e.message.includes(join(root, "no-such-dir", "keyring.json")),
     );
+  });
+});
+
+describe("messages that name the real problem", () => {
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+
+  test("svp status and svp daemon status on a home this user cannot read: permission denied, not 'no daemon is running'", async () => {
+    const h = home();
+    assert.equal((await svp(["daemon", "start", "--home", h, "--port", "0"])).code, 0);
+    // As root every directory is readable: ask as another user (nobody) instead; otherwise lock a parent.
+    const locked = asRoot ? h : join(root, "locked");
+    let target = h;
+    if (!asRoot) {
+      mkdirSync(locked, { recursive: true });
+      target = join(locked, "inner");
+      mkdirSync(target);
+      chmodSync(locked, 0);
+    }
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const [cmd, ...pre] = svpCommand();
+        const child = spawn(cmd!, [...pre, ...args], { cwd: ROOT, env: { ...process.env, ...env, NO_COLOR: "1", HOME: "/tmp" }, stdio: ["ignore", "pipe", "pipe"], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+        child.stderr.on("data", (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+        const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        child.on("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code, stdout, stderr });
+        });
+      });
+    try {
+      const st = await run(["status", "--home", target]);
+      assert.equal(st.code, 7, st.stderr);
+      assert.equal(st.stdout, "");
+      assert.match(st.stderr, new RegExp(`^svp status: cannot query the daemon: instance directory ${target}: permission denied`));
+      assert.doesNotMatch(st.stderr, /no svp daemon is running/);
+      const ds = await run(["daemon", "status", "--home", target]);
+      assert.equal(ds.code, 7, ds.stderr);
+      assert.match(ds.stderr, /permission denied/);
+    } finally {
+      if (!asRoot) chmodSync(locked, 0o700);
+    }
+    assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+  });
+
+  test("svp daemon start says itself that same-host discovery is off when its directory is unusable (not only in daemon.log)", async () => {
+    const file = join(root, "discovery-is-a-file");
+    writeFileSync(file, "x");
+    const squats: [string, RegExp][] = [[file, /same-host discovery is off: .*(EEXIST|ENOTDIR|not a directory)/]];
+    if (asRoot) {
+      // Squatted: another user made the directory first.
+      const other = join(root, "discovery-of-nobody");
+      mkdirSync(other, { mode: 0o700 });
+      chownSync(other, 65534, 65534);
+      squats.push([other, /same-host discovery is off: discovery directory .* belongs to another user/]);
+    }
+    for (const [dir, re] of squats) {
+      const h = home();
+      const r = await svp(["daemon", "start", "--home", h, "--port", "0"], { SVP_DISCOVERY_DIR: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`^svp daemon: started \\(pid \\d+\\) for ${h}\nwarning: svp daemon: ${re.source}`));
+      const st = await svp(["status", "--home", h], { SVP_DISCOVERY_DIR: dir });
+      assert.match(st.stdout, new RegExp(`^note +${re.source}`, "m"), "svp status shows it too");
+      assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+    }
   });
 });
 
