@@ -354,15 +354,10 @@ describe("the local API over its real Unix socket", () => {
     await liar.bind(77);
     const port = (await liar.status()).ports.find((p) => p.port === 77)!;
     assert.equal(port.client, "attacker");
-    if ("Deno" in globalThis) {
-      // Deno's node:net does not expose the descriptor: the claim is shown, marked as such.
-      assert.equal(port.pid, 424242);
-      assert.deepEqual(port.clientReported, ["client", "pid"]);
-    } else {
-      assert.equal(port.pid, process.pid, "the kernel's pid");
-      assert.equal(port.uid, process.getuid!());
-      assert.deepEqual(port.clientReported, ["client"]);
-    }
+    // (Node and Deno both expose the accepted socket's descriptor to the addon.)
+    assert.equal(port.pid, process.pid, "the kernel's pid");
+    assert.equal(port.uid, process.getuid!());
+    assert.deepEqual(port.clientReported, ["client"]);
   });
 
   test("a client that floods STATUS requests without reading is cut off; the daemon's queue for it stays bounded", async () => {
