@@ -20,7 +20,8 @@
  * NODE_OPTIONS, with `$SOAK_NODE_OPTIONS` added; its cwd is DIR) and gets that signal at
  * the end of the warm-up and at the end of the run: two snapshots each in DIR
  * (Heap.<date>.<pid>.…), to compare what grew. Needs svp run by Node itself (not the single
- * binary).
+ * binary). Writing a snapshot itself leaves the process's RSS some 40 MB higher: judge
+ * growth from a run without them.
  *
  * Prints a markdown section on stdout (progress on stderr). Loopback only; every wait
  * bounded; every process stopped at the end.
@@ -60,10 +61,10 @@ if (HEAP_DIR && !/node$/.test(SVP[0]!.split("/").pop()!)) throw new Error("--hea
 
 const work = mkdtempSync(join(tmpdir(), "svp-bench-soak-"));
 const env: NodeJS.ProcessEnv = { ...process.env, SVP_DISCOVERY_DIR: join(work, "discovery"), SVP_MESH: "embedded", NO_COLOR: "1" };
-if (HEAP_DIR) {
-  mkdirSync(HEAP_DIR, { recursive: true });
-  env.NODE_OPTIONS = [process.env.NODE_OPTIONS, "--heapsnapshot-signal=SIGUSR2", process.env.SOAK_NODE_OPTIONS].filter(Boolean).join(" ");
-}
+if (HEAP_DIR) mkdirSync(HEAP_DIR, { recursive: true });
+// $SOAK_NODE_OPTIONS: more Node flags for every svp process (e.g. `--import` a memory logger).
+env.NODE_OPTIONS = [process.env.NODE_OPTIONS, HEAP_DIR ? "--heapsnapshot-signal=SIGUSR2" : "", process.env.SOAK_NODE_OPTIONS].filter(Boolean).join(" ") || undefined;
+if (env.NODE_OPTIONS === undefined) delete env.NODE_OPTIONS;
 const cwd = HEAP_DIR ?? work;
 const children: ChildProcess[] = [];
 

@@ -115,6 +115,11 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
     return this.#o.requestTimeoutMs ?? 10_000;
   }
 
+  /** Bound MDP sockets still open (the transport's own accounting; 0 when every stream has finished). */
+  get socketCount(): number {
+    return this.#sockets.size;
+  }
+
   get isDown(): boolean {
     return this.#down !== undefined;
   }

@@ -11,6 +11,7 @@ import { type ErrorCode, SvpError } from "../errors.ts";
 import { isSidAny, isSidBroadcast, type Sid, sidEquals, sidFromHex, sidShort, sidToBase32, sidToHex } from "../mesh/sid.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { encodeMspStop, MSP_FLAG } from "../msp/packet.ts";
+import { EXT_FIXED_BYTES, MSP_EXT, MSP_OFFER, MSP_SEQ } from "../msp/ext-packet.ts";
 import { type ApiStatus, MAX_STATUS_STREAMS, sanitizeStreamStats, STATUS_SCHEMA, STREAM_CLIENT_FIELDS, type StatusReport, type StreamStat, type StreamStatus } from "../status/status-report.ts";
 import { API_TYPE, API_VERSION, type ApiMessage, clientFrameLimit, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
 import { type Defer, FrameBatcher } from "./frame-batcher.ts";
@@ -179,6 +180,8 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
   #limits: ApiLimits;
   /** Bytes of unfinished frames held for all clients (see ApiLimits.maxPartialBytes). */
   #partialBytes = 0;
+  /** Entries in all bindings' `remotes` (see MSP_RECENT_MS). */
+  #mspRemotes = 0;
   #cutOffs = Object.fromEntries(API_CUT_REASONS.map((r) => [r, 0])) as Record<ApiCutReason, number>;
   /** Refused connections waiting for their grace period to end. */
   #refused = new Set<ByteStream>();
@@ -339,6 +342,8 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       maxClients: this.#limits.maxClients,
       queuedBytes: queued,
       partialBytes: this.#partialBytes,
+      ports: [...this.#bindings.values()].reduce((n, l) => n + l.length, 0),
+      mspRemotes: this.#mspRemotes,
       disconnected: { ...this.#cutOffs },
     };
   }
@@ -530,6 +535,10 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
   }
 
   #unbind(key: string, b: Binding): void {
+    if (b.remotes) {
+      this.#mspRemotes -= b.remotes.size;
+      b.remotes = undefined;
+    }
     const list = this.#bindings.get(key)?.filter((x) => x !== b) ?? [];
     if (list.length) this.#bindings.set(key, list);
     else this.#bindings.delete(key);
@@ -552,6 +561,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         this.overlay.send(b.sid, b.port, r.sid, r.port, MSP_STOP);
         sent++;
       }
+      this.#mspRemotes -= b.remotes.size;
       b.remotes = undefined;
     }
     if (sent > 0) this.#log("debug", `${this.#who(c)} is gone: sent MSP STOP to ${sent} stream${sent === 1 ? "" : "s"} it left open`);
@@ -559,27 +569,43 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
 
   /**
    * Note an MSP packet between binding `b` and a remote (`out`: sent by the client). Only
-   * what looks like MSP counts: a 1-byte STOP or 3+ bytes whose flags byte uses only MSP's
-   * four flags (discovery's text never does).
+   * what looks like MSP counts: a 1-byte STOP; a classic packet (3+ bytes, flags within
+   * MSP's four and the extension's OFFER); an extended one (EXT set, at least its fixed
+   * header). Discovery's text (ASCII) is none of these.
    */
   #noteMsp(b: Binding, remoteSid: Sid, remotePort: number, payload: Uint8Array, out: boolean): void {
     const flags = payload[0]!;
-    if (flags > 0x0f || payload.length === 2 || (payload.length === 1 && flags !== MSP_FLAG.STOP)) return;
+    const ext = (flags & MSP_EXT) !== 0;
+    if (ext ? payload.length < EXT_FIXED_BYTES : flags & ~(0x0f | MSP_OFFER) || payload.length === 2 || (payload.length === 1 && flags !== MSP_FLAG.STOP)) return;
     const key = bytesKey(remoteSid) + remotePort;
     const remotes = (b.remotes ??= new Map());
     if (flags & MSP_FLAG.STOP) {
-      remotes.delete(key); // stopped by one side already: nothing to do for it later
+      if (remotes.delete(key)) this.#mspRemotes--; // stopped by one side already: nothing to do for it later
       return;
     }
+    const now = this.#clock.now();
     let r = remotes.get(key);
-    if (!r) {
-      if (remotes.size >= MAX_REMOTES_PER_BINDING) remotes.delete(remotes.keys().next().value!);
-      r = { sid: remoteSid, port: remotePort, at: 0, shut: 0 };
+    if (r) {
+      // Kept in last-use order (to within a second, so not every packet moves it): the
+      // oldest entries are at the front, where pruning looks.
+      if (now - r.at > 1000) {
+        remotes.delete(key);
+        remotes.set(key, r);
+      }
+    } else {
+      for (const [k, old] of remotes) {
+        if (now - old.at <= MSP_RECENT_MS && remotes.size < MAX_REMOTES_PER_BINDING) break;
+        remotes.delete(k);
+        this.#mspRemotes--;
+      }
+      r = { sid: remoteSid, port: remotePort, at: now, shut: 0 };
       remotes.set(key, r);
+      this.#mspRemotes++;
     }
-    r.at = this.#clock.now();
-    if (flags & MSP_FLAG.FIRST) r.shut = 0; // a new connection on this address pair
-    if (flags & MSP_FLAG.SHUTDOWN && payload.length >= 5) r.shut |= out ? 1 : 2;
+    r.at = now;
+    if (!ext && flags & MSP_FLAG.FIRST) r.shut = 0; // a new connection on this address pair
+    // SHUTDOWN counts on a sequenced packet: classic, 5+ bytes; extended, with SEQ.
+    if (flags & MSP_FLAG.SHUTDOWN && (ext ? flags & MSP_SEQ : payload.length >= 5)) r.shut |= out ? 1 : 2;
   }
 
   #onMessage(c: ApiClient, m: ApiMessage): void {

@@ -117,6 +117,10 @@ export interface ApiStatus {
   queuedBytes: number;
   /** Bytes of unfinished frames held from clients (all clients). */
   partialBytes: number;
+  /** MDP ports bound by clients. */
+  ports: number;
+  /** Remote ends of MSP streams remembered (to stop a dead client's streams), all ports; at most 1,024 per port, forgotten after 30 s of silence. */
+  mspRemotes: number;
   /** Clients refused or cut off since start, by reason: "too-many-clients", "hello-timeout", "slow-reader", … */
   disconnected: Record<string, number>;
 }

@@ -442,6 +442,46 @@ describe("the local API over its real Unix socket", () => {
   });
 });
 
+describe("nothing accumulates", () => {
+  test("200 streams opened and finished leave nothing behind in the daemon's or the client's own accounting", async () => {
+    isolate();
+    const a = await start();
+    const b = await start();
+    const ta = await client(a, "svp socks");
+    const tb = await client(b, "svp listen");
+    await until(() => ta.reachability(b.sid) === "reachable", "discovery");
+    const listener = await listenMsp(tb, 80, { lingerMs: 200 });
+    listener.on("accept", (s: MspStream) => {
+      s.on("data", (d) => s.write(d));
+      s.on("end", () => s.closeWrite());
+      s.resume();
+    });
+    const one = async (i: number) => {
+      const s = await connectMsp(ta, { sid: b.sid, port: 80 }, { lingerMs: 200 });
+      const got: Uint8Array[] = [];
+      const done = new Promise<unknown>((r) => s.once("close", r));
+      s.on("data", (d) => got.push(d.slice()));
+      s.resume();
+      s.write(patternBytes(1000, i));
+      s.closeWrite();
+      assert.equal(await within(done, 15_000, `stream ${i}`), undefined);
+      assert.deepEqual(concat(got), patternBytes(1000, i));
+    };
+    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 20 }, (_, i) => one(round * 20 + i)));
+    await until(() => ta.socketCount === 0 && listener.connectionCount === 0, "every stream released (after its linger)");
+    const api = a.node.apiStatus();
+    assert.equal(api.ports, 0, "the client's ports are all unbound");
+    assert.equal(api.mspRemotes, 0, "no remote remembered for ports that are gone");
+    assert.equal(api.queuedBytes, 0);
+    assert.equal(api.partialBytes, 0);
+    const apiB = b.node.apiStatus();
+    assert.equal(apiB.ports, 1, "the listener's port");
+    assert.ok(apiB.mspRemotes <= 200, `the listener's port remembers at most the recent callers: ${apiB.mspRemotes}`);
+    assert.deepEqual((await ta.status()).streams, []);
+    listener.close();
+  });
+});
+
 async function pump(s: MspStream, data: Uint8Array): Promise<void> {
   for (let o = 0; o < data.length; o += 16 * 1024) {
     if (!s.write(data.subarray(o, o + 16 * 1024))) await new Promise<void>((r) => s.once("drain", () => r()));

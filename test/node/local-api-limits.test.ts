@@ -286,3 +286,37 @@ describe("local API limits", () => {
     t.close();
   });
 });
+
+describe("the daemon's memory of MSP remotes (to stop a dead client's streams)", () => {
+  test("bounded per port and forgotten after 30 s of silence; released with the port", async () => {
+    const l = lab();
+    const t = await l.good();
+    const s = await t.bind(0);
+    const remote = (i: number) => {
+      const sid = new Uint8Array(32);
+      sid[0] = 1;
+      sid[30] = i >> 8;
+      sid[31] = i & 0xff;
+      return sid;
+    };
+    const ack = Uint8Array.of(0x02 | 0x04, 0xff, 0xff); // a classic connect request (FIRST|ACK)
+    for (let i = 0; i < 1500; i++) s.send({ sid: remote(i), port: 80 }, ack);
+    s.send({ sid: remote(0), port: 11 }, new TextEncoder().encode("http.msp.port=80")); // not MSP: not remembered
+    await tick();
+    assert.equal(l.node.apiStatus().mspRemotes, 1024, "at most 1,024 per port: the oldest are forgotten");
+    l.clock.advance(30_001);
+    s.send({ sid: remote(2000), port: 80 }, ack);
+    await tick();
+    assert.equal(l.node.apiStatus().mspRemotes, 1, "silent ones are forgotten");
+    s.send({ sid: remote(2000), port: 80 }, Uint8Array.of(0x08)); // a STOP: that stream is over
+    await tick();
+    assert.equal(l.node.apiStatus().mspRemotes, 0);
+    s.send({ sid: remote(3000), port: 80 }, ack);
+    await tick();
+    assert.equal(l.node.apiStatus().mspRemotes, 1);
+    s.close();
+    await tick();
+    assert.deepEqual([l.node.apiStatus().mspRemotes, l.node.apiStatus().ports], [0, 0], "released with the port");
+    t.close();
+  });
+});
