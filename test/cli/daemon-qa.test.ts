@@ -11,6 +11,8 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
 import { formatDuration } from "../../cli/render.ts";
+import { formatStatus } from "../../cli/status.ts";
+import type { StatusReport } from "../../src/status/status-report.ts";
 import { keyringStore } from "../../src/platform/instance-files.ts";
 import { isSvpError } from "../../src/errors.ts";
 import { unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
@@ -320,5 +322,32 @@ describe("svp status with SERVALINSTANCE_PATH set and nothing running", () => {
     assert.equal(st.code, 1, st.stderr);
     assert.match(st.stderr, new RegExp(`^svp status: no servald answers at instance ${servaldHome}`));
     assert.match(st.stderr, /\nsvp status: no svp daemon is running for /);
+  });
+});
+
+describe("svp status marks what only the clients say", () => {
+  test("claimed pids, self-given names and reported streams are marked; notes and the local API line are shown", () => {
+    const sid = "AB".repeat(32);
+    const report: StatusReport = {
+      schema: 1,
+      backend: "embedded",
+      identity: { sid, base32: "x", sids: [sid] },
+      daemon: { pid: 1, version: "t", home: "/h", startedAt: "", uptimeMs: 1000, udp: [], discovery: [], notes: ["same-host discovery is off: test"], api: { clients: 2, maxClients: 128, queuedBytes: 2048, partialBytes: 0, ports: 2, mspRemotes: 1, disconnected: { "slow-reader": 1, "hello-timeout": 0 } } },
+      peers: [],
+      ports: [
+        { sid, port: 80, pid: 4242, uid: 1000, client: "svp listen", clientReported: ["client"] },
+        { sid, port: 81, pid: 424242, uid: null, client: "attacker", clientReported: ["client", "pid"] },
+      ],
+      streams: [{ localSid: sid, localPort: 80, remoteSid: sid, remotePort: 9, state: "open", bytesIn: 1, bytesOut: 2, ageMs: 3, pid: 424242, client: "attacker", clientReported: ["remoteSid", "remotePort", "state", "bytesIn", "bytesOut", "ageMs", "client", "pid"] }],
+      drops: {},
+    };
+    const text = formatStatus(report);
+    assert.match(text, /^note +same-host discovery is off: test$/m);
+    assert.match(text, /^local api  2 clients \(limit 128\), 2\.0 KiB unread by them, 0 B of unfinished frames; disconnected: slow-reader 1$/m);
+    assert.match(text, /PID +CLIENT \(as it names itself\)/);
+    assert.match(text, /80 +4242 +svp listen$/m);
+    assert.match(text, /81 +424242 \(claimed\) +attacker$/m);
+    assert.match(text, /^streams \(1; as reported by their clients\)$/m);
+    assert.match(text, /attacker \(pid 424242, claimed\)$/m);
   });
 });
