@@ -10,13 +10,13 @@ import { Emitter } from "../emitter.ts";
 import { type ErrorCode, SvpError } from "../errors.ts";
 import { isSidAny, isSidBroadcast, type Sid, sidEquals, sidFromHex, sidShort, sidToBase32, sidToHex } from "../mesh/sid.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
-import { encodeMspStop, MSP_FLAG } from "../msp/packet.ts";
-import { EXT_FIXED_BYTES, MSP_EXT, MSP_OFFER, MSP_SEQ } from "../msp/ext-packet.ts";
+import { encodeMspStop } from "../msp/packet.ts";
 import { type ApiStatus, MAX_STATUS_STREAMS, sanitizeStreamStats, STATUS_SCHEMA, STREAM_CLIENT_FIELDS, type StatusReport, type StreamStat, type StreamStatus } from "../status/status-report.ts";
 import { API_TYPE, API_VERSION, type ApiMessage, clientFrameLimit, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
 import { type Defer, FrameBatcher } from "./frame-batcher.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
+import { MspRemoteSet } from "./msp-remote-set.ts";
 import type { NodeCrypto, NodeLog, PeerCredentials, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
 import { endpointKey, Overlay } from "./overlay.ts";
 import { OVERLAY_MDP_MTU } from "./overlay-packet.ts";
@@ -64,15 +64,7 @@ export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = {
 export const API_CUT_REASONS = ["too-many-clients", "hello-timeout", "slow-reader", "partial-frame-timeout", "partial-budget", "frame-too-large", "protocol"] as const;
 export type ApiCutReason = (typeof API_CUT_REASONS)[number];
 
-/**
- * A dead client's MSP streams: a remote (SID, port) that a binding exchanged MSP packets
- * with this recently gets a STOP from that binding when its client's connection ends.
- * Live MSP streams send a packet at least every 1.5 s (keep-alives), so 30 s covers every
- * live one with a wide margin.
- */
-const MSP_RECENT_MS = 30_000;
-/** Remotes remembered per binding at most (a listener's callers; the oldest is forgotten). */
-const MAX_REMOTES_PER_BINDING = 1024;
+/** Sent on behalf of a dead client to each remote of its streams (see MspRemoteSet). */
 const MSP_STOP = encodeMspStop();
 /** At most one "refused a client" log line per this long (a flood of connects must not flood the log). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -123,18 +115,8 @@ interface Binding {
   sid: Sid;
   port: number;
   reuse: boolean;
-  /** Remote (SID, port)s this binding exchanged MSP packets with (see MSP_RECENT_MS); created on first use. */
-  remotes: Map<string, MspRemote> | undefined;
-}
-
-/** A remote end of a binding's MSP traffic. */
-interface MspRemote {
-  sid: Sid;
-  port: number;
-  /** Clock time of the last MSP packet either way. */
-  at: number;
-  /** 1: the client sent SHUTDOWN, 2: the remote did; 3 = both: the stream is finishing cleanly, no STOP. */
-  shut: number;
+  /** Remote ends this binding exchanged MSP packets with recently; created on first use. */
+  remotes: MspRemoteSet | undefined;
 }
 
 interface ApiClient {
@@ -180,7 +162,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
   #limits: ApiLimits;
   /** Bytes of unfinished frames held for all clients (see ApiLimits.maxPartialBytes). */
   #partialBytes = 0;
-  /** Entries in all bindings' `remotes` (see MSP_RECENT_MS). */
+  /** Entries in all bindings' `remotes` (see MspRemoteSet). */
   #mspRemotes = 0;
   #cutOffs = Object.fromEntries(API_CUT_REASONS.map((r) => [r, 0])) as Record<ApiCutReason, number>;
   /** Refused connections waiting for their grace period to end. */
@@ -556,8 +538,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     let sent = 0;
     for (const b of c.bindings.values()) {
       if (!b.remotes) continue;
-      for (const r of b.remotes.values()) {
-        if (r.shut === 3 || now - r.at > MSP_RECENT_MS) continue;
+      for (const r of b.remotes.openAt(now)) {
         this.overlay.send(b.sid, b.port, r.sid, r.port, MSP_STOP);
         sent++;
       }
@@ -567,45 +548,9 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     if (sent > 0) this.#log("debug", `${this.#who(c)} is gone: sent MSP STOP to ${sent} stream${sent === 1 ? "" : "s"} it left open`);
   }
 
-  /**
-   * Note an MSP packet between binding `b` and a remote (`out`: sent by the client). Only
-   * what looks like MSP counts: a 1-byte STOP; a classic packet (3+ bytes, flags within
-   * MSP's four and the extension's OFFER); an extended one (EXT set, at least its fixed
-   * header). Discovery's text (ASCII) is none of these.
-   */
+  /** Note a datagram between binding `b` and a remote (`out`: sent by the client), for #stopMspStreams. */
   #noteMsp(b: Binding, remoteSid: Sid, remotePort: number, payload: Uint8Array, out: boolean): void {
-    const flags = payload[0]!;
-    const ext = (flags & MSP_EXT) !== 0;
-    if (ext ? payload.length < EXT_FIXED_BYTES : flags & ~(0x0f | MSP_OFFER) || payload.length === 2 || (payload.length === 1 && flags !== MSP_FLAG.STOP)) return;
-    const key = bytesKey(remoteSid) + remotePort;
-    const remotes = (b.remotes ??= new Map());
-    if (flags & MSP_FLAG.STOP) {
-      if (remotes.delete(key)) this.#mspRemotes--; // stopped by one side already: nothing to do for it later
-      return;
-    }
-    const now = this.#clock.now();
-    let r = remotes.get(key);
-    if (r) {
-      // Kept in last-use order (to within a second, so not every packet moves it): the
-      // oldest entries are at the front, where pruning looks.
-      if (now - r.at > 1000) {
-        remotes.delete(key);
-        remotes.set(key, r);
-      }
-    } else {
-      for (const [k, old] of remotes) {
-        if (now - old.at <= MSP_RECENT_MS && remotes.size < MAX_REMOTES_PER_BINDING) break;
-        remotes.delete(k);
-        this.#mspRemotes--;
-      }
-      r = { sid: remoteSid, port: remotePort, at: now, shut: 0 };
-      remotes.set(key, r);
-      this.#mspRemotes++;
-    }
-    r.at = now;
-    if (!ext && flags & MSP_FLAG.FIRST) r.shut = 0; // a new connection on this address pair
-    // SHUTDOWN counts on a sequenced packet: classic, 5+ bytes; extended, with SEQ.
-    if (flags & MSP_FLAG.SHUTDOWN && (ext ? flags & MSP_SEQ : payload.length >= 5)) r.shut |= out ? 1 : 2;
+    this.#mspRemotes += (b.remotes ??= new MspRemoteSet()).note(remoteSid, remotePort, payload, out, this.#clock.now());
   }
 
   #onMessage(c: ApiClient, m: ApiMessage): void {
