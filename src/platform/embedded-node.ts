@@ -460,7 +460,9 @@ export async function ensureDaemon(home: string | undefined, options: Omit<Conne
   }
   try {
     const info = await startDaemonBackground(h, options.command ? { command: options.command } : {});
-    (options.onNote ?? ((m: string) => process.stderr.write(m + "\n")))(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
+    const note = options.onNote ?? ((m: string) => process.stderr.write(m + "\n"));
+    note(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
+    for (const n of info.notes) note(`svp: the mesh daemon warns: ${n}`);
     return { ...info, started: true };
   } catch (err) {
     // Lost a race with another command starting it: use that one.
