@@ -67,7 +67,8 @@ describe("faults mid-stream", () => {
     await waitFor(() => listenB.stdout.includes("line 3\n") && listenC.stdout.includes("line 3\n"), "data flowing on both streams");
 
     const killedAt = Date.now();
-    toB.child.kill("SIGKILL");
+    // (process.kill, not child.kill: Deno's child.kill does not deliver SIGKILL as such.)
+    process.kill(toB.child.pid!, "SIGKILL");
     const cPid = Number(readFileSync(join(c.home, "daemon.pid"), "utf8").trim());
     process.kill(cPid, "SIGKILL");
 
