@@ -25,6 +25,9 @@
  *     memory with idle streams); its stdout goes into RESULTS.md's node section.
  *   - bench/msp-link.ts: one MSP stream (and eight) between two embedded nodes across the link
  *     emulator, with svp's MSP extension and with servald's window; RESULTS.md's link section.
+ *   - bench/soak.ts: a soak of `--soak` minutes (default 30; `--skip soak` leaves it out):
+ *     socks fetches, a steady mesh stream, listen and both daemons, RSS and fds of each
+ *     sampled every minute; RESULTS.md's soak section.
  *   - bench/servald.ts, only when SVP_SERVALD names a servald binary: svp connect --forward
  *     next to servald's own msp connect --forward through two servald daemons; its stdout
  *     goes into RESULTS.md's servald section.
@@ -33,7 +36,8 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node,servald,link, --no-write.
+ * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node,servald,link,soak,
+ * --soak MINUTES (default 30), --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -50,6 +54,7 @@ const { values: opts } = parseArgs({
     rounds: { type: "string", default: "3" },
     only: { type: "string" },
     skip: { type: "string", default: "" },
+    soak: { type: "string", default: "30" },
     "no-write": { type: "boolean", default: false },
   },
 });
@@ -589,6 +594,9 @@ async function main(): Promise<void> {
   const embedded = skip.has("node") ? undefined : runNodeBench();
   const servald = skip.has("servald") ? undefined : runServaldBench();
   const link = skip.has("link") ? undefined : runPart("msp-link", ["--seconds", String(Math.max(SECONDS, 8))], 1_200_000);
+  const soakMinutes = Number(opts.soak);
+  if (!skip.has("soak") && !(soakMinutes >= 1)) throw new Error("--soak must be a number of minutes, at least 1");
+  const soak = skip.has("soak") ? undefined : runPart("soak", ["--minutes", String(soakMinutes), "--warmup", String(Math.min(5, soakMinutes / 3)), "--sample", "60"], (soakMinutes + 5) * 60_000);
 
   const tbl = table(list);
   const startupText = startup?.rows.length
@@ -604,9 +612,10 @@ async function main(): Promise<void> {
   if (embedded !== undefined) process.stdout.write(`\nEmbedded node (bench/node.ts):\n${embedded}\n`);
   if (servald !== undefined) process.stdout.write(`\nservald backend (bench/servald.ts):\n${servald}\n`);
   if (link !== undefined) process.stdout.write(`\nMSP on emulated links (bench/msp-link.ts):\n${link}\n`);
+  if (soak !== undefined) process.stdout.write(`\nSoak (bench/soak.ts):\n${soak}\n`);
 
   mkdirSync(`${root}bench/results`, { recursive: true });
-  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, servald, link }, null, 2) + "\n");
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, servald, link, soak }, null, 2) + "\n");
   if (opts["no-write"]) return;
   const path = `${root}bench/RESULTS.md`;
   let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
@@ -618,6 +627,7 @@ async function main(): Promise<void> {
   if (embedded !== undefined) doc = replaceSection(doc, "node", `## Embedded node (bench/node.ts)\n\n${embedded}`);
   if (servald !== undefined) doc = replaceSection(doc, "servald", `## servald backend: svp next to servald's own tools (output of bench/servald.ts)\n\n${servald}`);
   if (link !== undefined) doc = replaceSection(doc, "link", `## MSP on emulated links (output of bench/msp-link.ts)\n\n${link}`);
+  if (soak !== undefined) doc = replaceSection(doc, "soak", `## Soak: memory and descriptors over a long run (output of bench/soak.ts)\n\n${soak}`);
   writeFileSync(path, doc);
   log(`wrote bench/RESULTS.md and bench/results/latest.json`);
 }

@@ -8,6 +8,7 @@
 import type { CAC } from "cac";
 import {
   ERROR_TABLE,
+  EXIT,
   ForwardServer,
   MeshConnector,
   SvpError,
@@ -30,10 +31,10 @@ import {
   upperSidLabels,
 } from "../src/index.ts";
 import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, OpenMeshOptions } from "../src/index.ts";
-import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
+import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
-const CONNECT_VALUE_FLAGS = ["forward", "wait", "w", "idle", "i", "wait-route", "log", ...MESH_VALUE_FLAGS];
+const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
@@ -63,7 +64,8 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   const cmd = cli
     .command("connect <dest> [port]", "Netcat to a mesh service: stdin/stdout, or --forward a local port (dest: SID or mesh name; port: MDP port or service)")
     .usage("connect [options] <SID|name> <mdp-port|service>")
-    .option("--forward <[addr:]port>", "Listen on loopback (or addr) and carry each accepted TCP connection over its own MSP stream")
+    .option("--forward <[addr:]port|unix:/path>", "Listen on loopback (or addr), or on an owner-only unix socket, and carry each accepted connection over its own MSP stream (loopback TCP is open to every local user: see README, Security)")
+    .option("--auth <user:pass>", "Not available: a raw TCP forward has no place for credentials (use --forward unix:/path, or svp socks --auth)")
     .option("--once", "With --forward: serve one connection, then exit with its outcome")
     .option("-N, --no-shutdown", "Keep the write side open after EOF on stdin until the remote has finished")
     .option("-w, --wait <duration>", "Give up connecting after this long (default: 10s, MSP's own limit)")
@@ -76,6 +78,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .example("  $ svp connect <SID> 80                    # netcat to MDP port 80 of <SID>")
     .example("  $ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | svp connect <SID>.serval http")
     .example("  $ svp connect --forward 8080 <SID> 80     # http://127.0.0.1:8080/ reaches <SID>:80")
+    .example("  $ svp connect --forward unix:$XDG_RUNTIME_DIR/web.sock <SID> 80   # only this user: curl --unix-socket …")
     .example("  $ ssh -o ProxyCommand='svp connect %h 22' user@<SID>.serval")
     .action(() => {
       const argv = commandArgs(ctx.argv, "connect");
@@ -102,6 +105,13 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
     } catch (err) {
       throw new UsageError(`invalid --forward "${forwardText}": ${(err as Error).message.replace(/^invalid [^"]*"[^"]*": /, "")}`);
     }
+  }
+  if (rawValues(argv, "auth").length > 0 || hasFlag(argv, "auth")) {
+    // What --auth means for svp socks (SOCKS5 user/pass, Proxy-Authorization) needs a protocol;
+    // a forward carries the client's own bytes from the first one, with no room for credentials.
+    throw new UsageError(
+      "--auth: svp connect --forward carries raw TCP, which has no place for credentials; to keep other local users out, listen on an owner-only unix socket (--forward unix:/path, mode 0600), or use svp socks --auth user:pass (SOCKS5/HTTP proxy authentication) where a TCP port is needed",
+    );
   }
   const once = hasFlag(argv, "once");
   if (once && !forward) throw new UsageError("--once needs --forward (without it, svp connect carries exactly one stream anyway)");
@@ -202,9 +212,20 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
   if (stats.error) {
     const e = stats.error;
     if (!hungUp) process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);
-    return ERROR_TABLE[e.code].exit;
+    return establishedFailureExit(e, stats.idleTimeout === true);
   }
   return 0;
+}
+
+/**
+ * Exit code of a stream that failed after it was established (README, svp connect's
+ * table): 1, "the stream failed", also when the peer fell silent for MSP's 10 s (it died
+ * or vanished mid-stream); 5 only for `-i`'s own idle timeout; a mesh backend that went
+ * away keeps its 6, a reset or interruption is 1 anyway.
+ */
+export function establishedFailureExit(e: SvpError, idleTimeout: boolean): number {
+  if (e.code === "ERR_TIMEOUT") return idleTimeout ? ERROR_TABLE.ERR_TIMEOUT.exit : EXIT.FAILURE;
+  return ERROR_TABLE[e.code].exit;
 }
 
 async function runForward(cfg: ConnectConfig, addr: ListenAddress): Promise<number> {

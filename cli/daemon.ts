@@ -96,6 +96,8 @@ export function register(cli: CAC): void {
           effectiveNodeConfig(home, nodeOptions(flags));
           const info = await startDaemonBackground(home, { args: passThrough(flags) });
           process.stderr.write(`svp daemon: started (pid ${info.pid}) for ${home}\n`);
+          // Start-up warnings the daemon logged (e.g. an unusable discovery directory) are said here too, not only in daemon.log.
+          for (const note of info.notes) process.stderr.write(`${errColor.yellow("warning")}: svp daemon: ${note}\n`);
           process.stdout.write(sidToHex(info.sid) + "\n");
           return 0;
         }

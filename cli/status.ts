@@ -45,7 +45,7 @@ export function register(cli: CAC): void {
         try {
           report = await queryStatus(home);
         } catch (err) {
-          if (!isSvpError(err, "ERR_MESH_DOWN")) throw err;
+          if (!isSvpError(err, "ERR_MESH_DOWN")) return reportError("status", "query the daemon", err);
           if (servaldDown) process.stderr.write(`svp status: ${servaldDown}\n`);
           process.stderr.write(`svp status: ${err.message}\n`);
           return EXIT.FAILURE;
@@ -79,6 +79,12 @@ export function formatStatus(r: StatusReport): string {
   kv("home", r.daemon.home);
   kv("udp", r.daemon.udp.join("  ") || "(none)");
   kv("discovery", r.daemon.discovery.join(", ") || "static peers only, none configured");
+  for (const n of r.daemon.notes ?? []) kv("note", n);
+  const api = r.daemon.api;
+  if (api) {
+    const cut = Object.entries(api.disconnected).filter(([, n]) => n > 0);
+    kv("local api", `${api.clients} client${api.clients === 1 ? "" : "s"} (limit ${api.maxClients}), ${formatBytes(api.queuedBytes)} unread by them, ${formatBytes(api.partialBytes)} of unfinished frames${cut.length ? `; disconnected: ${cut.map(([k, n]) => `${k} ${n}`).join(", ")}` : ""}`);
+  }
   const live = r.peers.filter((p) => p.live);
   out.push(`\n${c.bold("peers")} (${live.length} live${r.peers.length > live.length ? `, ${r.peers.length - live.length} expired` : ""})\n`);
   if (r.peers.length) {
@@ -98,9 +104,13 @@ export function formatStatus(r: StatusReport): string {
       ),
     );
   }
+  // What only the clients say is marked: their names always, a pid the kernel could not confirm, and every stream figure.
+  const pidText = (pid: number | null, reported: string[] | undefined) => (pid === null ? "-" : `${pid}${!reported || reported.includes("pid") ? " (claimed)" : ""}`);
   out.push(`\n${c.bold("ports")} (${r.ports.length})\n`);
-  if (r.ports.length) out.push(table(["SID", "PORT", "PID", "CLIENT"], r.ports.map((p) => [short(p.sid), String(p.port), p.pid === null ? "-" : String(p.pid), p.client])));
-  out.push(`\n${c.bold("streams")} (${r.streams.length})\n`);
+  if (r.ports.length) {
+    out.push(table(["SID", "PORT", "PID", "CLIENT (as it names itself)"], r.ports.map((p) => [short(p.sid), String(p.port), pidText(p.pid, p.clientReported), p.client])));
+  }
+  out.push(`\n${c.bold("streams")} (${r.streams.length}${r.streamsOmitted ? ` shown, ${r.streamsOmitted} more` : ""}${r.streams.length ? "; as reported by their clients" : ""})\n`);
   if (r.streams.length) {
     out.push(
       table(
@@ -116,7 +126,7 @@ export function formatStatus(r: StatusReport): string {
           s.msp ? `${s.msp.packetsInFlight}${s.msp.cwnd === null ? "" : `/${formatBytes(s.msp.cwnd)}`}` : "-",
           s.msp?.srttMs != null ? `${s.msp.srttMs.toFixed(1)} ms` : "-",
           s.msp ? `${s.msp.retransmissions}/${s.msp.losses}` : "-",
-          `${s.client}${s.pid === null ? "" : ` (pid ${s.pid})`}`,
+          `${s.client}${s.pid === null ? "" : ` (pid ${s.pid}${!s.clientReported || s.clientReported.includes("pid") ? ", claimed" : ""})`}`,
         ]),
       ),
     );

@@ -30,6 +30,12 @@
  *   wantWritable(h)            one "writable" event when the socket (or connected peer) has room
  *   ref(h, on), close(h)
  *   mode(h) -> 0 thread, 1 event loop
+ *   peerCred(fd) -> {pid, uid, gid} | null
+ *                              the credentials of the process at the other end of a connected
+ *                              AF_UNIX stream socket `fd` (any socket, e.g. one node:net
+ *                              accepted), as the kernel recorded them at connect():
+ *                              getsockopt(SO_PEERCRED). null where the platform has no
+ *                              SO_PEERCRED; throws the errno name on failure (EBADF, ENOTSOCK).
  */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
@@ -649,6 +655,33 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd = -1;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "EINVAL", "fd must be a non-negative integer");
+    return NULL;
+  }
+  napi_value r;
+#ifdef SO_PEERCRED
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  memset(&cred, 0, sizeof cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+  napi_value v;
+  napi_create_object(env, &r);
+  napi_create_int64(env, (int64_t)cred.pid, &v);
+  napi_set_named_property(env, r, "pid", v);
+  napi_create_int64(env, (int64_t)cred.uid, &v);
+  napi_set_named_property(env, r, "uid", v);
+  napi_create_int64(env, (int64_t)cred.gid, &v);
+  napi_set_named_property(env, r, "gid", v);
+#else
+  napi_get_null(env, &r);
+#endif
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -660,6 +693,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"ref", NULL, js_ref, NULL, NULL, NULL, napi_enumerable, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mode", NULL, js_mode, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -17,7 +17,8 @@
  * Daemon → client
  *   WELCOME   JSON {version, pid, primary, sids, mtu, peers}
  *   BOUND     reqId u32, port u32, sid 32
- *   ERROR     reqId u32, JSON {code, message}
+ *   ERROR     reqId u32, JSON {code, message}; reqId 0 answers no request: the daemon is
+ *             disconnecting this client and says why (refused: too many clients; cut off)
  *   DELIVER   local sid 32, local port u32, remote sid 32, remote port u32, flags u8 (1 = broadcast), payload
  *   STATUS_REPLY reqId u32, JSON StatusReport
  *   PEER      up u8, sid 32
@@ -29,6 +30,19 @@ import { SID_BYTES, type Sid } from "../mesh/sid.ts";
 export const API_VERSION = 1;
 /** Largest frame (length field value) either side accepts. */
 export const API_MAX_FRAME = 4 * 1024 * 1024;
+/**
+ * Largest frame the daemon accepts from a client, other than STREAMS: a SEND is at most
+ * 73 bytes plus one MDP payload (1160), the rest are smaller still. A modest cap keeps a
+ * client from making the daemon hold megabytes of a frame it has not finished.
+ */
+export const API_MAX_CLIENT_FRAME = 16 * 1024;
+/** Largest STREAMS frame (a client's list of live streams, ~300 bytes each): see `clientFrameLimit`. */
+export const API_MAX_STREAMS_FRAME = 1024 * 1024;
+
+/** The daemon's per-type cap on frames from a client (FrameDecoder's `limitFor`). */
+export function clientFrameLimit(type: number): number {
+  return type === API_TYPE.STREAMS ? API_MAX_STREAMS_FRAME : API_MAX_CLIENT_FRAME;
+}
 
 export const API_TYPE = {
   HELLO: 0x01,
@@ -219,15 +233,19 @@ export function decodeApiFrame(f: Uint8Array): ApiMessage | string {
 /**
  * Splits a byte stream into frames. Feed it chunks in any split; it returns complete
  * frame bodies (type + body) and keeps the rest. An announced length of 0 or above the
- * cap is an error (the connection is then unusable).
+ * cap is an error (the connection is then unusable). With `limitFor`, a frame's cap also
+ * depends on its type, checked as soon as the type byte is in: a frame over its cap is
+ * refused before its body is collected.
  */
 export class FrameDecoder {
   readonly maxFrame: number;
+  readonly #limitFor: ((type: number) => number) | undefined;
   #buf: Uint8Array = new Uint8Array(0);
   #len = 0;
 
-  constructor(maxFrame = API_MAX_FRAME) {
+  constructor(maxFrame = API_MAX_FRAME, limitFor?: (type: number) => number) {
     this.maxFrame = maxFrame;
+    this.#limitFor = limitFor;
   }
 
   /** Bytes held waiting for the rest of a frame. */
@@ -251,6 +269,13 @@ export class FrameDecoder {
       if (n === 0 || n > this.maxFrame) {
         this.#len = 0;
         return { frames, error: n === 0 ? "zero-length frame" : `frame of ${n} bytes exceeds the ${this.maxFrame}-byte limit` };
+      }
+      if (this.#limitFor && this.#len - off > 4) {
+        const limit = this.#limitFor(b[off + 4]!);
+        if (n > limit) {
+          this.#len = 0;
+          return { frames, error: `frame of type ${b[off + 4]} and ${n} bytes exceeds its ${limit}-byte limit` };
+        }
       }
       if (this.#len - off - 4 < n) break;
       frames.push(this.#buf.slice(off + 4, off + 4 + n));

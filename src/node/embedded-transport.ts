@@ -13,7 +13,7 @@ import { isSidAny, type Sid, SID_ANY, SID_BROADCAST, sidEquals, sidFromHex, sidT
 import type { MdpAddress, MdpBindOptions, MdpSendOptions, MdpSocket, MdpSocketEvents, MdpTransport, MdpTransportEvents, Reachability } from "../mdp/transport.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { isStatusReport, type StatusReport, type StreamStat } from "../status/status-report.ts";
-import { API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
+import { API_MAX_STREAMS_FRAME, API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
 import { type Defer, FrameBatcher } from "./frame-batcher.ts";
 import { bytesKey } from "./bytes-key.ts";
 
@@ -55,6 +55,8 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   sids: Sid[] = [];
   /** Process id of the daemon. */
   daemonPid = 0;
+  /** The daemon's start-up warnings (e.g. same-host discovery off), from its WELCOME. */
+  daemonNotes: string[] = [];
   readonly ready: Promise<void>;
   #stream: ByteStream;
   #out: FrameBatcher;
@@ -91,6 +93,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
       this.sids = Array.isArray(j.sids) ? j.sids.map((s) => (typeof s === "string" ? sidFromHex(s) : undefined)).filter((s): s is Sid => !!s) : [primary];
       if (typeof j.mtu === "number") this.mtu = j.mtu;
       if (typeof j.pid === "number") this.daemonPid = j.pid;
+      if (Array.isArray(j.notes)) this.daemonNotes = j.notes.filter((n): n is string => typeof n === "string");
       if (Array.isArray(j.peers)) for (const p of j.peers) if (typeof p === "string") this.#peers.add(p.toUpperCase());
       welcomed();
     };
@@ -110,6 +113,11 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
 
   get #timeoutMs(): number {
     return this.#o.requestTimeoutMs ?? 10_000;
+  }
+
+  /** Bound MDP sockets still open (the transport's own accounting; 0 when every stream has finished). */
+  get socketCount(): number {
+    return this.#sockets.size;
   }
 
   get isDown(): boolean {
@@ -148,9 +156,20 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
     await this.#request((reqId) => ({ type: API_TYPE.SHUTDOWN, reqId }));
   }
 
-  /** Replace this client's list of live MSP streams shown by `svp status`. */
+  /**
+   * Replace this client's list of live MSP streams shown by `svp status`. A list too long
+   * for the daemon's STREAMS frame limit (thousands of streams) is cut to what fits.
+   */
   reportStreams(stats: StreamStat[]): void {
-    this.#write({ type: API_TYPE.STREAMS, json: stats });
+    let list = stats;
+    for (;;) {
+      const frame = encodeApiMessage({ type: API_TYPE.STREAMS, json: list });
+      if (frame.length - 4 <= API_MAX_STREAMS_FRAME || list.length === 0) {
+        if (this.#stream.writable) this.#out.push(frame);
+        return;
+      }
+      list = list.slice(0, Math.floor((list.length * API_MAX_STREAMS_FRAME) / (frame.length - 4) * 0.95));
+    }
   }
 
   /**
@@ -250,6 +269,12 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
       case API_TYPE.STATUS_REPLY:
       case API_TYPE.OK:
       case API_TYPE.ERROR: {
+        if (m.type === API_TYPE.ERROR && m.reqId === 0) {
+          // No request's answer: the daemon refused or is disconnecting this client, and says why.
+          const j = (m.json ?? {}) as Record<string, unknown>;
+          const code = typeof j.code === "string" && j.code in ERROR_TABLE ? (j.code as ErrorCode) : "ERR_MESH_DOWN";
+          return this.#fail(new SvpError(code, typeof j.message === "string" ? j.message : "the svp daemon disconnected this client"));
+        }
         const p = this.#pending.get(m.reqId);
         if (!p) return;
         this.#pending.delete(m.reqId);

@@ -4,25 +4,70 @@
  * sockets from a `UdpBinder`, client connections as `ByteStream`s.
  */
 
-import type { Clock } from "../clock.ts";
+import type { Clock, Timer } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import { type ErrorCode, SvpError } from "../errors.ts";
-import { isSidAny, type Sid, sidEquals, sidShort, sidToBase32, sidToHex } from "../mesh/sid.ts";
+import { isSidAny, isSidBroadcast, type Sid, sidEquals, sidFromHex, sidShort, sidToBase32, sidToHex } from "../mesh/sid.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
-import { sanitizeStreamStats, STATUS_SCHEMA, type StatusReport, type StreamStat } from "../status/status-report.ts";
-import { API_TYPE, API_VERSION, type ApiMessage, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
+import { encodeMspStop } from "../msp/packet.ts";
+import { type ApiStatus, MAX_STATUS_STREAMS, sanitizeStreamStats, STATUS_SCHEMA, STREAM_CLIENT_FIELDS, type StatusReport, type StreamStat, type StreamStatus } from "../status/status-report.ts";
+import { API_TYPE, API_VERSION, type ApiMessage, clientFrameLimit, decodeApiFrame, encodeApiMessage, FrameDecoder } from "./api-codec.ts";
 import { type Defer, FrameBatcher } from "./frame-batcher.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
-import type { NodeCrypto, NodeLog, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
+import { MspRemoteSet } from "./msp-remote-set.ts";
+import type { NodeCrypto, NodeLog, PeerCredentials, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
 import { endpointKey, Overlay } from "./overlay.ts";
 import { OVERLAY_MDP_MTU } from "./overlay-packet.ts";
 
 /** Default overlay UDP port: next to servald's 4110, never on it. */
 export const DEFAULT_OVERLAY_PORT = 4111;
-/** A client whose socket has this many unread bytes queued gets its datagrams dropped. */
-const CLIENT_MAX_QUEUE = 4 * 1024 * 1024;
+/**
+ * Bounds of the local API, so that no client (buggy, stuck or hostile; the socket is
+ * owner-only, so it runs as this user) can make the daemon hold memory or descriptors
+ * without limit. Worst case held for clients: maxClients × (maxQueueBytes + one reply)
+ * plus maxPartialBytes, and each of those only for a bounded time unless the client reads.
+ */
+export interface ApiLimits {
+  /** A client that has not sent HELLO this long after connecting is cut off. Default 5 s. */
+  helloTimeoutMs: number;
+  /** Connected clients at most; more are refused (an ERROR frame saying so, then closed). Default 128. */
+  maxClients: number;
+  /**
+   * DELIVER frames (incoming datagrams) are dropped, and counted as "client-slow", while
+   * this much waits unread for a client. Default 4 MiB. MSP retransmits what was dropped.
+   */
+  maxDeliverQueueBytes: number;
+  /**
+   * A client with more than this waiting unread when a reply or notice is due (STATUS,
+   * BOUND, PEER…) is cut off: it does not read. Default 8 MiB (room for replies above a
+   * full DELIVER queue, so a busy but live client is never cut off).
+   */
+  maxQueueBytes: number;
+  /** A client holding one unfinished frame this long is cut off. Default 10 s. */
+  partialFrameTimeoutMs: number;
+  /** Unfinished frames of all clients together at most; the client that goes over is cut off. Default 16 MiB. */
+  maxPartialBytes: number;
+}
+
+export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = {
+  helloTimeoutMs: 5000,
+  maxClients: 128,
+  maxDeliverQueueBytes: 4 * 1024 * 1024,
+  maxQueueBytes: 8 * 1024 * 1024,
+  partialFrameTimeoutMs: 10_000,
+  maxPartialBytes: 16 * 1024 * 1024,
+};
+
+/** Why clients were disconnected (or refused) by the daemon; counted in status (`daemon.api.disconnected`). */
+export const API_CUT_REASONS = ["too-many-clients", "hello-timeout", "slow-reader", "partial-frame-timeout", "partial-budget", "frame-too-large", "protocol"] as const;
+export type ApiCutReason = (typeof API_CUT_REASONS)[number];
+
+/** Sent on behalf of a dead client to each remote of its streams (see MspRemoteSet). */
+const MSP_STOP = encodeMspStop();
+/** At most one "refused a client" log line per this long (a flood of connects must not flood the log). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 /**
  * Receive buffer asked for on the overlay sockets. The default (~208 KiB on Linux, about 90
  * sealed 1 KiB datagrams) overflowed when many MSP packets arrived at once (e.g. 32 streams
@@ -59,6 +104,10 @@ export interface MeshNodeOptions {
   wallClock?: () => number;
   /** When frames queued for a client go out in one write (see FrameBatcher). Default queueMicrotask. */
   defer?: Defer;
+  /** Local API bounds; unset fields take DEFAULT_API_LIMITS. */
+  apiLimits?: Partial<ApiLimits>;
+  /** Start-up warnings (e.g. same-host discovery unusable): in WELCOME and status, so `svp daemon start` can say them. */
+  notes?: string[];
 }
 
 interface Binding {
@@ -66,6 +115,8 @@ interface Binding {
   sid: Sid;
   port: number;
   reuse: boolean;
+  /** Remote ends this binding exchanged MSP packets with recently; created on first use. */
+  remotes: MspRemoteSet | undefined;
 }
 
 interface ApiClient {
@@ -75,11 +126,24 @@ interface ApiClient {
   out: FrameBatcher;
   decoder: FrameDecoder;
   pid: number | null;
+  /** Where `pid` comes from: the kernel (the socket's peer credentials) or the client's own HELLO. */
+  pidFrom: "kernel" | "client";
+  uid: number | null;
   name: string;
   greeted: boolean;
-  bindings: Set<string>;
+  /** Bindings of this client by bindingKey. */
+  bindings: Map<string, Binding>;
   streams: StreamStat[];
   streamsAt: number;
+  connectedAt: number;
+  /** MDP payload bytes this client sent, and that were delivered to it: upper bounds for its stream reports. */
+  bytesSent: number;
+  bytesDelivered: number;
+  helloTimer: Timer | undefined;
+  /** Bytes of an unfinished frame counted in MeshNode's partial total, and since when it is unfinished. */
+  partialHeld: number;
+  partialSince: number;
+  partialTimer: Timer | undefined;
 }
 
 export type MeshNodeEvents = {
@@ -95,6 +159,16 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
   #bindings = new Map<string, Binding[]>();
   #clients = new Set<ApiClient>();
   #nextClient = 1;
+  #limits: ApiLimits;
+  /** Bytes of unfinished frames held for all clients (see ApiLimits.maxPartialBytes). */
+  #partialBytes = 0;
+  /** Entries in all bindings' `remotes` (see MspRemoteSet). */
+  #mspRemotes = 0;
+  #cutOffs = Object.fromEntries(API_CUT_REASONS.map((r) => [r, 0])) as Record<ApiCutReason, number>;
+  /** Refused connections waiting for their grace period to end. */
+  #refused = new Set<ByteStream>();
+  #refusalLoggedAt = -Infinity;
+  #refusalsUnlogged = 0;
   #nextPort = EPHEMERAL_FIRST;
   #startedAt: number;
   #startedWall: number;
@@ -106,6 +180,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.log ?? (() => {});
+    this.#limits = { ...DEFAULT_API_LIMITS, ...options.apiLimits };
     this.overlay = new Overlay({
       keyring: options.keyring,
       crypto: options.crypto,
@@ -179,7 +254,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     this.overlay.start();
   }
 
-  /** Stop: disconnect every client, close the sockets, leave the rendezvous directory. */
+  /** Stop: stop the streams of every client, disconnect them, close the sockets, leave the rendezvous directory. */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -188,28 +263,50 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     } catch {
       // best effort: the registry also drops entries of dead processes
     }
+    // While the overlay still runs: the remotes see STOP now instead of a 10 s timeout.
+    for (const c of this.#clients) this.#stopMspStreams(c);
     this.overlay.stop();
     for (const c of [...this.#clients]) {
       c.out.flush(); // e.g. the OK of the stop request
+      this.#release(c);
       c.stream.abort(new SvpError("ERR_MESH_DOWN", "daemon stopping"));
     }
+    for (const s of [...this.#refused]) s.abort();
   }
 
-  /** Serve one local API connection. */
-  acceptClient(stream: ByteStream): void {
+  /**
+   * Serve one local API connection. `peer`: the connecting process as the kernel knows it
+   * (SO_PEERCRED), when the platform can tell; without it the pid is what the client claims.
+   */
+  acceptClient(stream: ByteStream, peer?: PeerCredentials): void {
     if (this.#stopped) return stream.abort(new SvpError("ERR_MESH_DOWN", "daemon stopping"));
-    const client: ApiClient = { id: this.#nextClient++, stream, out: new FrameBatcher(stream, this.#o.defer), decoder: new FrameDecoder(), pid: null, name: "client", greeted: false, bindings: new Set(), streams: [], streamsAt: 0 };
+    if (this.#clients.size >= this.#limits.maxClients) return this.#refuse(stream, peer);
+    const now = this.#clock.now();
+    const client: ApiClient = {
+      id: this.#nextClient++,
+      stream,
+      out: new FrameBatcher(stream, this.#o.defer),
+      decoder: new FrameDecoder(undefined, clientFrameLimit),
+      pid: peer ? peer.pid : null,
+      pidFrom: peer ? "kernel" : "client",
+      uid: peer ? peer.uid : null,
+      name: "client",
+      greeted: false,
+      bindings: new Map(),
+      streams: [],
+      streamsAt: 0,
+      connectedAt: now,
+      bytesSent: 0,
+      bytesDelivered: 0,
+      helloTimer: undefined,
+      partialHeld: 0,
+      partialSince: now,
+      partialTimer: undefined,
+    };
     this.#clients.add(client);
-    stream.on("data", (chunk) => {
-      const { frames, error } = client.decoder.push(chunk);
-      for (const f of frames) {
-        if (!this.#clients.has(client)) return;
-        const m = decodeApiFrame(f);
-        if (typeof m === "string") return this.#dropClient(client, m);
-        this.#onMessage(client, m);
-      }
-      if (error) this.#dropClient(client, error);
-    });
+    const helloMs = this.#limits.helloTimeoutMs;
+    client.helloTimer = this.#clock.setTimeout(() => this.#cutOff(client, "hello-timeout", `sent no HELLO within ${helloMs} ms`), helloMs);
+    stream.on("data", (chunk) => this.#onData(client, chunk));
     stream.on("end", () => {
       client.out.flush();
       stream.closeWrite();
@@ -218,12 +315,38 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     stream.resume();
   }
 
+  /** The daemon's own accounting of its local API (also in status as `daemon.api`). */
+  apiStatus(): ApiStatus {
+    let queued = 0;
+    for (const c of this.#clients) queued += c.out.queuedBytes;
+    return {
+      clients: this.#clients.size,
+      maxClients: this.#limits.maxClients,
+      queuedBytes: queued,
+      partialBytes: this.#partialBytes,
+      ports: [...this.#bindings.values()].reduce((n, l) => n + l.length, 0),
+      mspRemotes: this.#mspRemotes,
+      disconnected: { ...this.#cutOffs },
+    };
+  }
+
   /** The status document (see src/status). */
   status(): StatusReport {
     const now = this.#clock.now();
     const ids = this.#o.keyring.identities;
     const primary = this.primarySid;
     const sources = [...(this.#o.staticPeers?.length ? ["static"] : []), ...(this.#o.rendezvous ? ["local"] : []), ...(this.#o.lanTargets?.length ? ["lan"] : [])];
+    const streams: StreamStatus[] = [];
+    let omitted = 0;
+    for (const c of this.#clients) {
+      for (const s of c.streams) {
+        if (streams.length >= MAX_STATUS_STREAMS) {
+          omitted++;
+          continue;
+        }
+        streams.push({ ...s, ageMs: s.ageMs + Math.round(now - c.streamsAt), pid: c.pid, client: c.name, clientReported: c.pidFrom === "kernel" ? [...STREAM_CLIENT_FIELDS] : [...STREAM_CLIENT_FIELDS, "pid"] });
+      }
+    }
     return {
       schema: STATUS_SCHEMA,
       backend: "embedded",
@@ -236,6 +359,8 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         uptimeMs: Math.round(now - this.#startedAt),
         udp: this.udpAddresses,
         discovery: sources,
+        notes: [...(this.#o.notes ?? [])],
+        api: this.apiStatus(),
       },
       peers: this.overlay.peerInfo().map((p) => ({
         sid: sidToHex(p.sid),
@@ -250,49 +375,200 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         bytesIn: p.bytesIn,
         bytesOut: p.bytesOut,
       })),
-      ports: [...this.#bindings.values()].flat().map((b) => ({ sid: sidToHex(b.sid), port: b.port, pid: b.client.pid, client: b.client.name })),
-      streams: [...this.#clients].flatMap((c) => c.streams.map((s) => ({ ...s, ageMs: s.ageMs + Math.round(now - c.streamsAt), pid: c.pid, client: c.name }))),
+      ports: [...this.#bindings.values()].flat().map((b) => ({ sid: sidToHex(b.sid), port: b.port, pid: b.client.pid, uid: b.client.uid, client: b.client.name, clientReported: b.client.pidFrom === "kernel" ? ["client"] : ["client", "pid"] })),
+      streams,
+      ...(omitted > 0 ? { streamsOmitted: omitted } : {}),
       drops: { ...this.overlay.drops },
     };
   }
 
-  #send(c: ApiClient, m: ApiMessage): void {
-    if (c.stream.closed || !c.stream.writable) return;
-    c.out.push(encodeApiMessage(m));
+  /** "client 3 "svp socks" (pid 123)" for logs; a claimed pid says so. */
+  #who(c: ApiClient): string {
+    const pid = c.pid === null ? "" : ` (pid ${c.pid}${c.pidFrom === "client" ? ", as it claims" : ""})`;
+    return `local API client ${c.id}${c.greeted ? ` "${c.name}"` : ""}${pid}`;
+  }
+
+  /**
+   * Queue a reply or notice for `c`. A client that leaves more than maxQueueBytes unread is
+   * cut off here (its DELIVERs were already being dropped): it does not read. False when
+   * nothing was queued.
+   */
+  #send(c: ApiClient, m: ApiMessage): boolean {
+    if (c.stream.closed || !c.stream.writable) return false;
+    const queued = c.out.queuedBytes;
+    if (queued > this.#limits.maxQueueBytes) {
+      this.#cutOff(c, "slow-reader", `does not read what the daemon sends (${queued} bytes unread, limit ${this.#limits.maxQueueBytes})`);
+      return false;
+    }
+    let frame: Uint8Array;
+    try {
+      frame = encodeApiMessage(m);
+    } catch (err) {
+      // Only a reply larger than a frame can be (a status document); never a crash.
+      this.#log("warn", `${this.#who(c)}: cannot send a frame of type ${m.type}: ${(err as Error).message}`);
+      if ("reqId" in m && m.type !== API_TYPE.ERROR) this.#error(c, m.reqId, "ERR_TOO_LARGE", (err as Error).message);
+      return false;
+    }
+    c.out.push(frame);
+    return true;
   }
 
   #error(c: ApiClient, reqId: number, code: ErrorCode, message: string): void {
     this.#send(c, { type: API_TYPE.ERROR, reqId, json: { code, message } });
   }
 
-  #dropClient(c: ApiClient, why: string): void {
-    this.#log("warn", `local API client ${c.name}${c.pid ? ` (pid ${c.pid})` : ""}: ${why}; disconnecting it`);
+  #onData(c: ApiClient, chunk: Uint8Array): void {
+    if (!this.#clients.has(c)) return;
+    const { frames, error } = c.decoder.push(chunk);
+    for (const f of frames) {
+      if (!this.#clients.has(c)) return;
+      const m = decodeApiFrame(f);
+      if (typeof m === "string") return this.#cutOff(c, "protocol", m);
+      this.#onMessage(c, m);
+    }
+    if (!this.#clients.has(c)) return;
+    if (error) return this.#cutOff(c, /exceeds/.test(error) ? "frame-too-large" : "protocol", error);
+    this.#trackPartial(c, frames.length > 0);
+  }
+
+  /**
+   * Account for the unfinished frame `c` leaves behind after a read, and time it: a frame
+   * that stays unfinished for partialFrameTimeoutMs cuts the client off, as does going over
+   * the daemon-wide maxPartialBytes. One timer per client at most, re-armed lazily.
+   */
+  #trackPartial(c: ApiClient, completedSome: boolean): void {
+    const held = c.decoder.buffered;
+    const before = c.partialHeld;
+    this.#partialBytes += held - before;
+    c.partialHeld = held;
+    if (held === 0) return;
+    if (this.#partialBytes > this.#limits.maxPartialBytes) {
+      return this.#cutOff(c, "partial-budget", `unfinished frames of all clients exceed ${this.#limits.maxPartialBytes} bytes (this one holds ${held})`);
+    }
+    // A new unfinished frame (the last one completed, or there was none): its time starts now.
+    if (completedSome || before === 0) c.partialSince = this.#clock.now();
+    if (c.partialTimer !== undefined) return;
+    const limit = this.#limits.partialFrameTimeoutMs;
+    const check = () => {
+      c.partialTimer = undefined;
+      if (!this.#clients.has(c) || c.decoder.buffered === 0) return;
+      const left = c.partialSince + limit - this.#clock.now();
+      if (left > 0) c.partialTimer = this.#clock.setTimeout(check, left);
+      else this.#cutOff(c, "partial-frame-timeout", `held an unfinished frame (${c.decoder.buffered} bytes) for ${limit} ms`);
+    };
+    c.partialTimer = this.#clock.setTimeout(check, limit);
+  }
+
+  /** Disconnect `c` for `why`, logged and counted; it is told why in an ERROR frame (reqId 0) when it still reads. */
+  #cutOff(c: ApiClient, reason: ApiCutReason, why: string): void {
+    if (!this.#clients.has(c)) return;
+    this.#cutOffs[reason]++;
+    this.#log("warn", `${this.#who(c)}: ${why}; disconnecting it`);
+    if (reason !== "slow-reader" && c.stream.writable) {
+      try {
+        c.out.push(encodeApiMessage({ type: API_TYPE.ERROR, reqId: 0, json: { code: reason === "protocol" || reason === "frame-too-large" ? "ERR_PROTOCOL" : "ERR_LIMIT", message: `the svp daemon disconnected this client: it ${why}` } }));
+        c.out.flush();
+      } catch {
+        // the stream went away meanwhile
+      }
+    }
     this.#release(c);
-    c.stream.abort(new SvpError("ERR_PROTOCOL", why));
+    c.stream.abort(new SvpError(reason === "protocol" || reason === "frame-too-large" ? "ERR_PROTOCOL" : "ERR_LIMIT", why));
+  }
+
+  /** Too many clients: tell this one why (ERROR, reqId 0), close it after a grace period for reading that. */
+  #refuse(stream: ByteStream, peer: PeerCredentials | undefined): void {
+    this.#cutOffs["too-many-clients"]++;
+    const max = this.#limits.maxClients;
+    const now = this.#clock.now();
+    if (now - this.#refusalLoggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      const more = this.#refusalsUnlogged > 0 ? ` (and ${this.#refusalsUnlogged} more since the last such line)` : "";
+      this.#log("warn", `local API: refused a client${peer ? ` (pid ${peer.pid})` : ""}: ${max} clients are connected, the limit${more}`);
+      this.#refusalLoggedAt = now;
+      this.#refusalsUnlogged = 0;
+    } else this.#refusalsUnlogged++;
+    this.#refused.add(stream);
+    const done = () => {
+      this.#refused.delete(stream);
+      timer.cancel();
+      stream.abort();
+    };
+    const timer = this.#clock.setTimeout(done, 1000);
+    stream.on("close", done);
+    stream.on("end", done);
+    try {
+      stream.write(encodeApiMessage({ type: API_TYPE.ERROR, reqId: 0, json: { code: "ERR_LIMIT", message: `the svp daemon refused this client: ${max} local API clients are connected, its limit` } }));
+      stream.closeWrite();
+    } catch {
+      done();
+    }
+    stream.resume();
   }
 
   #release(c: ApiClient): void {
     if (!this.#clients.delete(c)) return;
-    for (const key of c.bindings) {
-      const list = this.#bindings.get(key)?.filter((b) => b.client !== c) ?? [];
-      if (list.length) this.#bindings.set(key, list);
-      else this.#bindings.delete(key);
-    }
+    c.helloTimer?.cancel();
+    c.partialTimer?.cancel();
+    this.#partialBytes -= c.partialHeld;
+    c.partialHeld = 0;
+    if (!this.#stopped) this.#stopMspStreams(c);
+    for (const [key, b] of c.bindings) this.#unbind(key, b);
     c.bindings.clear();
   }
 
+  #unbind(key: string, b: Binding): void {
+    if (b.remotes) {
+      this.#mspRemotes -= b.remotes.size;
+      b.remotes = undefined;
+    }
+    const list = this.#bindings.get(key)?.filter((x) => x !== b) ?? [];
+    if (list.length) this.#bindings.set(key, list);
+    else this.#bindings.delete(key);
+  }
+
+  /**
+   * The client is gone (closed, crashed, killed) or the daemon stops: send a 1-byte MSP STOP
+   * from each of its bindings to each remote that binding exchanged MSP packets with
+   * recently, so the far ends fail their streams now (connection reset) instead of after
+   * MSP's 10 s of silence. Streams that finished cleanly (SHUTDOWN both ways) or were
+   * stopped already are left alone.
+   */
+  #stopMspStreams(c: ApiClient): void {
+    const now = this.#clock.now();
+    let sent = 0;
+    for (const b of c.bindings.values()) {
+      if (!b.remotes) continue;
+      for (const r of b.remotes.openAt(now)) {
+        this.overlay.send(b.sid, b.port, r.sid, r.port, MSP_STOP);
+        sent++;
+      }
+      this.#mspRemotes -= b.remotes.size;
+      b.remotes = undefined;
+    }
+    if (sent > 0) this.#log("debug", `${this.#who(c)} is gone: sent MSP STOP to ${sent} stream${sent === 1 ? "" : "s"} it left open`);
+  }
+
+  /** Note a datagram between binding `b` and a remote (`out`: sent by the client), for #stopMspStreams. */
+  #noteMsp(b: Binding, remoteSid: Sid, remotePort: number, payload: Uint8Array, out: boolean): void {
+    this.#mspRemotes += (b.remotes ??= new MspRemoteSet()).note(remoteSid, remotePort, payload, out, this.#clock.now());
+  }
+
   #onMessage(c: ApiClient, m: ApiMessage): void {
-    if (!c.greeted && m.type !== API_TYPE.HELLO) return this.#dropClient(c, "first message was not HELLO");
+    if (!c.greeted && m.type !== API_TYPE.HELLO) return this.#cutOff(c, "protocol", "sent another message before HELLO");
     switch (m.type) {
       case API_TYPE.HELLO: {
         const j = (m.json ?? {}) as Record<string, unknown>;
-        if (j.version !== API_VERSION) return this.#dropClient(c, `unsupported API version ${JSON.stringify(j.version)}`);
+        if (j.version !== API_VERSION) return this.#cutOff(c, "protocol", `speaks unsupported API version ${JSON.stringify(j.version)}`);
+        if (c.greeted) return this.#cutOff(c, "protocol", "sent HELLO twice");
         c.greeted = true;
-        c.pid = typeof j.pid === "number" && Number.isSafeInteger(j.pid) ? j.pid : null;
-        c.name = typeof j.name === "string" ? j.name.slice(0, 64) : "client";
+        c.helloTimer?.cancel();
+        c.helloTimer = undefined;
+        // The kernel's pid wins; a claimed one is shown as claimed.
+        if (c.pidFrom === "client") c.pid = typeof j.pid === "number" && Number.isSafeInteger(j.pid) && j.pid > 0 ? j.pid : null;
+        c.name = typeof j.name === "string" ? j.name.replace(/[\u0000-\u001f\u007f]/g, "?").slice(0, 64) : "client";
         this.#send(c, {
           type: API_TYPE.WELCOME,
-          json: { version: API_VERSION, pid: this.#o.info.pid, primary: sidToHex(this.primarySid), sids: this.#o.keyring.identities.map((i) => sidToHex(i.sid)), mtu: OVERLAY_MDP_MTU, peers: this.overlay.peers().map(sidToHex) },
+          json: { version: API_VERSION, pid: this.#o.info.pid, primary: sidToHex(this.primarySid), sids: this.#o.keyring.identities.map((i) => sidToHex(i.sid)), mtu: OVERLAY_MDP_MTU, peers: this.overlay.peers().map(sidToHex), notes: this.#o.notes ?? [] },
         });
         return;
       }
@@ -301,15 +577,18 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       case API_TYPE.UNBIND: {
         const sid = isSidAny(m.sid) ? this.primarySid : m.sid;
         const key = bindingKey(sid, m.port);
-        if (!c.bindings.delete(key)) return;
-        const list = this.#bindings.get(key)?.filter((b) => b.client !== c) ?? [];
-        if (list.length) this.#bindings.set(key, list);
-        else this.#bindings.delete(key);
+        const b = c.bindings.get(key);
+        if (!b) return;
+        c.bindings.delete(key);
+        this.#unbind(key, b);
         return;
       }
       case API_TYPE.SEND: {
-        if (!c.bindings.has(bindingKey(m.sid, m.port))) return this.#dropClient(c, `send from port ${m.port} it has not bound`);
+        const b = c.bindings.get(bindingKey(m.sid, m.port));
+        if (!b) return this.#cutOff(c, "protocol", `sent from MDP port ${m.port}, which it has not bound`);
         if (m.payload.length > OVERLAY_MDP_MTU) return void this.overlay.countDrop("oversize");
+        c.bytesSent += m.payload.length;
+        if (m.payload.length > 0 && !isSidBroadcast(m.remoteSid)) this.#noteMsp(b, m.remoteSid, m.remotePort, m.payload, true);
         this.overlay.send(m.sid, m.port, m.remoteSid, m.remotePort, m.payload);
         return;
       }
@@ -317,17 +596,34 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         this.#send(c, { type: API_TYPE.STATUS_REPLY, reqId: m.reqId, json: this.status() });
         return;
       case API_TYPE.STREAMS:
-        c.streams = sanitizeStreamStats(m.json);
+        c.streams = this.#checkStreams(c, sanitizeStreamStats(m.json));
         c.streamsAt = this.#clock.now();
         return;
       case API_TYPE.SHUTDOWN:
         this.#send(c, { type: API_TYPE.OK, reqId: m.reqId });
-        this.#log("info", `stop requested by ${c.name}${c.pid ? ` (pid ${c.pid})` : ""}`);
+        this.#log("info", `stop requested by ${this.#who(c)}`);
         this.emit("shutdown-requested");
         return;
       default:
-        return this.#dropClient(c, `unexpected message type ${m.type}`);
+        return this.#cutOff(c, "protocol", `sent unexpected message type ${m.type}`);
     }
+  }
+
+  /**
+   * Hold a client's stream report to what the daemon knows: a stream must be on a port that
+   * client has bound, and no stream can have moved more bytes than the client's datagrams
+   * carried, or be older than the client's connection. (What is left is still the
+   * client's word: status marks it as client-reported.)
+   */
+  #checkStreams(c: ApiClient, stats: StreamStat[]): StreamStat[] {
+    const age = Math.round(this.#clock.now() - c.connectedAt);
+    const out: StreamStat[] = [];
+    for (const s of stats) {
+      const sid = sidFromHex(s.localSid);
+      if (!sid || !c.bindings.has(bindingKey(sid, s.localPort))) continue;
+      out.push({ ...s, bytesIn: Math.min(s.bytesIn, c.bytesDelivered), bytesOut: Math.min(s.bytesOut, c.bytesSent), ageMs: Math.min(s.ageMs, age) });
+    }
+    return out;
   }
 
   #bind(c: ApiClient, m: Extract<ApiMessage, { type: typeof API_TYPE.BIND }>): void {
@@ -350,9 +646,10 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     const existing = this.#bindings.get(key) ?? [];
     if (existing.some((b) => b.client === c)) return this.#error(c, m.reqId, "ERR_NOT_ALLOWED", `MDP port ${port} is already bound by this client`);
     if (existing.length > 0 && !(m.reuse && existing.every((b) => b.reuse))) return this.#error(c, m.reqId, "ERR_NOT_ALLOWED", `MDP port ${port} is already bound${existing[0]!.client.pid ? ` by pid ${existing[0]!.client.pid}` : ""}`);
-    existing.push({ client: c, sid, port, reuse: m.reuse });
+    const binding: Binding = { client: c, sid, port, reuse: m.reuse, remotes: undefined };
+    existing.push(binding);
     this.#bindings.set(key, existing);
-    c.bindings.add(key);
+    c.bindings.set(key, binding);
     this.#send(c, { type: API_TYPE.BOUND, reqId: m.reqId, port, sid });
   }
 
@@ -360,16 +657,20 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     const list = this.#bindings.get(bindingKey(localSid, dstPort));
     if (!list || list.length === 0) return void this.overlay.countDrop("unbound");
     for (const b of list) {
-      if (b.client.out.queuedBytes > CLIENT_MAX_QUEUE) {
+      const c = b.client;
+      if (c.out.queuedBytes > this.#limits.maxDeliverQueueBytes) {
         this.overlay.countDrop("client-slow");
         continue;
       }
-      this.#send(b.client, { type: API_TYPE.DELIVER, sid: localSid, port: dstPort, remoteSid: from, remotePort: srcPort, broadcast, payload });
+      if (!c.stream.writable) continue;
+      if (!broadcast && payload.length > 0) this.#noteMsp(b, from, srcPort, payload, false);
+      c.bytesDelivered += payload.length;
+      c.out.push(encodeApiMessage({ type: API_TYPE.DELIVER, sid: localSid, port: dstPort, remoteSid: from, remotePort: srcPort, broadcast, payload }));
     }
   }
 
   #broadcastPeer(up: boolean, sid: Sid): void {
-    for (const c of this.#clients) if (c.greeted) this.#send(c, { type: API_TYPE.PEER, up, sid });
+    for (const c of [...this.#clients]) if (c.greeted) this.#send(c, { type: API_TYPE.PEER, up, sid });
   }
 }
 

@@ -83,3 +83,14 @@ export interface RendezvousRegistry {
 
 /** The node's log sink: one line per call, no trailing newline. */
 export type NodeLog = (level: "info" | "warn" | "debug", message: string) => void;
+
+/**
+ * Who is at the other end of a local API connection, as the kernel recorded it when the
+ * client connected (SO_PEERCRED on Linux): facts the client cannot forge, unlike what it
+ * says in its HELLO.
+ */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}

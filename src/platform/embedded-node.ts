@@ -11,22 +11,25 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { basename, resolve as resolvePath } from "node:path";
 import { setImmediate } from "node:timers";
+import { setFlagsFromString } from "node:v8";
 import { type Clock, systemClock } from "../clock.ts";
-import { SvpError, UsageError, errorCodeForExit } from "../errors.ts";
+import { SvpError, UsageError, errorCodeForExit, isSvpError } from "../errors.ts";
 import { type Sid, sidToHex } from "../mesh/sid.ts";
 import { memoryPair } from "../stream/memory-pair.ts";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
 import { loadOrCreateKeyring, primaryIdentity } from "../node/keyring.ts";
 import { DEFAULT_OVERLAY_PORT, MeshNode } from "../node/mesh-node.ts";
 import { checkBindAddress, checkHelloInterval, checkTimers, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
-import type { NodeLog, UdpEndpoint } from "../node/node-io.ts";
+import type { NodeLog, PeerCredentials, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/overlay.ts";
 import type { StatusReport } from "../status/status-report.ts";
-import { acquirePidLock, daemonLogTail, ensureHome, isLockHolder, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
+import { acquirePidLock, checkHomeAccess, daemonLogTail, ensureHome, isLockHolder, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
 import { connectUnix, listen, type Listener } from "./net.ts";
 import { nodeCrypto } from "./node-crypto.ts";
 import { openRendezvousDir } from "./rendezvous-dir.ts";
 import { bindUdp } from "./udp.ts";
+import type { SocketStream } from "./socket-stream.ts";
+import { peerCredentials } from "./unix-dgram.ts";
 
 export { resolveHome };
 
@@ -131,11 +134,15 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
       ? options.lanTargets.map((t) => parsePeerAddress(t, "LAN target"))
       : [{ host: "255.255.255.255", port: DEFAULT_OVERLAY_PORT }];
   let rendezvous;
+  /** Start-up warnings: logged, and in WELCOME and status so `svp daemon start` can say them. */
+  const notes: string[] = [];
   if (config.discovery ?? true) {
     try {
       rendezvous = openRendezvousDir();
     } catch (err) {
-      log("warn", `same-host discovery is off: ${(err as Error).message}`);
+      const note = `same-host discovery is off: ${(err as Error).message}`;
+      log("warn", note);
+      notes.push(note);
     }
   }
 
@@ -155,11 +162,12 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
     ...(config.peerTimeoutMs !== undefined ? { peerTimeoutMs: config.peerTimeoutMs } : {}),
     info: { pid: process.pid, version: options.version ?? "dev", home },
     defer: afterIo,
+    notes,
   });
   let listener: Listener;
   try {
     await node.start();
-    listener = await listen({ kind: "unix", path: sockPath }, (stream) => node.acceptClient(stream));
+    listener = await listen({ kind: "unix", path: sockPath }, (stream) => node.acceptClient(stream, credentialsOf(stream)));
   } catch (err) {
     node.stop();
     releaseLock();
@@ -201,10 +209,42 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
 }
 
 /**
+ * The connecting process of an accepted local API connection, from the kernel
+ * (SO_PEERCRED through the native addon, on the socket's descriptor). Undefined under
+ * runtimes that do not expose the descriptor (Deno) or without the addon: the daemon then
+ * shows the pid the client claims, marked as claimed.
+ */
+function credentialsOf(stream: SocketStream): PeerCredentials | undefined {
+  const fd = (stream.socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === "number" ? peerCredentials(fd) : undefined;
+}
+
+/**
+ * Keep V8's young generation at its initial size (1 MiB semi-spaces) in the daemon. By
+ * default V8 doubles it whenever many objects survive a scavenge, up to 2 × 16 MiB; in a
+ * 30-minute soak (bench/soak.ts) that was all the daemons' RSS growth after warm-up
+ * (+35 MB each, in two steps at minutes 7 and 12, with the JS heap's live size flat and
+ * heap snapshots unchanged), i.e. no leak, but memory that kept rising long after start.
+ * The daemon's objects are short-lived (each datagram is handled in one turn), so a small
+ * young generation costs little: frequent but cheap scavenges. Unlike --max-semi-space-size
+ * (read only at start-up), the growth factor is read at each growth, so setting it here
+ * works for every way the daemon is started (svp daemon start/run, systemd, the single
+ * binary). Best effort: a runtime without the flag keeps its default.
+ */
+function pinYoungGeneration(): void {
+  try {
+    setFlagsFromString("--semi-space-growth-factor=1");
+  } catch {
+    // not V8, or the flag is gone: the default sizing
+  }
+}
+
+/**
  * `svp daemon run`: start the node and keep it running until SIGINT/SIGTERM or a stop
  * request. Resolves with the exit code (0 on a clean stop).
  */
 export async function runDaemon(options: EmbeddedNodeOptions = {}): Promise<number> {
+  pinYoungGeneration();
   const n = await startEmbeddedNode(options);
   const onSignal = (sig: NodeJS.Signals) => {
     options.log?.("info", `received ${sig}, stopping`);
@@ -265,9 +305,14 @@ function isSingleExecutable(script: string, exe: string): boolean {
 export interface DaemonInfo {
   pid: number;
   sid: Sid;
+  /** The daemon's start-up warnings (e.g. why same-host discovery is off). */
+  notes: string[];
 }
 
-/** Ask the instance's daemon who it is; undefined when none answers. */
+/**
+ * Ask the instance's daemon who it is; undefined when none answers. A daemon that answers
+ * but refuses this client (too many clients) is an error saying so, not "none".
+ */
 export async function probeDaemon(home: string, timeoutMs = 2000): Promise<DaemonInfo | undefined> {
   let path: string;
   try {
@@ -275,23 +320,31 @@ export async function probeDaemon(home: string, timeoutMs = 2000): Promise<Daemo
   } catch {
     return undefined;
   }
+  let stream;
   try {
-    const stream = await connectUnix(path, { timeoutMs });
+    stream = await connectUnix(path, { timeoutMs });
+  } catch {
+    return undefined;
+  }
+  try {
     const t = await openEmbeddedTransport(stream, { name: "svp probe", pid: process.pid, requestTimeoutMs: timeoutMs });
-    const info = { pid: t.daemonPid, sid: t.localSid };
+    const info = { pid: t.daemonPid, sid: t.localSid, notes: t.daemonNotes };
     t.close();
     return info;
-  } catch {
+  } catch (err) {
+    if (isSvpError(err, "ERR_LIMIT")) throw err;
     return undefined;
   }
 }
 
 export type DaemonState =
-  | { running: true; pid: number; sid: Sid }
+  | { running: true; pid: number; sid: Sid; notes: string[] }
   | { running: false; stalePid?: number; cleaned: string[] };
 
 /** Whether a daemon runs for `home`; stale pid/socket files of a dead daemon are removed. */
 export async function daemonState(home: string): Promise<DaemonState> {
+  // Another user's instance is not "no daemon": say what is wrong.
+  checkHomeAccess(home);
   const info = await probeDaemon(home);
   if (info) return { running: true, ...info };
   const pid = readPid(home);
@@ -423,13 +476,15 @@ export async function stopDaemon(home: string, timeoutMs = 10_000): Promise<Stop
 export async function ensureDaemon(home: string | undefined, options: Omit<ConnectEmbeddedOptions, "home" | "name" | "requestTimeoutMs"> = {}): Promise<DaemonInfo & { started: boolean }> {
   const h = home ? resolveHome(home) : resolveHome();
   const state = await daemonState(h);
-  if (state.running) return { pid: state.pid, sid: state.sid, started: false };
+  if (state.running) return { pid: state.pid, sid: state.sid, notes: state.notes, started: false };
   if (options.autostart === false) {
     throw new SvpError("ERR_MESH_DOWN", `no svp daemon is running for ${h} (start one with "svp daemon start", or leave out --no-autostart)`);
   }
   try {
     const info = await startDaemonBackground(h, options.command ? { command: options.command } : {});
-    (options.onNote ?? ((m: string) => process.stderr.write(m + "\n")))(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
+    const note = options.onNote ?? ((m: string) => process.stderr.write(m + "\n"));
+    note(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
+    for (const n of info.notes) note(`svp: the mesh daemon warns: ${n}`);
     return { ...info, started: true };
   } catch (err) {
     // Lost a race with another command starting it: use that one.

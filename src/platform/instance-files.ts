@@ -7,7 +7,7 @@
  * ~/.local/state/svp. Created with mode 0700.
  */
 
-import { closeSync, existsSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync, chmodSync, fsyncSync } from "node:fs";
+import { accessSync, closeSync, constants as fsConstants, existsSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync, chmodSync, fsyncSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { SvpError } from "../errors.ts";
@@ -53,6 +53,29 @@ export function ensureHome(home: string): void {
   const me = uid();
   if (me !== undefined && st.uid !== me) throw new SvpError("ERR_NOT_ALLOWED", `instance directory ${home} belongs to another user (uid ${st.uid})`);
   if ((st.mode & 0o077) !== 0) chmodSync(home, 0o700);
+}
+
+/**
+ * Fail with ERR_NOT_ALLOWED ("permission denied") when this user cannot look into `home`
+ * (another user's instance, or a parent directory it may not enter): otherwise that looks
+ * exactly like an instance where no daemon runs. A missing directory is fine (nothing runs there).
+ */
+export function checkHomeAccess(home: string): void {
+  try {
+    accessSync(home, fsConstants.R_OK | fsConstants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") return;
+    let st;
+    try {
+      st = statSync(home, { throwIfNoEntry: false });
+    } catch {
+      // a parent this user may not enter: no owner to name
+    }
+    const me = uid();
+    const owner = st && me !== undefined && st.uid !== me ? ` (it belongs to uid ${st.uid}; this is uid ${me})` : "";
+    throw new SvpError("ERR_NOT_ALLOWED", `instance directory ${home}: permission denied${owner}`);
+  }
 }
 
 export function socketPath(home: string): string {

@@ -14,6 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Emitter } from "../emitter.ts";
 import { SvpError, toSvpError } from "../errors.ts";
+import type { PeerCredentials } from "../node/node-io.ts";
 import type {
   DatagramSendResult,
   DatagramSocket,
@@ -35,6 +36,8 @@ interface Addon {
   close(h: object): void;
   /** 0: reader thread, 1: the event loop (older builds of the addon lack it). */
   mode?(h: object): number;
+  /** getsockopt(SO_PEERCRED) of a connected unix stream socket; null without SO_PEERCRED (older builds lack it). */
+  peerCred?(fd: number): { pid: number; uid: number; gid: number } | null;
 }
 
 /**
@@ -77,6 +80,25 @@ function loadAddon(): { addon: Addon; path: string } | SvpError {
     return (loaded = { addon: mod.exports, path });
   } catch (err) {
     return (loaded = new SvpError("ERR_MESH_DOWN", `servald backend unavailable: native addon failed to load from ${path} (${errText(err)})`, { cause: err }));
+  }
+}
+
+/**
+ * The kernel's record of the process at the other end of the connected unix stream socket
+ * `fd` (SO_PEERCRED: pid, uid and gid at connect time), through the addon. Undefined when
+ * it cannot be known here: no addon (or an older build), a platform without SO_PEERCRED,
+ * or a descriptor the call rejects. Callers then fall back to what the client says.
+ */
+export function peerCredentials(fd: number): PeerCredentials | undefined {
+  if (!Number.isInteger(fd) || fd < 0) return undefined;
+  const r = loadAddon();
+  if (r instanceof SvpError || typeof r.addon.peerCred !== "function") return undefined;
+  try {
+    const c = r.addon.peerCred(fd);
+    // A pid of 0 means the peer is in another pid namespace (or gone): nothing to show.
+    return c && c.pid > 0 ? { pid: c.pid, uid: c.uid, gid: c.gid } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -39,6 +39,8 @@ export interface RelayStats {
   durationMs: number;
   /** Why the relay ended abnormally; absent on a clean finish of both directions. */
   error?: SvpError;
+  /** True when that was the relay's own idle or linger timer (not a leg's failure). */
+  idleTimeout?: boolean;
 }
 
 export type RelayEvents = {
@@ -58,6 +60,7 @@ export class Relay extends Emitter<RelayEvents> {
   #timer: Timer | undefined;
   #timerAt = Infinity;
   #directionsDone = 0;
+  #idleFired = false;
   #error: SvpError | undefined;
   #closed = false;
   #open = 2;
@@ -186,6 +189,7 @@ export class Relay extends Emitter<RelayEvents> {
     const limit = this.#currentLimit();
     if (limit > 0 && this.#clock.now() - this.#lastActivity >= limit) {
       const what = this.#directionsDone >= 1 ? "half-closed stream" : "idle stream";
+      this.#idleFired = !this.#error;
       this.abort(new SvpError("ERR_TIMEOUT", `${what}: no data for ${durationText(limit)}`));
       return;
     }
@@ -198,6 +202,7 @@ export class Relay extends Emitter<RelayEvents> {
     this.#timer?.cancel();
     const stats: RelayStats = { aToB: this.aToB, bToA: this.bToA, durationMs: this.#clock.now() - this.startedAt };
     if (this.#error) stats.error = this.#error;
+    if (this.#idleFired) stats.idleTimeout = true;
     this.#stats = stats;
     this.emit("close", stats);
     this.#resolve?.(stats);

@@ -34,10 +34,16 @@ export interface StatusReport {
     udp: string[];
     /** Discovery modes in effect: "static", "local" (same host), "lan". */
     discovery: string[];
+    /** Start-up warnings, e.g. why same-host discovery is off (embedded node; absent from older daemons). */
+    notes?: string[];
+    /** The local API's own accounting (embedded node; absent from older daemons). */
+    api?: ApiStatus;
   };
   peers: PeerStatus[];
   ports: PortStatus[];
   streams: StreamStatus[];
+  /** Streams left out of `streams` (more than MAX_STATUS_STREAMS); absent when none. */
+  streamsOmitted?: number;
   /** Dropped datagrams by reason (see DROP_REASONS in the node). */
   drops: Record<string, number>;
   /** servald backend only: where the daemon is and how svp asked it. */
@@ -99,16 +105,48 @@ export interface PeerStatus {
   route?: RouteStatus;
 }
 
+/**
+ * The daemon's local API, by its own accounting (bytes it holds for clients; clients it
+ * disconnected). See ApiLimits in src/node/mesh-node.ts.
+ */
+export interface ApiStatus {
+  /** Connected clients, and how many may be. */
+  clients: number;
+  maxClients: number;
+  /** Bytes written to clients that they have not read yet (all clients). */
+  queuedBytes: number;
+  /** Bytes of unfinished frames held from clients (all clients). */
+  partialBytes: number;
+  /** MDP ports bound by clients. */
+  ports: number;
+  /** Remote ends of MSP streams remembered (to stop a dead client's streams), all ports; at most 1,024 per port, forgotten after 30 s of silence. */
+  mspRemotes: number;
+  /** Clients refused or cut off since start, by reason: "too-many-clients", "hello-timeout", "slow-reader", … */
+  disconnected: Record<string, number>;
+}
+
 export interface PortStatus {
   sid: string;
   port: number;
-  /** Process id of the local client that bound it (null when unknown). */
+  /**
+   * Process id of the local client that bound it (null when unknown): from the kernel (the
+   * API socket's peer credentials, SO_PEERCRED) where the platform tells, else as the client
+   * claims it (then listed in `clientReported`).
+   */
   pid: number | null;
-  /** Client name as it introduced itself, e.g. "svp socks". */
+  /** User id of that client, from the kernel (null when the platform cannot tell). */
+  uid?: number | null;
+  /** Client name as it introduced itself, e.g. "svp socks": always the client's own word. */
   client: string;
+  /** The fields of this entry that are the client's own, unverified word: "client", and "pid" when claimed. */
+  clientReported?: string[];
 }
 
-/** One live MSP stream, as reported by the client process that runs it. */
+/**
+ * One live MSP stream, as reported by the client process that runs it: the daemon checks
+ * that the client bound its local port and caps the byte counts at what the client's
+ * datagrams carried, but the rest is the client's word.
+ */
 export interface StreamStat {
   localSid: string;
   localPort: number;
@@ -146,30 +184,47 @@ export interface MspTelemetry {
 export interface StreamStatus extends StreamStat {
   pid: number | null;
   client: string;
+  /**
+   * The fields of this entry that are the client's own, unverified word: everything but
+   * localSid/localPort (a port the daemon knows that client bound) and, when it comes from
+   * the kernel, pid; byte counts are capped at what that client's datagrams carried.
+   */
+  clientReported?: string[];
 }
 
-/** Most streams a client may report at once; more are cut with a note in `client`. */
+/** `clientReported` of a stream whose pid the kernel gave (see StreamStatus). */
+export const STREAM_CLIENT_FIELDS = ["remoteSid", "remotePort", "state", "bytesIn", "bytesOut", "ageMs", "msp", "client"] as const;
+
+/** Most streams a client may report at once; more are dropped. */
 export const MAX_REPORTED_STREAMS = 10_000;
+/** Most streams in one status document (all clients); the rest are counted in `streamsOmitted`. */
+export const MAX_STATUS_STREAMS = 10_000;
+/** Largest byte count a stream report may carry (2^53 - 1: beyond, numbers lose precision). */
+const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 
 /**
  * Check stream stats that arrived from a client process: wrong entries are dropped (a
- * buggy client must not break `svp status`), strings are capped.
+ * buggy client must not break `svp status`): SIDs must be 64 hex digits, ports 32-bit
+ * unsigned integers, byte counts and ages non-negative safe integers; states are capped
+ * at 32 printable characters. (The daemon then holds what is left to what it knows
+ * itself: see MeshNode.)
  */
 export function sanitizeStreamStats(input: unknown): StreamStat[] {
   if (!Array.isArray(input)) return [];
   const out: StreamStat[] = [];
-  const nat = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const count = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= MAX_COUNT;
+  const port = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
   const sid = (v: unknown) => typeof v === "string" && /^[0-9A-Fa-f]{64}$/.test(v);
   for (const raw of input.slice(0, MAX_REPORTED_STREAMS)) {
     if (typeof raw !== "object" || raw === null) continue;
     const r = raw as Record<string, unknown>;
-    if (!sid(r.localSid) || !sid(r.remoteSid) || !nat(r.localPort) || !nat(r.remotePort) || !nat(r.bytesIn) || !nat(r.bytesOut) || !nat(r.ageMs)) continue;
+    if (!sid(r.localSid) || !sid(r.remoteSid) || !port(r.localPort) || !port(r.remotePort) || !count(r.bytesIn) || !count(r.bytesOut) || !count(r.ageMs)) continue;
     out.push({
       localSid: (r.localSid as string).toUpperCase(),
       localPort: r.localPort as number,
       remoteSid: (r.remoteSid as string).toUpperCase(),
       remotePort: r.remotePort as number,
-      state: typeof r.state === "string" ? r.state.slice(0, 32) : "unknown",
+      state: typeof r.state === "string" ? r.state.replace(/[^\x20-\x7e]/g, "?").slice(0, 32) : "unknown",
       bytesIn: r.bytesIn as number,
       bytesOut: r.bytesOut as number,
       ageMs: r.ageMs as number,

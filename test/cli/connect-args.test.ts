@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runSvp } from "./entry.ts";
-import { connectConfig } from "../../cli/connect.ts";
-import { UsageError } from "../../src/errors.ts";
+import { connectConfig, establishedFailureExit } from "../../cli/connect.ts";
+import { SvpError, UsageError } from "../../src/errors.ts";
 
 const SID = "AB".repeat(32);
 
@@ -45,5 +45,31 @@ describe("svp connect: bad destination or port", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("svp connect --forward: who may use it", () => {
+  test("--forward unix:/path is an owner-only unix socket listener (the way out of loopback TCP, which every local user can reach)", () => {
+    const cfg = connectConfig(["--forward", "unix:/run/user/1000/web.sock", SID, "80"], SID, "80");
+    assert.deepEqual(cfg.forward, { kind: "unix", path: "/run/user/1000/web.sock" });
+    assert.throws(() => connectConfig(["--forward", "unix:web.sock", SID, "80"], SID, "80"), (e: unknown) => e instanceof UsageError && /unix socket path must be absolute/.test(e.message));
+  });
+
+  test("--auth is refused with the reason and the ways out (a raw TCP forward has no place for credentials)", () => {
+    for (const argv of [["--auth", "u:p", "--forward", "8080", SID, "80"], ["--auth=u:p", SID, "80"]]) {
+      assert.throws(
+        () => connectConfig(argv, SID, "80"),
+        (e: unknown) => e instanceof UsageError && /^--auth: svp connect --forward carries raw TCP, which has no place for credentials/.test(e.message) && /--forward unix:\/path/.test(e.message) && /svp socks --auth/.test(e.message),
+      );
+    }
+  });
+});
+
+describe("svp connect: exit code of a stream that failed after it was established", () => {
+  test("1 for a peer that fell silent (it died mid-stream) or a reset; 5 only for -i's idle timeout; 6 when the backend went away", () => {
+    assert.equal(establishedFailureExit(new SvpError("ERR_TIMEOUT", "no packet from the peer for 10 s"), false), 1);
+    assert.equal(establishedFailureExit(new SvpError("ERR_TIMEOUT", "idle stream: no data for 2s"), true), 5);
+    assert.equal(establishedFailureExit(new SvpError("ERR_RESET", "connection reset by the peer (MSP STOP)"), false), 1);
+    assert.equal(establishedFailureExit(new SvpError("ERR_MESH_DOWN", "servald went away"), false), 6);
   });
 });

@@ -6,17 +6,20 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
 import { formatDuration } from "../../cli/render.ts";
+import { formatStatus } from "../../cli/status.ts";
+import type { StatusReport } from "../../src/status/status-report.ts";
 import { keyringStore } from "../../src/platform/instance-files.ts";
 import { isSvpError } from "../../src/errors.ts";
 import { unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
 import { checkBindAddress, checkTimers, emptyNodeConfig, parseNodeConfig } from "../../src/node/node-config.ts";
 
 const { root, env, home } = daemonSandbox("svp-cli-daemon-qa-");
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 const svp = (args: string[], extraEnv: Record<string, string> = {}) => runSvp(args, { env: { ...env, ...extraEnv }, timeoutMs: 30_000 });
 
@@ -173,6 +176,73 @@ describe("instance directory problems", () => {
   });
 });
 
+describe("messages that name the real problem", () => {
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+
+  test("svp status and svp daemon status on a home this user cannot read: permission denied, not 'no daemon is running'", async () => {
+    const h = home();
+    assert.equal((await svp(["daemon", "start", "--home", h, "--port", "0"])).code, 0);
+    // As root every directory is readable: ask as another user (nobody) instead; otherwise lock a parent.
+    const locked = asRoot ? h : join(root, "locked");
+    let target = h;
+    if (!asRoot) {
+      mkdirSync(locked, { recursive: true });
+      target = join(locked, "inner");
+      mkdirSync(target);
+      chmodSync(locked, 0);
+    }
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const [cmd, ...pre] = svpCommand();
+        const child = spawn(cmd!, [...pre, ...args], { cwd: ROOT, env: { ...process.env, ...env, NO_COLOR: "1", HOME: "/tmp" }, stdio: ["ignore", "pipe", "pipe"], ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Uint8Array) => (stdout += new TextDecoder().decode(d)));
+        child.stderr.on("data", (d: Uint8Array) => (stderr += new TextDecoder().decode(d)));
+        const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+        child.on("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code, stdout, stderr });
+        });
+      });
+    try {
+      const st = await run(["status", "--home", target]);
+      assert.equal(st.code, 7, st.stderr);
+      assert.equal(st.stdout, "");
+      assert.match(st.stderr, new RegExp(`^svp status: cannot query the daemon: instance directory ${target}: permission denied`));
+      assert.doesNotMatch(st.stderr, /no svp daemon is running/);
+      const ds = await run(["daemon", "status", "--home", target]);
+      assert.equal(ds.code, 7, ds.stderr);
+      assert.match(ds.stderr, /permission denied/);
+    } finally {
+      if (!asRoot) chmodSync(locked, 0o700);
+    }
+    assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+  });
+
+  test("svp daemon start says itself that same-host discovery is off when its directory is unusable (not only in daemon.log)", async () => {
+    const file = join(root, "discovery-is-a-file");
+    writeFileSync(file, "x");
+    const squats: [string, RegExp][] = [[file, /same-host discovery is off: .*(EEXIST|ENOTDIR|not a directory)/]];
+    if (asRoot) {
+      // Squatted: another user made the directory first.
+      const other = join(root, "discovery-of-nobody");
+      mkdirSync(other, { mode: 0o700 });
+      chownSync(other, 65534, 65534);
+      squats.push([other, /same-host discovery is off: discovery directory .* belongs to another user/]);
+    }
+    for (const [dir, re] of squats) {
+      const h = home();
+      const r = await svp(["daemon", "start", "--home", h, "--port", "0"], { SVP_DISCOVERY_DIR: dir });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`^svp daemon: started \\(pid \\d+\\) for ${h}\nwarning: svp daemon: ${re.source}`));
+      const st = await svp(["status", "--home", h], { SVP_DISCOVERY_DIR: dir });
+      assert.match(st.stdout, new RegExp(`^note +${re.source}`, "m"), "svp status shows it too");
+      assert.equal((await svp(["daemon", "stop", "--home", h])).code, 0);
+    }
+  });
+});
+
 describe("svp daemon run", () => {
   test("keeps running when the reader of its stderr goes away", async () => {
     const h = home();
@@ -252,5 +322,32 @@ describe("svp status with SERVALINSTANCE_PATH set and nothing running", () => {
     assert.equal(st.code, 1, st.stderr);
     assert.match(st.stderr, new RegExp(`^svp status: no servald answers at instance ${servaldHome}`));
     assert.match(st.stderr, /\nsvp status: no svp daemon is running for /);
+  });
+});
+
+describe("svp status marks what only the clients say", () => {
+  test("claimed pids, self-given names and reported streams are marked; notes and the local API line are shown", () => {
+    const sid = "AB".repeat(32);
+    const report: StatusReport = {
+      schema: 1,
+      backend: "embedded",
+      identity: { sid, base32: "x", sids: [sid] },
+      daemon: { pid: 1, version: "t", home: "/h", startedAt: "", uptimeMs: 1000, udp: [], discovery: [], notes: ["same-host discovery is off: test"], api: { clients: 2, maxClients: 128, queuedBytes: 2048, partialBytes: 0, ports: 2, mspRemotes: 1, disconnected: { "slow-reader": 1, "hello-timeout": 0 } } },
+      peers: [],
+      ports: [
+        { sid, port: 80, pid: 4242, uid: 1000, client: "svp listen", clientReported: ["client"] },
+        { sid, port: 81, pid: 424242, uid: null, client: "attacker", clientReported: ["client", "pid"] },
+      ],
+      streams: [{ localSid: sid, localPort: 80, remoteSid: sid, remotePort: 9, state: "open", bytesIn: 1, bytesOut: 2, ageMs: 3, pid: 424242, client: "attacker", clientReported: ["remoteSid", "remotePort", "state", "bytesIn", "bytesOut", "ageMs", "client", "pid"] }],
+      drops: {},
+    };
+    const text = formatStatus(report);
+    assert.match(text, /^note +same-host discovery is off: test$/m);
+    assert.match(text, /^local api  2 clients \(limit 128\), 2\.0 KiB unread by them, 0 B of unfinished frames; disconnected: slow-reader 1$/m);
+    assert.match(text, /PID +CLIENT \(as it names itself\)/);
+    assert.match(text, /80 +4242 +svp listen$/m);
+    assert.match(text, /81 +424242 \(claimed\) +attacker$/m);
+    assert.match(text, /^streams \(1; as reported by their clients\)$/m);
+    assert.match(text, /attacker \(pid 424242, claimed\)$/m);
   });
 });

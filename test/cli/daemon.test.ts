@@ -79,7 +79,11 @@ describe("svp daemon", () => {
     assert.equal(doc.backend, "embedded");
     assert.deepEqual(Object.keys(doc.identity), ["sid", "base32", "sids"]);
     assert.equal(doc.identity.sid, start.stdout.trim());
-    assert.deepEqual(Object.keys(doc.daemon), ["pid", "version", "home", "startedAt", "uptimeMs", "udp", "discovery"]);
+    assert.deepEqual(Object.keys(doc.daemon), ["pid", "version", "home", "startedAt", "uptimeMs", "udp", "discovery", "notes", "api"]);
+    assert.deepEqual(doc.daemon.notes, []);
+    assert.deepEqual(Object.keys(doc.daemon.api), ["clients", "maxClients", "queuedBytes", "partialBytes", "ports", "mspRemotes", "disconnected"]);
+    assert.equal(doc.daemon.api.clients, 1, "svp status itself");
+    assert.equal(doc.daemon.api.maxClients, 128);
     assert.equal(doc.daemon.home, h);
     assert.ok(doc.daemon.udp.includes(`127.0.0.1:${doc.daemon.udp[0].split(":")[1]}`));
     assert.deepEqual(doc.daemon.discovery, ["local"]);
@@ -96,6 +100,7 @@ describe("svp daemon", () => {
     assert.match(lines[4]!, /^udp {8}127\.0\.0\.1:\d+/);
     assert.ok(human.stdout.includes("\npeers (0 live)\n") && human.stdout.includes("\nports (0)\n") && human.stdout.includes("\nstreams (0)\n"));
     assert.ok(!human.stdout.includes("\x1b["), "no colour when not a TTY");
+    assert.match(human.stdout, /^local api  1 client \(limit 128\), 0 B unread by them, 0 B of unfinished frames$/m);
 
     const stop = await svp(["daemon", "stop", "--home", h]);
     assert.equal(stop.code, 0);

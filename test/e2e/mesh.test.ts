@@ -9,6 +9,9 @@ import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { connect as netConnect } from "node:net";
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import type * as net from "node:net";
 import { sidToBase32 } from "../../src/mesh/sid.ts";
 import { fromHex, toHex } from "../../src/bytes/hex.ts";
@@ -246,6 +249,30 @@ describe("svp end to end: two embedded nodes, listen, connect, socks, discover",
     c.end();
     assert.equal(dec(await c.readToEnd(20_000)), "a\nb\nc\n");
     c.destroy();
+  });
+
+  test("connect --forward unix:/path: an owner-only socket (mode 0600) that carries each connection over its own stream", async () => {
+    const path = join(lab0.root, "forward.sock");
+    const fwd = lab0.spawn(["connect", "--home", A.home, "--forward", `unix:${path}`, B.sid, "7001"]);
+    await fwd.waitFor(new RegExp(`listening on unix:${path}, forwarding to`));
+    assert.equal(statSync(path).mode & 0o777, 0o600, "only this user may connect");
+    const ask = (lines: string) =>
+      new Promise<string>((resolve, reject) => {
+        const c = netConnect({ path, allowHalfOpen: true });
+        let got = "";
+        c.on("data", (d: Uint8Array) => (got += dec(d)));
+        c.on("end", () => {
+          c.destroy();
+          resolve(got);
+        });
+        c.on("error", reject);
+        c.end(lines);
+      });
+    const [one, two] = await Promise.all([ask("Spear\napple\n"), ask("Sfig\nbanana\n")]);
+    assert.equal(one, "apple\npear\n");
+    assert.equal(two, "banana\nfig\n");
+    fwd.kill("SIGTERM");
+    assert.equal((await fwd.stopped(15_000)).code, 0);
   });
 
   test("works as an ssh ProxyCommand: an interactive program speaking over stdio", async () => {

@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { connectEmbedded, type EmbeddedNode, startEmbeddedNode, type EmbeddedNodeOptions } from "../../src/platform/embedded-node.ts";
 import { type EmbeddedTransport, openEmbeddedTransport } from "../../src/node/embedded-transport.ts";
 import { connectUnix } from "../../src/platform/net.ts";
-import { MeshNode } from "../../src/node/mesh-node.ts";
+import { DEFAULT_API_LIMITS, MeshNode } from "../../src/node/mesh-node.ts";
+import { API_TYPE, API_VERSION, encodeApiMessage } from "../../src/node/api-codec.ts";
 import { addIdentity, createIdentity } from "../../src/node/keyring.ts";
 import { nodeCrypto } from "../../src/platform/node-crypto.ts";
 import { bindUdp } from "../../src/platform/udp.ts";
@@ -340,6 +341,144 @@ describe("embedded nodes over loopback UDP", () => {
     t2._send({ sid: a.sid, port: 3 }, { sid: a.sid, port: 3 }, text("spoofed source port"));
     await within(down, 5000, "the daemon drops the rogue client");
     assert.equal((await good.status()).ports.length, 1);
+  });
+});
+
+describe("the local API over its real Unix socket", () => {
+  test("the daemon takes a client's pid and uid from the socket (SO_PEERCRED), not from what it claims", async () => {
+    isolate();
+    const a = await start();
+    const raw = await connectUnix(a.socketPath);
+    const liar = await openEmbeddedTransport(raw, { name: "attacker", pid: 424242 });
+    clients.push(liar);
+    await liar.bind(77);
+    const port = (await liar.status()).ports.find((p) => p.port === 77)!;
+    assert.equal(port.client, "attacker");
+    // (Node and Deno both expose the accepted socket's descriptor to the addon.)
+    assert.equal(port.pid, process.pid, "the kernel's pid");
+    assert.equal(port.uid, process.getuid!());
+    assert.deepEqual(port.clientReported, ["client"]);
+  });
+
+  test("a client that floods STATUS requests without reading is cut off; the daemon's queue for it stays bounded", async () => {
+    isolate();
+    const logs: string[] = [];
+    const a = await start({ log: (_l, m) => logs.push(m) });
+    const good = await client(a, "good");
+    const raw = await connectUnix(a.socketPath);
+    let closedNow = false;
+    raw.on("close", () => (closedNow = true));
+    raw.on("end", () => (closedNow = true));
+    raw.write(encodeApiMessage({ type: API_TYPE.HELLO, json: { version: API_VERSION, pid: 1, name: "hog" } }));
+    const batch = concat(Array.from({ length: 1000 }, (_, i) => encodeApiMessage({ type: API_TYPE.STATUS, reqId: i + 1 })));
+    let peak = 0;
+    for (let i = 0; i < 500 && !closedNow; i++) {
+      if (raw.writable) raw.write(batch);
+      await new Promise((r) => setTimeout(r, 2));
+      peak = Math.max(peak, a.node.apiStatus().queuedBytes);
+    }
+    assert.ok(closedNow, "cut off");
+    assert.ok(peak <= DEFAULT_API_LIMITS.maxQueueBytes + 64 * 1024, `bounded: peak ${peak}`);
+    assert.ok(logs.some((m) => /"hog" .*does not read what the daemon sends/.test(m)), logs.join("\n"));
+    assert.equal((await good.status()).daemon.api!.disconnected["slow-reader"], 1);
+    raw.abort();
+  });
+
+  test("a client killed mid-stream: its daemon stops its MSP streams at once (the remote sees STOP, not a 10 s timeout)", async () => {
+    isolate();
+    const logs: string[] = [];
+    const a = await start({ log: (l, m) => logs.push(`${l} ${m}`) });
+    const b = await start();
+    const tb = await client(b, "svp listen");
+    const listener = await listenMsp(tb, 80);
+    const raw = await connectUnix(a.socketPath);
+    const ta = await openEmbeddedTransport(raw, { name: "svp connect", pid: 1 });
+    await until(() => ta.reachability(b.sid) === "reachable", "discovery");
+    // (A listener answers once its application reads: resume at once.)
+    let firstData!: Promise<unknown>;
+    const accepted = new Promise<MspStream>((r) =>
+      listener.once("accept", (s: MspStream) => {
+        firstData = new Promise((d) => s.once("data", d));
+        s.resume();
+        r(s);
+      }),
+    );
+    const stream = await connectMsp(ta, { sid: b.sid, port: 80 });
+    stream.write(text("hello"));
+    const remote = await within(accepted, 5000, "the listener's stream");
+    await within(firstData, 5000, "data");
+    const ended = new Promise<unknown>((r) => remote.once("close", r));
+    const t0 = Date.now();
+    raw.abort(); // as kill -9 leaves it: the connection just drops, the client says nothing
+    const err = await within(ended, 5000, "the remote stream to fail");
+    assert.ok(isSvpError(err, "ERR_RESET"), `reset, not a timeout: ${String(err)}`);
+    assert.match((err as Error).message, /STOP/);
+    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(logs.some((m) => /^debug local API client \d+ "svp connect" .*is gone: sent MSP STOP to 1 stream it left open/.test(m)), logs.join("\n"));
+    // A stream that finished cleanly both ways gets no STOP when its client leaves.
+    logs.length = 0;
+    const tc = await client(a, "svp connect 2");
+    const accepted2 = new Promise<MspStream>((r) =>
+      listener.once("accept", (s: MspStream) => {
+        s.on("data", () => {});
+        s.on("end", () => s.closeWrite());
+        s.resume();
+        r(s);
+      }),
+    );
+    const s2 = await connectMsp(tc, { sid: b.sid, port: 80 });
+    const r2 = await within(accepted2, 5000, "second stream");
+    const done2 = Promise.all([new Promise((r) => r2.once("close", r)), new Promise((r) => s2.once("close", r))]);
+    s2.on("data", () => {});
+    s2.resume();
+    s2.write(text("bye"));
+    s2.closeWrite();
+    const closes = await within(done2, 10_000, "a clean finish");
+    assert.deepEqual(closes, [undefined, undefined]);
+    tc.close();
+    await until(() => a.node.apiStatus().clients === 1, "the client is gone");
+    assert.ok(!logs.some((m) => /sent MSP STOP/.test(m)), logs.join("\n"));
+    listener.close();
+  });
+});
+
+describe("nothing accumulates", () => {
+  test("200 streams opened and finished leave nothing behind in the daemon's or the client's own accounting", async () => {
+    isolate();
+    const a = await start();
+    const b = await start();
+    const ta = await client(a, "svp socks");
+    const tb = await client(b, "svp listen");
+    await until(() => ta.reachability(b.sid) === "reachable", "discovery");
+    const listener = await listenMsp(tb, 80, { lingerMs: 200 });
+    listener.on("accept", (s: MspStream) => {
+      s.on("data", (d) => s.write(d));
+      s.on("end", () => s.closeWrite());
+      s.resume();
+    });
+    const one = async (i: number) => {
+      const s = await connectMsp(ta, { sid: b.sid, port: 80 }, { lingerMs: 200 });
+      const got: Uint8Array[] = [];
+      const done = new Promise<unknown>((r) => s.once("close", r));
+      s.on("data", (d) => got.push(d.slice()));
+      s.resume();
+      s.write(patternBytes(1000, i));
+      s.closeWrite();
+      assert.equal(await within(done, 15_000, `stream ${i}`), undefined);
+      assert.deepEqual(concat(got), patternBytes(1000, i));
+    };
+    for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 20 }, (_, i) => one(round * 20 + i)));
+    await until(() => ta.socketCount === 0 && listener.connectionCount === 0, "every stream released (after its linger)");
+    const api = a.node.apiStatus();
+    assert.equal(api.ports, 0, "the client's ports are all unbound");
+    assert.equal(api.mspRemotes, 0, "no remote remembered for ports that are gone");
+    assert.equal(api.queuedBytes, 0);
+    assert.equal(api.partialBytes, 0);
+    const apiB = b.node.apiStatus();
+    assert.equal(apiB.ports, 1, "the listener's port");
+    assert.ok(apiB.mspRemotes <= 200, `the listener's port remembers at most the recent callers: ${apiB.mspRemotes}`);
+    assert.deepEqual((await ta.status()).streams, []);
+    listener.close();
   });
 });
 

@@ -102,6 +102,7 @@ describe("relay", () => {
     const stats = await within(relay.done, 1000, "relay done");
     assert.ok(isSvpError(stats.error, "ERR_TIMEOUT"));
     assert.match(stats.error.message, /no data for 1\.5 s$/);
+    assert.equal(stats.idleTimeout, true, "marked as the relay's own timer (svp connect exits 5 for it, 1 for a leg's failure)");
     assert.ok(isSvpError(await within(leftClosed, 1000, "left closed"), "ERR_RESET"), "the far end did not see a reset");
     assert.equal(right.closed, true);
     assert.equal(clock.pendingCount, 0, "timer left behind");
@@ -138,6 +139,7 @@ describe("relay", () => {
     assert.ok(isSvpError(err), "left closed without an error");
     const stats = await relay.done;
     assert.ok(isSvpError(stats.error, "ERR_RESET"));
+    assert.equal(stats.idleTimeout, undefined);
   });
 
   test("relay.abort() aborts both legs: both far ends see a reset", async () => {
