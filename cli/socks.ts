@@ -9,6 +9,7 @@ import {
   MeshConnector,
   UsageError,
   createMeshDialer,
+  defaultLoopCount,
   formatListenAddress,
   formatUpstream,
   isLoopbackAddress,
@@ -50,6 +51,8 @@ export interface SocksConfig {
   upstream: UpstreamProxy | undefined;
   /** Hold a mesh request this long while its node is not reachable yet (--wait-route). */
   waitRouteMs: number;
+  /** Event loops (--workers); default: the number of CPUs. */
+  workers: number;
   mesh: OpenMeshOptions;
   log: LogFormat;
   quiet: boolean;
@@ -69,7 +72,8 @@ export function register(cli: CAC, ctx: SocksCommandContext): void {
     .option("--connect-timeout <duration>", "Give up connecting to a destination after this long (default: 30s)")
     .option("--wait-route <duration>", "Hold a mesh request up to this long while its node is not reachable yet (default: 0, refuse at once)")
     .option("--idle-timeout <duration>", "Close tunnels with no traffic for this long; 0 = never (default: 0)")
-    .option("--max-conns <n>", "Refuse new requests while this many connections are open (default: no limit)")
+    .option("--max-conns <n>", "Refuse new requests while this many connections are open, over all event loops (default: no limit)")
+    .option("--workers <n>", "Event loops (threads) accepting on the listening addresses (default: the number of CPUs)")
     .option("--log <text|json>", "Per-stream log lines on stderr as text or NDJSON (default: text)")
     .option("--quiet", "No per-stream log lines (warnings and the listening line still print)");
   addMeshOptions(cmd)
@@ -110,6 +114,8 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
   const waitRouteMs = duration("wait-route", 0);
   const maxText = one("max-conns");
   const maxConns = maxText === undefined ? 0 : parsePositiveInt(maxText, "--max-conns", 1_000_000);
+  const workersText = one("workers");
+  const workers = workersText === undefined ? defaultLoopCount() : parsePositiveInt(workersText, "--workers", 256);
   const directText = one("direct") ?? "allow";
   if (directText !== "allow" && directText !== "deny") throw new UsageError(`invalid --direct "${directText}": expected allow or deny`);
   const upText = one("upstream");
@@ -126,6 +132,7 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
     direct: directText,
     upstream,
     waitRouteMs,
+    workers,
     mesh: meshOptions(argv, "svp socks"),
     log: logText,
     quiet: hasFlag(argv, "quiet"),
@@ -160,6 +167,8 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
       direct: cfg.direct,
       upstream: cfg.upstream,
       mesh,
+      workers: cfg.workers,
+      records: !cfg.quiet,
       onAcceptError(err) {
         // EMFILE and friends: the listener backs off by itself; say so at most every 10 s.
         const now = Date.now();
@@ -170,6 +179,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
     });
     if (!cfg.quiet) proxy.server.on("stream", (r) => logStream(log, r));
     for (const address of proxy.addresses) log.always(`listening on ${address}`);
+    log.info(proxy.loops.note);
     if (cfg.credentials.length === 0) {
       const addresses = proxy.addresses;
       cfg.listen.forEach((addr, i) => {
@@ -187,7 +197,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
       });
     }
     const p = proxy;
-    await signals.serve({ get connections() { return p.server.connections; }, close: (ms) => p.close(ms) }, log);
+    await signals.serve({ get connections() { return p.server.connections; }, close: (ms) => p.close(ms) }, log, () => p.stopAccepting());
   } finally {
     signals.dispose();
     connector.close();

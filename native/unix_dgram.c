@@ -36,6 +36,10 @@
  *                              accepted), as the kernel recorded them at connect():
  *                              getsockopt(SO_PEERCRED). null where the platform has no
  *                              SO_PEERCRED; throws the errno name on failure (EBADF, ENOTSOCK).
+ *   dup(fd) -> fd              a second descriptor (close-on-exec) for the same open socket:
+ *                              how Node 20, which has no reusePort, lets several event loops
+ *                              (worker threads) accept on one listening socket, each closing
+ *                              only its own descriptor (src/platform/loops.ts)
  */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
@@ -682,6 +686,20 @@ static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
   return r;
 }
 
+static napi_value js_dup(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd = -1;
+  napi_value r;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "dup: expected a file descriptor");
+    return NULL;
+  }
+  int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (nfd < 0) return throw_errno(env, "dup", errno);
+  napi_create_int32(env, nfd, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -694,6 +712,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mode", NULL, js_mode, NULL, NULL, NULL, napi_enumerable, NULL},
     {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"dup", NULL, js_dup, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -82,6 +82,8 @@ export interface Listener {
   readonly address: string;
   /** The bound TCP port (0 for unix sockets). */
   readonly port: number;
+  /** The listening socket's descriptor (to duplicate for another event loop); undefined where the runtime does not tell. */
+  readonly fd: number | undefined;
   /** Stop accepting; live connections are not touched. */
   close(): Promise<void>;
 }
@@ -91,15 +93,28 @@ export interface ListenOptions {
   onAcceptError?: (err: SvpError) => void;
   /** Pause accepting for this long after an accept error, so EMFILE does not spin. Default 100 ms. */
   acceptBackoffMs?: number;
+  /**
+   * TCP: bind with SO_REUSEPORT, so that other event loops of this process can bind the same
+   * address (src/platform/loops.ts). A fixed port is first checked to be free (bound without
+   * it): another program holding it is still "address already in use", never a silent share.
+   */
+  reusePort?: boolean;
+  /** With `reusePort`: join a group another loop of this process has bound (no check that the port is free). */
+  joinReusePort?: boolean;
+  /** Accept on this already listening descriptor (a duplicate made for this loop) instead of binding `addr`. */
+  fd?: number;
 }
 
 /** Listen on a TCP or unix address; `onStream` gets each accepted connection. */
 export async function listen(addr: ListenAddress, onStream: (stream: SocketStream) => void, options: ListenOptions = {}): Promise<Listener> {
-  if (addr.kind === "unix") await removeStaleUnixSocket(addr.path);
+  const fd = options.fd;
+  if (addr.kind === "unix" && fd === undefined) await removeStaleUnixSocket(addr.path);
+  if (addr.kind === "tcp" && options.reusePort && !options.joinReusePort && addr.port !== 0 && fd === undefined) await checkPortFree(addr);
+  const tcp = addr.kind === "tcp";
   return new Promise((resolve, reject) => {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
-      // A TCP client that reset before accept has no peer address left to describe it by.
-      onStream(new SocketStream(socket, addr.kind === "tcp" && !socket.remoteAddress ? "tcp (peer gone before accept)" : undefined));
+      // (The peer's address is looked up only when a log line wants it: SocketStream.label.)
+      onStream(new SocketStream(socket, undefined, tcp));
     });
     server.on("error", (err: NodeJS.ErrnoException) => {
       if (!listening) return reject(listenError(addr, err));
@@ -118,14 +133,18 @@ export async function listen(addr: ListenAddress, onStream: (stream: SocketStrea
         port = a.port;
         address = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
       }
-      if (addr.kind === "unix") chmodSync(addr.path, 0o600);
+      if (addr.kind === "unix" && fd === undefined) chmodSync(addr.path, 0o600);
+      const handleFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
       resolve({
         address,
         port,
+        fd: typeof handleFd === "number" && handleFd >= 0 ? handleFd : undefined,
         close: () => new Promise<void>((res) => server.close(() => res())),
       });
     };
-    if (addr.kind === "unix") {
+    if (fd !== undefined) {
+      server.listen({ fd }, onListening);
+    } else if (addr.kind === "unix") {
       // Bind owner-only from the start: with a lax umask the socket would otherwise accept
       // other users' connections until the chmod in onListening (bind is synchronous here).
       const oldMask = trySetUmask(0o177);
@@ -135,8 +154,17 @@ export async function listen(addr: ListenAddress, onStream: (stream: SocketStrea
         if (oldMask !== undefined) trySetUmask(oldMask);
       }
     } else {
-      server.listen({ host: addr.host, port: addr.port, exclusive: true }, onListening);
+      server.listen({ host: addr.host, port: addr.port, exclusive: true, ...(options.reusePort ? { reusePort: true } : {}) }, onListening);
     }
+  });
+}
+
+/** Bind `addr` without SO_REUSEPORT and release it: throws the usual error when someone holds it. */
+function checkPortFree(addr: ListenAddress & { kind: "tcp" }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", (err: NodeJS.ErrnoException) => reject(listenError(addr, err)));
+    probe.listen({ host: addr.host, port: addr.port, exclusive: true }, () => probe.close(() => resolve()));
   });
 }
 

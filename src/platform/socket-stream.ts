@@ -95,10 +95,14 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
     s.emit("close", s.#abortedLocally ? s.#error : (s.#error ?? (s.#endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
   }
 
-  constructor(socket: Socket, label?: string) {
+  /** True for an accepted TCP connection (for the label of one whose peer went away early). */
+  readonly #tcp: boolean;
+
+  constructor(socket: Socket, label?: string, tcp = false) {
     super();
     this.socket = socket;
     this.#label = label;
+    this.#tcp = tcp;
     socket.pause();
     (socket as OwnedSocket)[OWNER] = this;
     this.#early = (socket as OwnedSocket)[EARLY];
@@ -112,7 +116,7 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
 
   /** "tcp host:port" of the peer, computed on first use (and kept). */
   get label(): string {
-    return (this.#label ??= describeSocket(this.socket));
+    return (this.#label ??= describeSocket(this.socket, this.#tcp));
   }
 
   get readable(): boolean {
@@ -193,10 +197,11 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   }
 }
 
-export function describeSocket(socket: Socket): string {
+/** "tcp host:port" of the peer; `tcp`: an accepted TCP connection whose peer is already gone (no address left). */
+export function describeSocket(socket: Socket, tcp = false): string {
   if (socket.remoteAddress) {
     const host = socket.remoteAddress.includes(":") ? `[${socket.remoteAddress}]` : socket.remoteAddress;
     return `tcp ${host}:${socket.remotePort}`;
   }
-  return "unix";
+  return tcp ? "tcp (peer gone before accept)" : "unix";
 }

@@ -38,6 +38,8 @@ interface Addon {
   mode?(h: object): number;
   /** getsockopt(SO_PEERCRED) of a connected unix stream socket; null without SO_PEERCRED (older builds lack it). */
   peerCred?(fd: number): { pid: number; uid: number; gid: number } | null;
+  /** A second close-on-exec descriptor for the same open file (older builds lack it). */
+  dup?(fd: number): number;
 }
 
 /**
@@ -56,6 +58,23 @@ let loaded: { addon: Addon; path: string } | SvpError | undefined;
 export function unixDatagramSupport(): { available: true; path: string } | { available: false; reason: string } {
   const r = loadAddon();
   return r instanceof SvpError ? { available: false, reason: r.message } : { available: true, path: r.path };
+}
+
+/**
+ * A second descriptor for the socket behind `fd` (dup), through the addon; undefined when the
+ * addon is missing or too old. Used to let several event loops accept on one listening
+ * socket where the runtime has no reusePort (src/platform/loops.ts).
+ */
+export function dupDescriptor(fd: number): number | undefined {
+  const r = loadAddon();
+  if (r instanceof SvpError || typeof r.addon.dup !== "function") return undefined;
+  return r.addon.dup(fd);
+}
+
+/** Whether `dupDescriptor` works here (the addon loads and has dup). */
+export function canDuplicateDescriptors(): boolean {
+  const r = loadAddon();
+  return !(r instanceof SvpError) && typeof r.addon.dup === "function";
 }
 
 function loadAddon(): { addon: Addon; path: string } | SvpError {

@@ -60,6 +60,11 @@ export interface BridgeOptions {
   clock?: Clock | undefined;
   /** Runs once when the bridge ends (before `done` resolves). */
   onEnd?: ((result: BridgeResult) => void) | undefined;
+  /**
+   * A count of live connections shared with the other event loops of the same service
+   * (an Int32Array over a SharedArrayBuffer, slot 0): `connections` then counts theirs too.
+   */
+  shared?: Int32Array | undefined;
 }
 
 export type BridgeEvents<R> = {
@@ -99,9 +104,14 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     this.done = new Promise((r) => (this.#resolveDone = r));
   }
 
-  /** Connections being opened or relayed. */
+  /** Connections being opened or relayed (by every loop sharing the count). */
   get connections(): number {
-    return this.#conns.size;
+    return this.#o.shared ? Atomics.load(this.#o.shared, 0) : this.#conns.size;
+  }
+
+  /** Emit the record of a connection another event loop of this service served. */
+  report(record: R): void {
+    this.emit("connection", record);
   }
 
   /** False once no more streams will be served (closing, ended, or `once` has its one). */
@@ -116,6 +126,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
   handle(accepted: ByteStream, record: R, refuse?: SvpError): void {
     const conn: Conn<R> = { accepted, record, startedAt: this.#clock.now(), abortOpen: undefined, timer: undefined, relay: undefined, finished: false, theOne: false };
     this.#conns.add(conn);
+    if (this.#o.shared) Atomics.add(this.#o.shared, 0, 1);
     if (this.#closing) return this.#fail(conn, new SvpError("ERR_ABORTED", SHUTTING_DOWN));
     if (refuse) return this.#fail(conn, refuse);
     if (this.#o.once) {
@@ -213,6 +224,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     conn.timer?.cancel();
     conn.timer = undefined;
     this.#conns.delete(conn);
+    if (this.#o.shared) Atomics.sub(this.#o.shared, 0, 1);
     conn.record.durationMs = this.#clock.now() - conn.startedAt;
     if (err) {
       conn.record.outcome = err.code;

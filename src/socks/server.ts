@@ -60,6 +60,23 @@ export interface ProxyServerOptions {
   maxHeadBytes?: number;
   /** After refusing a request, wait this long for the client to close before resetting. Default 2 s. */
   lingerMs?: number;
+  /**
+   * Counts shared with the other event loops of the same proxy (`sharedCounts()`, over a
+   * SharedArrayBuffer): with it `maxConns` holds across all of them and `connections`
+   * counts theirs too. Absent: this server counts alone.
+   */
+  shared?: Int32Array | undefined;
+  /** Which event loop of the proxy this server is (0 the main thread); set, it goes into each record's `loop`. */
+  loop?: number | undefined;
+}
+
+/** Slots of the shared counts: connections being served, and those of them within `maxConns`. */
+const LIVE = 0;
+const COUNTED = 1;
+
+/** Counts for `ProxyServerOptions.shared`, to hand to every loop of one proxy. */
+export function sharedCounts(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
 }
 
 /** One line of the per-stream log: emitted once per accepted client connection. */
@@ -80,9 +97,12 @@ export interface StreamRecord {
   /** Bytes destination → client; for "served", the size of svp's own response. */
   down: number;
   durationMs: number;
+  /** The event loop that served it (0: the main thread), when the proxy runs several (not logged). */
+  loop?: number;
 }
 
 export type ProxyServerEvents = {
+  /** Once per client connection (from other loops too, through `report`). */
   stream: (record: StreamRecord) => void;
 };
 
@@ -105,7 +125,9 @@ interface Conn {
 }
 
 export class ProxyServer extends Emitter<ProxyServerEvents> {
-  readonly #o: Required<Omit<ProxyServerOptions, "credentials">> & { credentials: Credentials | undefined };
+  readonly #o: Required<Omit<ProxyServerOptions, "credentials" | "shared" | "loop">> & { credentials: Credentials | undefined };
+  readonly #shared: Int32Array | undefined;
+  readonly #loop: number | undefined;
   readonly #conns = new Set<Conn>();
   #counted = 0;
   #closing = false;
@@ -127,11 +149,24 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       maxHeadBytes: options.maxHeadBytes ?? 32 * 1024,
       lingerMs: options.lingerMs ?? 2_000,
     };
+    this.#shared = options.shared;
+    this.#loop = options.loop;
   }
 
-  /** Connections being served (handshaking, connecting or relaying). */
+  /** Connections being served (handshaking, connecting or relaying), by every loop sharing the counts. */
   get connections(): number {
-    return this.#conns.size;
+    return this.#shared ? Atomics.load(this.#shared, LIVE) : this.#conns.size;
+  }
+
+  /** Take one of the `maxConns` slots; false when all are taken (by any loop). */
+  #take(): boolean {
+    const o = this.#o;
+    if (o.maxConns === 0) return true;
+    const shared = this.#shared;
+    if (!shared) return this.#counted < o.maxConns;
+    if (Atomics.add(shared, COUNTED, 1) < o.maxConns) return true;
+    Atomics.sub(shared, COUNTED, 1);
+    return false;
   }
 
   /**
@@ -144,8 +179,9 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       return;
     }
     const o = this.#o;
-    const counted = o.maxConns === 0 || this.#counted < o.maxConns;
+    const counted = this.#take();
     if (counted) this.#counted++;
+    if (this.#shared) Atomics.add(this.#shared, LIVE, 1);
     const conn: Conn = {
       client,
       phase: "handshake",
@@ -174,6 +210,11 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       this.#refuse(conn, new SvpError("ERR_TIMEOUT", `handshake not completed within ${seconds(o.handshakeTimeoutMs)}`));
     }, o.handshakeTimeoutMs);
     client.resume();
+  }
+
+  /** Emit a record of a connection another event loop of this proxy served. */
+  report(record: StreamRecord): void {
+    this.emit("stream", record);
   }
 
   /**
@@ -383,12 +424,17 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
 
   #finish(conn: Conn, err: SvpError | undefined): void {
     if (!this.#conns.delete(conn)) return;
-    if (conn.counted) this.#counted--;
+    if (conn.counted) {
+      this.#counted--;
+      if (this.#shared && this.#o.maxConns > 0) Atomics.sub(this.#shared, COUNTED, 1);
+    }
+    if (this.#shared) Atomics.sub(this.#shared, LIVE, 1);
     conn.timer?.cancel();
     conn.timer = undefined;
     conn.relay = undefined;
     const record = conn.record;
     record.durationMs = this.#o.clock.now() - conn.startedAt;
+    if (this.#loop !== undefined) record.loop = this.#loop;
     if (err) {
       record.outcome = err.code;
       record.message = err.message;
