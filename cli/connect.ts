@@ -10,21 +10,27 @@ import {
   ERROR_TABLE,
   EXIT,
   ForwardServer,
+  LoopGroup,
   MeshConnector,
   SvpError,
   UsageError,
   dialMesh,
+  defaultLoopCount,
   dialVia,
   formatListenAddress,
+  forwardTimeoutMessage,
   formatMeshTarget,
   isLoopbackAddress,
   listen,
+  listenSharing,
   mspTelemetry,
   netcat,
   openMesh,
   parseDuration,
   parseListenAddress,
   parseMeshTarget,
+  parsePositiveInt,
+  sharedCounts,
   sidToHex,
   stdioStream,
   toSvpError,
@@ -34,7 +40,7 @@ import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, O
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
-const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", ...MESH_VALUE_FLAGS];
+const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", "workers", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
 import { createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
@@ -55,6 +61,8 @@ export interface ConnectConfig {
   idleMs: number;
   waitRouteMs: number;
   verbose: boolean;
+  /** --forward: event loops accepting local connections (1 with --once). */
+  workers: number;
   log: LogFormat;
   quiet: boolean;
   mesh: OpenMeshOptions;
@@ -71,7 +79,8 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .option("-w, --wait <duration>", "Give up connecting after this long (default: 10s, MSP's own limit)")
     .option("-i, --idle <duration>", "Close the connection after this long without traffic (default: never)")
     .option("--wait-route <duration>", "Wait up to this long for the node to become reachable instead of failing at once (default: 0)")
-    .option("--verbose", "Stdio mode: say on stderr when connected and when done");
+    .option("--verbose", "Stdio mode: say on stderr when connected and when done")
+    .option("--workers <n>", "--forward: event loops (threads) accepting local connections (default: the number of CPUs; 1 with --once)");
   addMeshOptions(cmd)
     .option("--log <text|json>", "--forward: per-connection log lines on stderr as text or NDJSON (default: text)")
     .option("--quiet", "--forward: no per-connection log lines")
@@ -126,6 +135,9 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
   const idleMs = dur("idle", "i") ?? 0;
   const waitRouteMs = dur("wait-route") ?? 0;
   const logText = parseLogFormat(one("log"));
+  const workersText = one("workers");
+  if (workersText !== undefined && !forward) throw new UsageError("--workers needs --forward (stdin/stdout is one stream)");
+  const workers = once ? 1 : workersText === undefined ? defaultLoopCount() : parsePositiveInt(workersText, "--workers", 256);
   return {
     target,
     dest,
@@ -136,6 +148,7 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
     idleMs,
     waitRouteMs,
     verbose: hasFlag(argv, "verbose"),
+    workers,
     log: logText,
     quiet: hasFlag(argv, "quiet"),
     mesh: meshOptions(argv, "svp connect"),
@@ -251,38 +264,68 @@ async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger
     onLost: (s) => log.warn(`lost the mesh backend (${s.description}); the next connection reconnects`),
   });
   connector.adopt(first);
+  const connectTimeoutMs = cfg.waitMs ?? 30_000;
+  // early: the client's first bytes go out with the connection request (0-RTT), as with
+  // servald's own `msp connect --forward`, saving a round trip to the first answer.
+  // early resolves before the peer answers: answerTimeoutMs keeps -w the deadline.
+  const dial = (signal: AbortSignal) =>
+    dialVia(() => connector.get(), cfg.target, {
+      signal,
+      early: true,
+      ...(cfg.waitMs !== undefined ? { answerTimeoutMs: cfg.waitMs } : {}),
+      waitRouteMs: cfg.waitRouteMs,
+      msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
+    });
+  const shared = cfg.workers > 1 ? sharedCounts() : undefined;
   const server = new ForwardServer({
     targetLabel: what,
-    connectTimeoutMs: cfg.waitMs ?? 30_000,
+    connectTimeoutMs,
     idleTimeoutMs: cfg.idleMs,
     once: cfg.once,
-    // early: the client's first bytes go out with the connection request (0-RTT), as with
-    // servald's own `msp connect --forward`, saving a round trip to the first answer.
-    // early resolves before the peer answers: answerTimeoutMs keeps -w the deadline.
-    dial: (signal) =>
-      dialVia(() => connector.get(), cfg.target, {
-        signal,
-        early: true,
-        ...(cfg.waitMs !== undefined ? { answerTimeoutMs: cfg.waitMs } : {}),
-        waitRouteMs: cfg.waitRouteMs,
-        msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
-      }),
+    shared,
+    dial,
   });
   server.on("connection", (r) => logConnection(log, r));
   let listener: Listener | undefined;
   try {
-    listener = await listen(addr, (s) => {
-      server.handle(s);
-      if (!server.accepting) void listener?.close();
-    });
+    const reusePort = cfg.workers > 1 && listenSharing(addr).kind === "reuseport";
+    listener = await listen(
+      addr,
+      (s) => {
+        server.handle(s);
+        if (!server.accepting) void listener?.close();
+      },
+      reusePort ? { reusePort } : {},
+    );
   } catch (err) {
     connector.close();
     return reportError("connect", `listen on ${formatListenAddress(addr)}`, err);
   }
+  // More event loops accept beside this one; every MSP stream still goes through this
+  // thread's one mesh session (src/loops.ts).
+  const group = await LoopGroup.start(
+    "forward",
+    cfg.workers,
+    [addr],
+    [listener],
+    shared ?? sharedCounts(),
+    !cfg.quiet,
+    { openTimeoutMs: connectTimeoutMs, openTimeoutMessage: forwardTimeoutMessage(what, connectTimeoutMs), idleTimeoutMs: cfg.idleMs, targetLabel: what },
+    { onRecord: (r) => server.report(r as ForwardRecord), dial: (signal) => dial(signal) },
+  );
   log.always(`listening on ${listener.address}, forwarding to ${what} via ${first.description}`);
+  log.info(group.note);
   if (!isLoopbackAddress(addr)) log.warn(`listening on ${listener.address}: anyone who can reach it can use this mesh connection`);
   const l = listener;
-  await signals.serve(server, log, () => l.close());
+  const service = {
+    get connections() {
+      return server.connections;
+    },
+    done: server.done,
+    close: (ms: number) => Promise.all([server.close(ms), group.close(ms)]),
+  };
+  await signals.serve(service, log, () => Promise.all([l.close(), group.stopAccepting()]));
+  await group.close(0);
   const result = await server.done;
   connector.close();
   if (result.reason === "once" && result.error) return ERROR_TABLE[toSvpError(result.error).code].exit;

@@ -120,7 +120,10 @@ if (!readFileSync(nodeBin).includes(FUSE)) fail(`${nodeBin} has no SEA fuse (a n
 // src/platform/unix-dgram.ts writes it to a content-hashed owner-only file and dlopens it.
 // Assets need Node >= 20.12; without the addon the binary's servald backend says it is missing.
 const addon = `${root}native/build/svp_unix_dgram.node`;
-const assets = existsSync(addon) && (major > 20 || minor >= 12) ? { "svp_unix_dgram.node": addon } : undefined;
+// The bundle itself rides along too: worker threads (`svp socks --workers`) cannot load the
+// binary's embedded main script, so they evaluate this copy (src/platform/loops.ts).
+const canAssets = major > 20 || minor >= 12;
+const assets = canAssets ? { ...(existsSync(addon) ? { "svp_unix_dgram.node": addon } : {}), "svp.cjs": bundle } : undefined;
 
 const config = `${work}/sea-config.json`;
 const blob = `${work}/svp.blob`;
@@ -153,5 +156,5 @@ const check = run(tmp, ["--version"], "svp --version of the new binary");
 copyFileSync(tmp, `${dist}/svp.tmp`);
 renameSync(`${dist}/svp.tmp`, out);
 
-const addonNote = assets ? "" : "; without the native addon (not built, or Node < 20.12): no servald backend";
+const addonNote = assets?.["svp_unix_dgram.node"] ? "" : "; without the native addon (not built, or Node < 20.12): no servald backend";
 process.stdout.write(`sea: built dist/svp, ${megabytes(statSync(out).size)}: ${check.stdout.trim()} on Node ${version} (${why}), ${strippedNote}${addonNote}\n`);

@@ -279,7 +279,7 @@ export { createMeshDialer, dialMesh, dialVia } from "./service/mesh-dialer.ts";
 export type { MeshDialOptions, MeshDialerOptions } from "./service/mesh-dialer.ts";
 export { ListenService, startListenService } from "./service/listen-service.ts";
 export type { ListenRecord, ListenResult, ListenServiceOptions, OpenTarget } from "./service/listen-service.ts";
-export { ForwardServer } from "./service/forward-server.ts";
+export { ForwardServer, forwardTimeoutMessage } from "./service/forward-server.ts";
 export type { ForwardRecord, ForwardResult, ForwardServerOptions } from "./service/forward-server.ts";
 export { netcat } from "./service/netcat.ts";
 export { StreamView } from "./stream/stream-view.ts";

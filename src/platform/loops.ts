@@ -98,7 +98,10 @@ function workerEntry(): { file: string | URL } | { code: string } | SvpError {
     const sea = getBuiltin?.call(process, "node:sea") as SeaModule | undefined;
     if (sea && typeof sea.isSea === "function" && sea.isSea()) {
       try {
-        return { code: sea.getAsset(BUNDLE_ASSET, "utf8") };
+        // As a CommonJS module, in a function of its own: evaluated as a plain script, its
+        // top-level `var`s would land on the global object (where `crypto` is read-only).
+        const source = sea.getAsset(BUNDLE_ASSET, "utf8").replace(/^#!.*/, "");
+        return { code: `(function (exports, module, __filename, __dirname) {${source}\n})({}, { exports: {} }, process.execPath, require("node:path").dirname(process.execPath));` };
       } catch {
         return new SvpError("ERR_INTERNAL", "this binary carries no copy of its code for worker threads (built without the svp.cjs asset)");
       }

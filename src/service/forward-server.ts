@@ -24,6 +24,13 @@ export interface ForwardServerOptions {
   /** Close a connection when no byte moved either way for this long, ms; 0 = never (default). */
   idleTimeoutMs?: number | undefined;
   once?: boolean | undefined;
+  /** Live-connection count shared with the other event loops of this service (src/loops.ts). */
+  shared?: Int32Array | undefined;
+}
+
+/** What a connection whose MSP stream did not open in time is told (also used by the worker loops). */
+export function forwardTimeoutMessage(targetLabel: string, timeoutMs: number): string {
+  return `no connection to ${targetLabel} within ${Math.round(timeoutMs / 100) / 10} s`;
 }
 
 export interface ForwardRecord extends BridgeRecord {
@@ -42,10 +49,11 @@ export class ForwardServer extends Bridge<ForwardRecord> {
     super({
       open: (_client, signal) => options.dial(signal),
       openTimeoutMs: timeoutMs,
-      openTimeoutMessage: `no connection to ${options.targetLabel} within ${Math.round(timeoutMs / 100) / 10} s`,
+      openTimeoutMessage: forwardTimeoutMessage(options.targetLabel, timeoutMs),
       idleTimeoutMs: options.idleTimeoutMs,
       once: options.once,
       clock: options.clock,
+      shared: options.shared,
     });
     this.#label = options.targetLabel;
   }
