@@ -57,13 +57,19 @@ export function createRouter(options: RouterOptions): Dialer {
       if (direct === "deny") return "denied";
       return upstream ? "upstream" : "direct";
     },
-    async dial(dest, signal) {
+    // Not async: the direct and mesh paths hand back their own promise (no extra hop per connection).
+    dial(dest, signal) {
       if (dest.mesh) {
-        if (!mesh) throw new SvpError("ERR_NO_ROUTE", MESH_UNAVAILABLE);
+        if (!mesh) return Promise.reject(new SvpError("ERR_NO_ROUTE", MESH_UNAVAILABLE));
         return mesh.dial(dest.mesh, dest.port, signal);
       }
-      if (direct === "deny") throw new SvpError("ERR_NOT_ALLOWED", "direct connections are disabled (--direct deny); only mesh destinations are served");
+      if (direct === "deny") return Promise.reject(new SvpError("ERR_NOT_ALLOWED", "direct connections are disabled (--direct deny); only mesh destinations are served"));
       if (!upstream) return tcp(dest.host, dest.port, signal);
+      return viaUpstream(upstream, dest, signal);
+    },
+  };
+
+  async function viaUpstream(upstream: UpstreamProxy, dest: Destination, signal: AbortSignal): Promise<ByteStream> {
       let stream: ByteStream;
       try {
         stream = await tcp(upstream.host, upstream.port, signal);
@@ -72,6 +78,5 @@ export function createRouter(options: RouterOptions): Dialer {
         throw new SvpError(e.code, `upstream proxy ${formatUpstream(upstream)}: ${e.message}`, { cause: e });
       }
       return upstreamConnect(upstream, stream, dest, signal);
-    },
-  };
+  }
 }

@@ -265,14 +265,18 @@ export class Handshake {
   }
 }
 
+// Encoded once: every tunnel's success reply is the same bytes (writes never modify them).
+const SOCKS5_SUCCESS = encodeReply(SOCKS5.REP_SUCCEEDED);
+const SOCKS4_SUCCESS = encodeSocks4Reply(SOCKS4.GRANTED);
+
 /** What to tell the client once the connection to the target is up (nothing for HTTP forward requests). */
 export function successReply(protocol: ProxyProtocol): Uint8Array | undefined {
   switch (protocol) {
     case "socks5":
-      return encodeReply(SOCKS5.REP_SUCCEEDED);
+      return SOCKS5_SUCCESS;
     case "socks4":
     case "socks4a":
-      return encodeSocks4Reply(SOCKS4.GRANTED);
+      return SOCKS4_SUCCESS;
     case "http-connect":
       return CONNECT_ESTABLISHED;
     case "http":

@@ -310,7 +310,13 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       conn.timer = undefined;
       ac.abort(new SvpError("ERR_TIMEOUT", `no connection to ${displayDestination(request.dest)} within ${seconds(o.connectTimeoutMs)}`));
     }, o.connectTimeoutMs);
-    o.dialer.dial(request.dest, ac.signal).then(
+    let dialing: Promise<ByteStream>;
+    try {
+      dialing = o.dialer.dial(request.dest, ac.signal);
+    } catch (err) {
+      dialing = Promise.reject(err);
+    }
+    dialing.then(
       (target) => this.#connected(conn, request, early, target),
       (err) => {
         conn.timer?.cancel();
