@@ -64,11 +64,14 @@ install: dist/svp
 uninstall:
 	@scripts/install.sh uninstall "$(PREFIX)"
 
-# What the benchmark builds with (cc) and compares against (microsocks); from Debian when missing.
+# What the benchmark builds with (cc) and compares against (microsocks, dante); from Debian when
+# missing. (dante-server's package may try to start its system service: the benchmark does
+# not use it, it starts its own danted on loopback with a temporary configuration.)
 APT_INSTALL := apt-get install -y --no-install-recommends
 bench-deps:
 	@command -v cc >/dev/null || { echo "installing gcc for the benchmark"; $(APT_INSTALL) gcc libc6-dev || { apt-get update && $(APT_INSTALL) gcc libc6-dev; }; }
 	@command -v microsocks >/dev/null || { echo "installing microsocks for the benchmark"; $(APT_INSTALL) microsocks || { apt-get update && $(APT_INSTALL) microsocks; }; }
+	@{ command -v danted || test -x /usr/sbin/danted; } >/dev/null || { echo "installing dante-server for the benchmark"; $(APT_INSTALL) dante-server || { apt-get update && $(APT_INSTALL) dante-server; }; }
 
 bench: dist/svp bench-deps
 	node --import tsx bench/run.ts

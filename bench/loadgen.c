@@ -17,11 +17,13 @@
  * PROXY is "direct" (no proxy: the physical limit) or IPV4:PORT of a SOCKS5 proxy (no auth,
  * CONNECT with an IPv4 address, so no name resolution is measured).
  * With LOADGEN_PID=<pid> in the environment, bulk and rate also report "proxy_cpu": the CPU
- * seconds (user + system, all threads) that process used during the measured window.
+ * seconds (user + system, all threads) that process and its child processes used during the
+ * measured window.
  * Output: one JSON line on stdout. Failure: a message on stderr, exit 1.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,9 +56,8 @@ static long watch_pid; /* LOADGEN_PID: the proxy, whose CPU time over the window
 static int idle_fds[MAX_IDLE * 2];
 static atomic_int idle_n;
 
-/* CPU seconds (user + system, all threads) used so far by process `pid`; -1 if unknown. */
-static double proc_cpu(long pid) {
-  if (pid <= 0) return -1;
+/* utime + stime (clock ticks) and parent of process `pid` from /proc/<pid>/stat; -1 if gone. */
+static int read_stat(long pid, long *ppid, unsigned long long *ticks) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%ld/stat", pid);
   FILE *f = fopen(path, "r");
@@ -68,8 +69,53 @@ static double proc_cpu(long pid) {
   if (!p) return -1;
   unsigned long long ut = 0, st = 0;
   /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  if (sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", ppid, &ut, &st) != 3) return -1;
+  *ticks = ut + st;
+  return 0;
+}
+
+/*
+ * CPU seconds (user + system, all threads) used so far by process `pid` and every process
+ * below it (dante serves from child processes); -1 if unknown.
+ */
+static double proc_cpu(long pid) {
+  if (pid <= 0) return -1;
+  enum { MAXP = 32768 };
+  static long pids[MAXP], ppids[MAXP];
+  static unsigned long long ticks[MAXP];
+  static char in_tree[MAXP];
+  int n = 0;
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < MAXP) {
+    char *end;
+    long p = strtol(e->d_name, &end, 10);
+    if (*end || p <= 0) continue;
+    if (read_stat(p, &ppids[n], &ticks[n]) == 0) pids[n++] = p;
+  }
+  closedir(d);
+  unsigned long long total = 0;
+  int found = 0;
+  memset(in_tree, 0, (size_t)n);
+  for (int i = 0; i < n; i++)
+    if (pids[i] == pid) in_tree[i] = 1, found = 1;
+  if (!found) return -1;
+  /* Mark descendants: repeat until no change (trees are shallow). */
+  for (int changed = 1; changed;) {
+    changed = 0;
+    for (int i = 0; i < n; i++) {
+      if (in_tree[i]) continue;
+      for (int j = 0; j < n; j++)
+        if (in_tree[j] && pids[j] == ppids[i]) {
+          in_tree[i] = 1, changed = 1;
+          break;
+        }
+    }
+  }
+  for (int i = 0; i < n; i++)
+    if (in_tree[i]) total += ticks[i];
+  return (double)total / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double now(void) {

@@ -3,19 +3,22 @@
  * in one run, on loopback only. Not a test: it measures and reports, it never fails on a
  * slow number.
  *
- * Contenders: direct (no proxy), svp socks (dist/svp, else node dist/svp.cjs; with dist/svp
- * also node dist/svp.cjs on the system node, to separate runtime from code), a naive
- * Node relay (bench/naive-relay.ts) and microsocks when installed. Each proxy runs in its
- * own process; the load generator and the target server are bench/loadgen.c, compiled
- * here with cc, in another process, so neither the proxy nor the measuring side share a
- * process. Measured:
+ * Contenders: direct (no proxy), svp socks (dist/svp, else node dist/svp.cjs, with its
+ * default event loops: one per CPU; also with --workers 1; with dist/svp also node
+ * dist/svp.cjs on the system node, to separate runtime from code), a naive Node relay
+ * (bench/naive-relay.ts), microsocks and dante (Debian's dante-server, started here on
+ * loopback with a temporary configuration) when installed. Each proxy runs in its own
+ * process (dante in several); the load generator and the target server are bench/loadgen.c,
+ * compiled here with cc, in another process, so neither the proxy nor the measuring side
+ * share a process. Measured:
  *   - bulk throughput: 1 stream up, 1 down, 8 up (MiB/s, ratio to direct)
  *   - connections per second, sequential and 50 concurrent (connect + SOCKS5 handshake +
  *     CONNECT + 32-byte request and answer)
- *   - proxy CPU (user + system, from /proc/<pid>/stat, read by the load generator over the
- *     measured window): seconds per GiB (1 stream up) and µs per connection (50 concurrent)
- *   - memory per idle tunnel at 1,000 and 9,000 open tunnels (RSS delta of a fresh proxy
- *     process / tunnels)
+ *   - proxy CPU (user + system of the proxy's process and its child processes, from
+ *     /proc/<pid>/stat, read by the load generator over the measured window): seconds per
+ *     GiB (1 stream up) and µs per connection (50 concurrent)
+ *   - memory per idle tunnel at 1,000 and 9,000 open tunnels (delta of a fresh proxy's
+ *     proportional set size, summed over its processes, / tunnels)
  *   - start-up: `dist/svp --version` next to `node -e 0`
  *   - bench/msp.ts, when it exists: run as `node --import tsx bench/msp.ts`; what it prints
  *     on stdout is shown and copied into RESULTS.md's MSP section.
@@ -36,12 +39,12 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-node, naive, microsocks), --skip bulk,rate,idle,startup,msp,mesh,node,servald,link,soak,
+ * names: direct, svp, svp-1, svp-node, naive, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,servald,link,soak,
  * --soak MINUTES (default 30), --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
@@ -199,6 +202,19 @@ async function contenders(naiveJs: string): Promise<Contender[]> {
               }),
           },
   );
+  // One event loop: the single-loop path on its own, and what the default's extra loops add.
+  if (svp && svpHasSocks(svp)) {
+    list.push({
+      name: "svp-1",
+      label: `svp socks --workers 1 (${svp.length === 1 ? "dist/svp" : "node dist/svp.cjs"})`,
+      start: () =>
+        startProxy([...svp, "socks", "--listen", "127.0.0.1:0", "--quiet", "--workers", "1"], /listening on 127\.0\.0\.1:(\d+)/, {
+          ...process.env,
+          SVP_HOME: svpHome,
+          NO_COLOR: "1",
+        }),
+    });
+  }
   // The same bundle on the system node, to tell the binary's runtime apart from svp's code.
   if (svp && svp.length === 1 && existsSync(`${root}dist/svp.cjs`) && svpHasSocks([process.execPath, `${root}dist/svp.cjs`])) {
     list.push({
@@ -229,7 +245,48 @@ async function contenders(naiveJs: string): Promise<Contender[]> {
         }
       : { name: "microsocks", label: "microsocks", unavailable: "not installed (apt-get install microsocks)" },
   );
+  const danted = ["/usr/sbin/danted", "/usr/local/sbin/danted"].find((p) => existsSync(p)) ?? (commandExists("danted") ? "danted" : undefined);
+  list.push(
+    danted
+      ? {
+          name: "dante",
+          label: "dante (danted)",
+          start: async () => {
+            const port = await freePort();
+            const dir = mkdtempSync(`${work}/dante-`);
+            writeFileSync(`${dir}/danted.conf`, danteConfig(port));
+            return startProxy([danted, "-f", `${dir}/danted.conf`, "-p", `${dir}/danted.pid`], { port });
+          },
+        }
+      : { name: "dante", label: "dante (danted)", unavailable: "not installed (apt-get install dante-server)" },
+  );
   return list.filter((c) => !only || only.has(c.name));
+}
+
+/**
+ * dante on 127.0.0.1:`port` only, no authentication, CONNECT to loopback destinations only,
+ * errors to stderr (the benchmark's own pipe), no system files touched.
+ */
+function danteConfig(port: number): string {
+  return [
+    "logoutput: stderr",
+    `internal: 127.0.0.1 port = ${port}`,
+    "external: 127.0.0.1",
+    "socksmethod: none",
+    "clientmethod: none",
+    "user.privileged: root",
+    "user.unprivileged: nobody",
+    "client pass {",
+    "  from: 127.0.0.0/8 to: 0.0.0.0/0",
+    "  log: error",
+    "}",
+    "socks pass {",
+    "  from: 127.0.0.0/8 to: 127.0.0.0/8",
+    "  command: connect",
+    "  log: error",
+    "}",
+    "",
+  ].join("\n");
 }
 
 // ---------- measurements ----------
@@ -260,10 +317,37 @@ function runLoadgen(args: string[], timeoutMs: number, watchPid?: number): Promi
   });
 }
 
+/**
+ * Memory of process `pid` and every process below it (dante forks children), KiB: the
+ * proportional set size, so pages the processes share (dante's forked children) count once.
+ */
 function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!m) throw new Error(`no VmRSS for ${pid}`);
-  return Number(m[1]);
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone
+    }
+  }
+  const tree = new Set([pid]);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [p, parent] of parents) if (!tree.has(p) && tree.has(parent)) (tree.add(p), (changed = true));
+  }
+  let total = 0;
+  for (const p of tree) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"));
+      if (m) total += Number(m[1]);
+    } catch {
+      // gone
+    }
+  }
+  if (total === 0) throw new Error(`no memory figure for ${pid}`);
+  return total;
 }
 
 type Row = Record<string, number | string | undefined>;
