@@ -68,13 +68,25 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   // One set of socket listeners shared by every instance (`this` is the socket), instead of
   // five closures per socket: a proxy holds two sockets per tunnel, thousands of tunnels.
   static #onData(this: OwnedSocket, chunk: Uint8Array): void {
-    this[OWNER].emit("data", chunk);
+    SocketStream.deliver(this[OWNER], chunk);
   }
   /** Entry for `adaptiveReadOptions`' read callback. */
   static deliver(s: SocketStream, chunk: Uint8Array): void {
+    if (s.#paused) {
+      // Paused lazily (see pause()): keep this chunk, and now stop reading the socket.
+      (s.#early ??= []).push(chunk);
+      if (!s.#socketPaused) {
+        s.#socketPaused = true;
+        s.socket.pause();
+      }
+      return;
+    }
     s.emit("data", chunk);
   }
+  /** Chunks read while paused (or before this stream adopted the socket), delivered on resume(). */
   #early: Uint8Array[] | undefined;
+  /** Whether the socket itself is paused (pause() only flags; the socket stops once data comes). */
+  #socketPaused = true;
   static #onEnd(this: OwnedSocket): void {
     const s = this[OWNER];
     if (s.#paused) s.#endPending = true;
@@ -89,8 +101,14 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   }
   static #onClose(this: OwnedSocket): void {
     const s = this[OWNER];
-    // `end` is never lost: a close that overtakes a held-back end delivers it first.
-    if (s.#endPending && !s.#error) s.#deliverEnd();
+    // `end` is never lost: a close that overtakes a held-back end delivers it first, after
+    // any data still held for a resume().
+    if (s.#endPending && !s.#error) {
+      const early = s.#early;
+      s.#early = undefined;
+      if (early) for (const c of early) s.emit("data", c);
+      s.#deliverEnd();
+    }
     s.#closed = true;
     s.emit("close", s.#abortedLocally ? s.#error : (s.#error ?? (s.#endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
   }
@@ -164,9 +182,14 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
     s.destroy();
   }
 
+  /**
+   * Stop delivering. Lazily: the socket keeps reading until a chunk actually arrives while
+   * paused, which is then held and the socket paused. A pause that ends before any data comes
+   * (a proxy waiting for its dial with the client quiet, as SOCKS clients are) then costs no
+   * system call, and neither does the resume().
+   */
   pause(): void {
     this.#paused = true;
-    this.socket.pause();
   }
 
   resume(): void {
@@ -186,7 +209,10 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
         if (!this.#paused && this.#endPending && !this.#closed) this.#deliverEnd();
       });
     }
-    this.socket.resume();
+    if (this.#socketPaused) {
+      this.#socketPaused = false;
+      this.socket.resume();
+    }
   }
 
   #deliverEnd(): void {
