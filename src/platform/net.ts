@@ -17,8 +17,11 @@ export interface ConnectOptions {
   /** Give up after this many ms. Default 30 s; 0 = no timer of its own (rely on `signal`). */
   timeoutMs?: number;
   clock?: Clock;
-  /** Abort the attempt early. */
-  signal?: AbortSignal;
+  /** Abort the attempt early (an AbortSignal, or anything with its `aborted`, `reason` and abort listeners). */
+  signal?: Pick<AbortSignal, "aborted" | "reason"> & {
+    addEventListener(type: "abort", fn: () => void, options?: { once?: boolean }): void;
+    removeEventListener(type: "abort", fn: () => void): void;
+  };
 }
 
 /** Open a TCP connection; resolves only once it is established. */

@@ -12,6 +12,55 @@ import type { Destination } from "./destination.ts";
 import type { UpstreamProxy } from "./upstream.ts";
 import { formatUpstream, upstreamConnect } from "./upstream.ts";
 
+/**
+ * What a dial is cancelled through: the part of `AbortSignal` svp's dials use. An
+ * `AbortSignal` is one; so is `DialCancel`, which the proxy makes per dial instead of an
+ * AbortController (an EventTarget, its signal and listener bookkeeping cost every connection
+ * more than the direct TCP dial needs). Paths that need a real AbortSignal get one linked to
+ * it (`abortSignalOf`), only when they are taken.
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: "abort", fn: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", fn: () => void): void;
+}
+
+/** A cancellable dial: `abort(reason)` runs the listeners once. */
+export class DialCancel implements CancelSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  #fns: (() => void)[] | undefined;
+
+  addEventListener(_type: "abort", fn: () => void): void {
+    (this.#fns ??= []).push(fn);
+  }
+
+  removeEventListener(_type: "abort", fn: () => void): void {
+    const fns = this.#fns;
+    const i = fns ? fns.indexOf(fn) : -1;
+    if (i >= 0) fns!.splice(i, 1);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const fns = this.#fns;
+    this.#fns = undefined;
+    if (fns) for (const fn of fns) fn();
+  }
+}
+
+/** A real AbortSignal that follows `signal` (itself when it is one). */
+export function abortSignalOf(signal: CancelSignal): AbortSignal {
+  if (signal instanceof AbortSignal) return signal;
+  const ac = new AbortController();
+  if (signal.aborted) ac.abort(signal.reason);
+  else signal.addEventListener("abort", () => ac.abort(signal.reason), { once: true });
+  return ac.signal;
+}
+
 /** How a destination is reached; "denied" when a rule refuses it. */
 export type RouteName = "mesh" | "direct" | "upstream" | "denied";
 
@@ -23,7 +72,7 @@ export interface Dialer {
    * with an SvpError (refused, no route, timeout, not allowed…). When `signal` aborts,
    * rejects promptly with its reason (an SvpError) and leaves nothing open.
    */
-  dial(dest: Destination, signal: AbortSignal): Promise<ByteStream>;
+  dial(dest: Destination, signal: CancelSignal): Promise<ByteStream>;
 }
 
 /** Opens streams to mesh destinations; provided by a mesh backend. */
@@ -33,7 +82,7 @@ export interface MeshDialer {
 }
 
 /** Open a TCP connection (the platform's connect, wired in by src/index.ts). */
-export type TcpConnect = (host: string, port: number, signal: AbortSignal) => Promise<ByteStream>;
+export type TcpConnect = (host: string, port: number, signal: CancelSignal) => Promise<ByteStream>;
 
 export interface RouterOptions {
   /** Open a TCP connection. */
@@ -61,7 +110,7 @@ export function createRouter(options: RouterOptions): Dialer {
     dial(dest, signal) {
       if (dest.mesh) {
         if (!mesh) return Promise.reject(new SvpError("ERR_NO_ROUTE", MESH_UNAVAILABLE));
-        return mesh.dial(dest.mesh, dest.port, signal);
+        return mesh.dial(dest.mesh, dest.port, abortSignalOf(signal));
       }
       if (direct === "deny") return Promise.reject(new SvpError("ERR_NOT_ALLOWED", "direct connections are disabled (--direct deny); only mesh destinations are served"));
       if (!upstream) return tcp(dest.host, dest.port, signal);
@@ -69,7 +118,7 @@ export function createRouter(options: RouterOptions): Dialer {
     },
   };
 
-  async function viaUpstream(upstream: UpstreamProxy, dest: Destination, signal: AbortSignal): Promise<ByteStream> {
+  async function viaUpstream(upstream: UpstreamProxy, dest: Destination, signal: CancelSignal): Promise<ByteStream> {
       let stream: ByteStream;
       try {
         stream = await tcp(upstream.host, upstream.port, signal);
@@ -77,6 +126,6 @@ export function createRouter(options: RouterOptions): Dialer {
         const e = toSvpError(err);
         throw new SvpError(e.code, `upstream proxy ${formatUpstream(upstream)}: ${e.message}`, { cause: e });
       }
-      return upstreamConnect(upstream, stream, dest, signal);
+      return upstreamConnect(upstream, stream, dest, abortSignalOf(signal));
   }
 }

@@ -18,6 +18,7 @@ import type { Credentials } from "./auth.ts";
 import type { Destination } from "./destination.ts";
 import { displayDestination } from "./destination.ts";
 import type { Dialer, RouteName } from "./dialer.ts";
+import { DialCancel } from "./dialer.ts";
 import type { HandshakeStep, ProxyProtocol, ProxyRequest } from "./handshake.ts";
 import { Handshake, failureReply, successReply } from "./handshake.ts";
 import { RequestBodyLimit, ResponseHeadRewriter } from "./http-proxy.ts";
@@ -116,7 +117,7 @@ interface Conn {
   startedAt: number;
   handshake: Handshake | undefined;
   timer: Timer | undefined;
-  abortDial: AbortController | undefined;
+  abortDial: DialCancel | undefined;
   relay: RelayHandle | undefined;
   record: StreamRecord;
   onData: ((chunk: Uint8Array) => void) | undefined;
@@ -304,7 +305,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
   #dial(conn: Conn, request: ProxyRequest, early: Uint8Array): void {
     const o = this.#o;
     conn.phase = "dial";
-    const ac = new AbortController();
+    const ac = new DialCancel();
     conn.abortDial = ac;
     conn.timer = o.clock.setTimeout(() => {
       conn.timer = undefined;
@@ -312,7 +313,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     }, o.connectTimeoutMs);
     let dialing: Promise<ByteStream>;
     try {
-      dialing = o.dialer.dial(request.dest, ac.signal);
+      dialing = o.dialer.dial(request.dest, ac);
     } catch (err) {
       dialing = Promise.reject(err);
     }
@@ -323,7 +324,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
         conn.timer = undefined;
         conn.abortDial = undefined;
         // An abort reason (timeout, shutdown, client gone) explains better than the dialer's echo of it.
-        const reason = ac.signal.aborted && ac.signal.reason instanceof SvpError ? ac.signal.reason : toSvpError(err);
+        const reason = ac.aborted && ac.reason instanceof SvpError ? ac.reason : toSvpError(err);
         this.#fail(conn, request, reason);
       },
     );
