@@ -58,6 +58,12 @@ export interface HandshakeOptions {
 type State = "first" | "s5-greeting" | "s5-auth" | "s5-request" | "s4" | "http" | "done";
 
 const EMPTY = new Uint8Array(0);
+/** The server's method selections, encoded once (never modified by the writes). */
+const METHOD_SELECTION: Record<number, Uint8Array> = {
+  [SOCKS5.METHOD_NO_AUTH]: encodeMethodSelection(SOCKS5.METHOD_NO_AUTH),
+  [SOCKS5.METHOD_USER_PASS]: encodeMethodSelection(SOCKS5.METHOD_USER_PASS),
+  [SOCKS5.METHOD_NONE_ACCEPTABLE]: encodeMethodSelection(SOCKS5.METHOD_NONE_ACCEPTABLE),
+};
 const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
 
 export class Handshake {
@@ -144,7 +150,9 @@ export class Handshake {
     const out = (step: HandshakeStep): HandshakeStep => {
       if (sends.length === 0) return step;
       if (step.send) sends.push(step.send);
-      return { ...step, send: concatBytes(sends) };
+      // One reply (the usual greeting → method selection): sent as is, no copy.
+      step.send = sends.length === 1 ? sends[0]! : concatBytes(sends);
+      return step;
     };
     try {
       if (this.#state === "s5-greeting") {
@@ -160,7 +168,7 @@ export class Handshake {
         else if (methods.includes(SOCKS5.METHOD_NO_AUTH)) method = SOCKS5.METHOD_NO_AUTH;
         else if (methods.includes(SOCKS5.METHOD_USER_PASS)) method = SOCKS5.METHOD_USER_PASS;
         else method = SOCKS5.METHOD_NONE_ACCEPTABLE;
-        sends.push(encodeMethodSelection(method));
+        sends.push(METHOD_SELECTION[method] ?? encodeMethodSelection(method));
         if (method === SOCKS5.METHOD_NONE_ACCEPTABLE) {
           const why = creds ? "client offers no user/password authentication and this proxy requires it" : "client offers neither no-auth nor user/password";
           return out({ kind: "close", error: new SvpError("ERR_AUTH", why), protocol: "socks5" });
