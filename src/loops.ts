@@ -137,7 +137,7 @@ export class LoopGroup {
     if (wanted <= 1) return new LoopGroup([], host, "1 event loop");
     const plan: WorkerListen[][] = [];
     const why: string[] = [];
-    let how = "";
+    const hows = new Set<string>();
     for (let i = 1; i < wanted; i++) plan.push([]);
     addrs.forEach((addr, j) => {
       const sharing = listenSharing(addr);
@@ -145,7 +145,7 @@ export class LoopGroup {
       if (sharing.kind === "single") return void why.push(`${l.address}: ${sharing.why}`);
       if (sharing.kind === "dup" && l.fd === undefined) return void why.push(`${l.address}: the runtime does not give its descriptor`);
       const bound: ListenAddress = addr.kind === "tcp" ? { ...addr, port: l.port } : addr;
-      how = sharing.kind === "reuseport" ? "reusePort" : "a shared listening socket";
+      hows.add(sharing.kind === "reuseport" ? "reusePort" : "a shared listening socket");
       for (const p of plan) p.push(sharing.kind === "reuseport" ? { addr: bound, address: l.address, reusePort: true } : { addr: bound, address: l.address, fd: duplicateDescriptor(l.fd!) });
     });
     if (plan[0]!.length === 0) return new LoopGroup([], host, `1 event loop (${why.join("; ")})`);
@@ -161,7 +161,7 @@ export class LoopGroup {
     );
     const workers = started.filter((w): w is LoopWorker => w !== undefined);
     const shareNote = why.length > 0 ? `; ${why.join("; ")}` : "";
-    const note = workers.length === 0 ? `1 event loop (worker threads failed: ${why.join("; ")})` : `${workers.length + 1} event loops (worker threads sharing the port through ${how})${shareNote}`;
+    const note = workers.length === 0 ? `1 event loop (worker threads failed: ${why.join("; ")})` : `${workers.length + 1} event loops (worker threads accepting through ${[...hows].join(" and ")})${shareNote}`;
     return new LoopGroup(workers, host, note);
   }
 
