@@ -65,6 +65,7 @@ describe("svp CLI basics", () => {
       [["socks", "--listen", "127.0.0.1:70000"], /invalid --listen "127\.0\.0\.1:70000"/],
       [["socks", "--max-conns", "0x10"], /invalid --max-conns "0x10"/],
       [["socks", "--max-conns", "0"], /invalid --max-conns "0"/],
+      [["socks", "--workers", "0"], /invalid --workers "0"/],
       [["socks", "--idle-timeout", "soon"], /invalid --idle-timeout "soon"/],
       [["socks", "--handshake-timeout", "0"], /invalid --handshake-timeout "0"/],
       [["socks", "--direct", "sometimes"], /invalid --direct "sometimes": expected allow or deny/],
