@@ -363,7 +363,8 @@ const TRAFFIC = [
 ] as const;
 
 /**
- * Throughput and connection rate. All proxies run side by side (idle ones cost nothing);
+ * Throughput and connection rate. All proxies run side by side (idle ones cost nothing) and
+ * are warmed up first;
  * each measurement is taken ROUNDS times, contenders interleaved in a rotating order, so
  * drift of this shared machine hits them alike. A value is the median over rounds; a
  * ratio is the median of the per-round ratios to direct.
@@ -384,6 +385,18 @@ async function measureTraffic(list: Contender[]): Promise<void> {
       }
     }
     const limit = (SECONDS + 30) * 1000;
+    // Warm every proxy up first (connections and a few bulk streams), so that no measurement
+    // pays for compiling its code paths: a proxy with several event loops (svp's default)
+    // warms each loop on its own, and a single-stream run may land on a cold one.
+    for (const [name, proxy] of proxies) {
+      log(`${name}: warm-up`);
+      try {
+        await runLoadgen(["rate", proxy.address, "16", "1", "3000"], limit);
+        await runLoadgen(["bulk", proxy.address, "up", "8", "1"], limit);
+      } catch (err) {
+        notes.push(`${name}: warm-up failed: ${(err as Error).message}`);
+      }
+    }
     for (const m of TRAFFIC) {
       if (skip.has(m.args[0] === "bulk" ? "bulk" : "rate")) continue;
       for (let round = 0; round < ROUNDS; round++) {
@@ -688,7 +701,7 @@ async function main(): Promise<void> {
       startup.rows.map((r) => `| \`${r.command}\` | ${fmt(r.ms, 1)} | ${r.ratio === undefined ? "1" : fmt(r.ratio, 2)} |`).join("\n")
     : `not measured${startup?.what ? `: ${startup.what}` : ""}`;
 
-  const header = `Run ${date} on ${machine()}; load average ${loadBefore} at the start and ${loadAverage()} at the end (other jobs share this machine). Loopback only; each throughput and connection-rate figure is the median of ${ROUNDS} interleaved runs of ${SECONDS} s (ratio: median of the per-run ratios to direct); load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process.`;
+  const header = `Run ${date} on ${machine()}; load average ${loadBefore} at the start and ${loadAverage()} at the end (other jobs share this machine). Loopback only; each throughput and connection-rate figure is the median of ${ROUNDS} interleaved runs of ${SECONDS} s (ratio: median of the per-run ratios to direct); load generator and target: bench/loadgen.c (C, threads) in their own process; each proxy in its own process (dante: its process tree); proxy CPU and memory count all of a proxy's threads and processes (memory: proportional set size).`;
   process.stdout.write(`\n${header}\n\n${tbl}\n\nStart-up:\n${startupText}\n`);
   if (notes.length) process.stdout.write(`\nNotes:\n${notes.map((n) => `- ${n}`).join("\n")}\n`);
   if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
