@@ -16,8 +16,8 @@ import { type Defer, FrameBatcher } from "./frame-batcher.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
 import type { NodeCrypto, NodeLog, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
-import { endpointKey, Overlay } from "./overlay.ts";
-import { OVERLAY_MDP_MTU } from "./overlay-packet.ts";
+import { endpointKey, Overlay, type ReachInfo } from "./overlay.ts";
+import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "./overlay-packet.ts";
 
 /** Default overlay UDP port: next to servald's 4110, never on it. */
 export const DEFAULT_OVERLAY_PORT = 4111;
@@ -48,11 +48,14 @@ export interface MeshNodeOptions {
   bindHosts?: string[];
   staticPeers?: UdpEndpoint[];
   rendezvous?: RendezvousRegistry;
-  lanTargets?: UdpEndpoint[];
+  /** LAN probe targets, or a function asked at every probe round. */
+  lanTargets?: UdpEndpoint[] | (() => UdpEndpoint[]);
   /** Broadcast permission for the UDP sockets (LAN discovery). */
   lan?: boolean;
   helloIntervalMs?: number;
   peerTimeoutMs?: number;
+  /** Largest MDP payload on links that are not loopback (default 1160). */
+  linkMtu?: number;
   /** For status: the daemon's process id, version and instance directory. */
   info: { pid: number; version: string; home: string };
   /** Wall-clock milliseconds since the epoch (for startedAt). Default Date.now. */
@@ -80,6 +83,8 @@ interface ApiClient {
   bindings: Set<string>;
   streams: StreamStat[];
   streamsAt: number;
+  /** Asked for ROUTE messages (path MTU and hops) instead of PEER. */
+  routes: boolean;
 }
 
 export type MeshNodeEvents = {
@@ -116,14 +121,12 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       ...(options.staticPeers ? { staticPeers: options.staticPeers } : {}),
       ...(options.rendezvous ? { rendezvous: options.rendezvous } : {}),
       ...(options.lanTargets ? { lanTargets: options.lanTargets } : {}),
+      ...(options.linkMtu !== undefined ? { linkMtu: options.linkMtu } : {}),
     });
     this.#startedAt = this.#clock.now();
     this.#startedWall = (options.wallClock ?? Date.now)();
     this.overlay.on("data", (localSid, dstPort, from, srcPort, payload, broadcast) => this.#deliver(localSid, dstPort, from, srcPort, payload, broadcast));
-    this.overlay.on("peer-up", (sid) => this.#broadcastPeer(true, sid));
-    this.overlay.on("peer-down", (sid) => {
-      if (this.overlay.reachability(sid) === "unreachable") this.#broadcastPeer(false, sid);
-    });
+    this.overlay.on("reach", (sid, info) => this.#broadcastReach(sid, info));
   }
 
   get primarySid(): Sid {
@@ -198,7 +201,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
   /** Serve one local API connection. */
   acceptClient(stream: ByteStream): void {
     if (this.#stopped) return stream.abort(new SvpError("ERR_MESH_DOWN", "daemon stopping"));
-    const client: ApiClient = { id: this.#nextClient++, stream, out: new FrameBatcher(stream, this.#o.defer), decoder: new FrameDecoder(), pid: null, name: "client", greeted: false, bindings: new Set(), streams: [], streamsAt: 0 };
+    const client: ApiClient = { id: this.#nextClient++, stream, out: new FrameBatcher(stream, this.#o.defer), decoder: new FrameDecoder(), pid: null, name: "client", greeted: false, bindings: new Set(), streams: [], streamsAt: 0, routes: false };
     this.#clients.add(client);
     stream.on("data", (chunk) => {
       const { frames, error } = client.decoder.push(chunk);
@@ -223,7 +226,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     const now = this.#clock.now();
     const ids = this.#o.keyring.identities;
     const primary = this.primarySid;
-    const sources = [...(this.#o.staticPeers?.length ? ["static"] : []), ...(this.#o.rendezvous ? ["local"] : []), ...(this.#o.lanTargets?.length ? ["lan"] : [])];
+    const sources = [...(this.#o.staticPeers?.length ? ["static"] : []), ...(this.#o.rendezvous ? ["local"] : []), ...(this.#o.lanTargets ? ["lan"] : [])];
     return {
       schema: STATUS_SCHEMA,
       backend: "embedded",
@@ -249,10 +252,20 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         packetsOut: p.packetsOut,
         bytesIn: p.bytesIn,
         bytesOut: p.bytesOut,
+        linkCost: p.linkCost ?? null,
+        mtu: p.mtu,
       })),
       ports: [...this.#bindings.values()].flat().map((b) => ({ sid: sidToHex(b.sid), port: b.port, pid: b.client.pid, client: b.client.name })),
       streams: [...this.#clients].flatMap((c) => c.streams.map((s) => ({ ...s, ageMs: s.ageMs + Math.round(now - c.streamsAt), pid: c.pid, client: c.name }))),
       drops: { ...this.overlay.drops },
+      routes: this.overlay.routeInfo().map((r) => ({ sid: sidToHex(r.sid), nextHop: sidToHex(r.nextHop), hops: r.hops, metric: r.metric, mtu: r.mtu })),
+      routing: {
+        seqno: this.overlay.router.seqno,
+        updateIntervalMs: this.overlay.router.updateIntervalMs,
+        ...this.overlay.router.stats,
+        forwardedPackets: this.overlay.forwarded.packets,
+        forwardedBytes: this.overlay.forwarded.bytes,
+      },
     };
   }
 
@@ -290,9 +303,12 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         c.greeted = true;
         c.pid = typeof j.pid === "number" && Number.isSafeInteger(j.pid) ? j.pid : null;
         c.name = typeof j.name === "string" ? j.name.slice(0, 64) : "client";
+        c.routes = j.routes === true;
+        const peers = this.overlay.peers();
+        const routes = c.routes ? { routes: peers.map((p) => { const r = this.overlay.reachInfo(p); return [sidToHex(p), r?.mtu ?? OVERLAY_MDP_MTU, r?.hops ?? 1]; }) } : {};
         this.#send(c, {
           type: API_TYPE.WELCOME,
-          json: { version: API_VERSION, pid: this.#o.info.pid, primary: sidToHex(this.primarySid), sids: this.#o.keyring.identities.map((i) => sidToHex(i.sid)), mtu: OVERLAY_MDP_MTU, peers: this.overlay.peers().map(sidToHex) },
+          json: { version: API_VERSION, pid: this.#o.info.pid, primary: sidToHex(this.primarySid), sids: this.#o.keyring.identities.map((i) => sidToHex(i.sid)), mtu: OVERLAY_MDP_MTU, maxMtu: MAX_MDP_MTU, peers: peers.map(sidToHex), ...routes },
         });
         return;
       }
@@ -309,7 +325,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       }
       case API_TYPE.SEND: {
         if (!c.bindings.has(bindingKey(m.sid, m.port))) return this.#dropClient(c, `send from port ${m.port} it has not bound`);
-        if (m.payload.length > OVERLAY_MDP_MTU) return void this.overlay.countDrop("oversize");
+        if (m.payload.length > MAX_MDP_MTU) return void this.overlay.countDrop("oversize");
         this.overlay.send(m.sid, m.port, m.remoteSid, m.remotePort, m.payload);
         return;
       }
@@ -368,8 +384,13 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     }
   }
 
-  #broadcastPeer(up: boolean, sid: Sid): void {
-    for (const c of this.#clients) if (c.greeted) this.#send(c, { type: API_TYPE.PEER, up, sid });
+  /** A node became reachable, unreachable, or its path MTU or hops changed: tell the clients. */
+  #broadcastReach(sid: Sid, info: ReachInfo | undefined): void {
+    for (const c of this.#clients) {
+      if (!c.greeted) continue;
+      if (c.routes) this.#send(c, { type: API_TYPE.ROUTE, up: !!info, sid, mtu: info?.mtu ?? 0, hops: info?.hops ?? 0 });
+      else this.#send(c, { type: API_TYPE.PEER, up: !!info, sid });
+    }
   }
 }
 
