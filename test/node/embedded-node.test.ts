@@ -23,6 +23,7 @@ import { isSvpError } from "../../src/errors.ts";
 import { encodeProbe, HELLO_PLAIN_BYTES, MAX_DATAGRAM_BYTES, OVERLAY_VERSION } from "../../src/node/overlay-packet.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
+import { discoverServices, startServiceResponder } from "../../src/service/discovery.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { concat, patternBytes, within } from "../helpers/wait.ts";
 
@@ -341,6 +342,13 @@ describe("embedded nodes over loopback UDP", () => {
     await within(Promise.all([echoed, ended]), 30_000, "200 kB echoed over two hops");
     assert.deepEqual(concat(received), patternBytes(200_000, 5));
     listener.close();
+    // Discovery floods through the middle; the answer comes back routed.
+    const responder = await startServiceResponder(tc, { service: "web", port: 80 });
+    const found = await discoverServices(ta, { pattern: "web", timeoutMs: 3000, first: true });
+    assert.equal(found.length, 1);
+    assert.ok(sidEquals(found[0]!.sid, c.sid));
+    assert.equal(found[0]!.port, 80);
+    responder.close();
     const st = await ta.status();
     const r = st.routes!.find((x) => x.sid === sidToHex(c.sid))!;
     assert.deepEqual([r.hops, r.nextHop, r.mtu], [2, sidToHex(b.sid), 16384]);
