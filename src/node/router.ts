@@ -25,14 +25,17 @@
  *   new announcement is feasible everywhere.
  * - Retractions (metric 0xFFFF) withdraw a route at once; they are always accepted. A lost
  *   route is announced as retracted for two update intervals.
- * - Triggered updates on every change that matters (a route gained, lost, moved to another
- *   neighbour, a new seqno or source, another hop count or MTU, a metric change over 1/8),
- *   and a full dump to every neighbour each update interval (4 hello intervals); a route
+ * - Triggered updates on every change that matters: at once for news and bad news (a route
+ *   gained or lost, a new seqno or source, a longer, costlier (over 1/8) or narrower path),
+ *   after a short delay (200 ms, or a tenth of the hello interval) for improvements (so
+ *   that a burst of them, as links come up, goes out as one); and a full dump to every neighbour each update interval (4 hello intervals); a route
  *   not refreshed for 3.5 of its neighbour's update intervals expires.
  * - Route selection: the smallest metric among feasible routes, preferring the newest
  *   source (a restarted node's new boot wins over routes to its old one at once), with
  *   hysteresis (another neighbour must be better by more than 1/16 of the metric, at least
- *   16) so that noisy link costs do not make routes flap.
+ *   16, at most half a perfect hop) so that noisy link costs do not make routes flap. When
+ *   a route better by a whole hop is known but unfeasible, a seqno request is sent too (the
+ *   feasibility distance would otherwise keep a node on the longer route indefinitely).
  * - Split horizon: a route is not announced to the neighbour it goes through (links are
  *   point to point, so this is safe, and it saves a share of every dump).
  *
@@ -121,10 +124,8 @@ interface Neighbour {
   mtu: number;
   /** Its update interval as it announced it (ours until told). */
   updateIntervalMs: number;
-  /** Destinations whose full UPDATE we sent it, with the boot key sent. */
+  /** Our own SIDs whose full UPDATE we sent it (other destinations keep this in `Dest.fullTo`). */
   sentFull: Map<string, string>;
-  /** Its full UPDATEs we took, by SID prefix: for resolving its REFRESHes. */
-  prefixes: Map<string, { destKey: string; boot: Uint8Array; bootKey: string }>;
   /** Queued TLVs for it (sent at the end of the current operation). */
   out: RouteTlv[];
   tokens: number;
@@ -134,8 +135,8 @@ interface Neighbour {
 
 interface Entry {
   neighbour: Neighbour;
-  boot: Uint8Array;
-  bootKey: string;
+  /** The source (destination SID and its owner's boot) this route is for. */
+  src: Source;
   seqno: number;
   /** The neighbour's metric (its distance), not including the link. */
   metric: number;
@@ -149,11 +150,19 @@ interface Dest {
   sid: Sid;
   key: string;
   prefixKey: string;
-  entries: Map<string, Entry>;
+  entries: EntryList;
   selected: Entry | undefined;
   view: RouteView | undefined;
-  /** What we last announced for it in a triggered update (to decide on the next). */
-  announced: { seqno: number; metric: number; hops: number; mtu: number; bootKey: string } | undefined;
+  /** What we last announced for it in a triggered update (to decide on the next); fields, not an object, per destination. */
+  announced: boolean;
+  annSeqno: number;
+  annMetric: number;
+  annHops: number;
+  annMtu: number;
+  annBootKey: string;
+  /** Neighbours that got a full UPDATE of it with source `fullBootKey` (they take REFRESHes). */
+  fullTo: Neighbour[];
+  fullBootKey: string;
   /** Retractions are included in dumps until then (0: none). */
   retractUntil: number;
   retractBoot: Uint8Array | undefined;
@@ -163,6 +172,12 @@ interface Dest {
 }
 
 interface Source {
+  /** destKey + bootKey. */
+  key: string;
+  destKey: string;
+  /** One copy per source, shared by every entry and view (routes to 1,000 nodes from 10 neighbours would hold 10,000 otherwise). */
+  boot: Uint8Array;
+  bootKey: string;
   /** Feasibility distance: the best (seqno, metric) we announced (undefined: never). */
   fdSeqno: number | undefined;
   fdMetric: number;
@@ -170,11 +185,27 @@ interface Source {
   usedAt: number;
 }
 
+/** Longest wait before an improved route is announced (a tenth of the hello interval when shorter). */
+const TRIGGER_DELAY_MS = 200;
 const HYSTERESIS_MIN = 16;
-const REQUEST_RETRIES = 3;
+/** Half a perfect hop: a route shorter by a hop always wins. */
+const HYSTERESIS_MAX = 128;
 const FORWARDED_REQUESTS_MAX = 1024;
+/** The same request (destination, source, seqno) is forwarded once in this time (retries come later). */
+const FORWARDED_REQUEST_HOLD_MS = 500;
 const TOKENS_MIN_PER_S = 200;
 const ROUTE_REQUEST_MIN_INTERVAL_MS = 1000;
+
+/** Not all zero (SID "any", a zero boot) and not all 0xFF (broadcast): checked per announcement, so no allocation. */
+function usableId(b: Uint8Array): boolean {
+  let or = 0;
+  let and = 0xff;
+  for (let i = 0; i < b.length; i++) {
+    or |= b[i]!;
+    and &= b[i]!;
+  }
+  return or !== 0 && and !== 0xff;
+}
 
 /** True when 16-bit seqno `a` is newer than `b`. */
 export function seqnoNewer(a: number, b: number): boolean {
@@ -191,14 +222,26 @@ export class Router extends Emitter<RouterEvents> {
   #selfBootKey: string;
   /** How many destinations (own SIDs included) share each 8-byte prefix: a shared one is never refreshed by prefix. */
   #prefixCount = new Map<string, number>();
+  /** Destinations by the prefix refreshes name them with (only prefixes no two destinations share). */
+  #byPrefix = new Map<string, Dest>();
   #seqno = 0;
   #lastSeqnoBump = -Infinity;
   #neighbours = new Map<string, Neighbour>();
   #dests = new Map<string, Dest>();
+  /** Destinations with a selected route (kept up to date by #select). */
+  #selectedCount = 0;
   #sources = new Map<string, Source>();
   #forwardedRequests = new Map<string, number>();
+  /** Destinations without a route that have unfeasible ones: their seqno requests are retried. */
+  #starving = new Set<Dest>();
+  #retryTimer: Timer | undefined;
+  #retryAt = Infinity;
+  /** Improvements to announce when the trigger delay is over. */
+  #delayed = new Set<Dest>();
+  #delayTimer: Timer | undefined;
   #timer: Timer | undefined;
   #nextDumpAt: number;
+  #nextScanAt = 0;
   #stopped = false;
   #maxDest: number;
   #maxPacket: number;
@@ -234,6 +277,10 @@ export class Router extends Emitter<RouterEvents> {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#retryTimer?.cancel();
+    this.#retryTimer = undefined;
+    this.#delayTimer?.cancel();
+    this.#delayTimer = undefined;
   }
 
   /** The selected route to `dest`, or undefined. */
@@ -246,6 +293,11 @@ export class Router extends Emitter<RouterEvents> {
     const out: RouteView[] = [];
     for (const d of this.#dests.values()) if (d.view) out.push(d.view);
     return out;
+  }
+
+  /** Number of destinations with a route (cheap: for convergence checks). */
+  get routeCount(): number {
+    return this.#selectedCount;
   }
 
   /** Destinations in the table (selected or not) and route entries: for bounds and benchmarks. */
@@ -267,7 +319,7 @@ export class Router extends Emitter<RouterEvents> {
   neighbourUp(sid: Sid, cost: number, mtu: number): void {
     const key = bytesKey(sid);
     if (this.#neighbours.has(key)) return this.neighbourChanged(sid, cost, mtu);
-    const n: Neighbour = { sid: sid.slice(), key, cost, mtu, updateIntervalMs: this.updateIntervalMs, sentFull: new Map(), prefixes: new Map(), out: [], tokens: this.#bucketSize, tokensAt: this.#clock.now(), lastRouteRequestAt: -Infinity };
+    const n: Neighbour = { sid: sid.slice(), key, cost, mtu, updateIntervalMs: this.updateIntervalMs, sentFull: new Map(), out: [], tokens: this.#bucketSize, tokensAt: this.#clock.now(), lastRouteRequestAt: -Infinity };
     this.#neighbours.set(key, n);
     this.#o.log?.("debug", `routing: neighbour ${sidShort(sid)} up (cost ${cost}, mtu ${mtu})`);
     this.#dumpTo(n);
@@ -291,6 +343,7 @@ export class Router extends Emitter<RouterEvents> {
     this.#neighbours.delete(n.key);
     this.#o.log?.("debug", `routing: neighbour ${sidShort(sid)} down`);
     for (const d of [...this.#dests.values()]) {
+      unfull(d, n);
       if (d.entries.delete(n.key)) this.#select(d);
       this.#maybeDelete(d);
     }
@@ -319,16 +372,16 @@ export class Router extends Emitter<RouterEvents> {
     for (const t of dec.packet.tlvs) {
       switch (t.kind) {
         case "update":
-          this.#onUpdate(n, t.dest, t.boot, t.seqno, t.metric, t.hops, t.mtu, now, true);
+          this.#onUpdate(n, t.dest, t.boot, t.seqno, t.metric, t.hops, t.mtu, now);
           break;
         case "refresh": {
           const pk = bytesKey(t.prefix);
-          const p = n.prefixes.get(pk);
-          if (p) {
-            const d = this.#dests.get(p.destKey);
-            if (d) this.#onUpdate(n, d.sid, p.boot, t.seqno, t.metric, t.hops, t.mtu, now, false);
-            else if (t.metric !== METRIC_INFINITY) unknown.push(t.prefix);
-          } else if (!this.#selfPrefixes.has(pk) && t.metric !== METRIC_INFINITY) unknown.push(t.prefix);
+          // A refresh names a route this neighbour sent us in full before: the destination
+          // with that prefix, and the source of our entry from it.
+          const d = this.#byPrefix.get(pk);
+          const e = d?.entries.get(n.key);
+          if (d && e) this.#onUpdate(n, d.sid, e.src.boot, t.seqno, t.metric, t.hops, t.mtu, now);
+          else if (!this.#selfPrefixes.has(pk) && t.metric !== METRIC_INFINITY) unknown.push(t.prefix);
           break;
         }
         case "seqno-request":
@@ -368,8 +421,8 @@ export class Router extends Emitter<RouterEvents> {
     this.#o.countDrop?.(reason);
   }
 
-  #onUpdate(n: Neighbour, dest: Sid, boot: Uint8Array, seqno: number, metric: number, hops: number, mtu: number, now: number, full: boolean): void {
-    if (isSidAny(dest) || isSidBroadcast(dest) || boot.every((b) => b === 0)) return this.#drop("route-impossible");
+  #onUpdate(n: Neighbour, dest: Sid, boot: Uint8Array, seqno: number, metric: number, hops: number, mtu: number, now: number): void {
+    if (!usableId(dest) || !usableId(boot)) return this.#drop("route-impossible");
     if (metric !== METRIC_INFINITY && (metric < LINK_COST_UNIT * hops || (hops === 0 && metric !== 0) || mtu < MIN_ROUTE_MTU)) return this.#drop("route-impossible");
     const destKey = bytesKey(dest);
     if (this.#self.has(destKey)) {
@@ -382,48 +435,57 @@ export class Router extends Emitter<RouterEvents> {
     if (!d) {
       if (metric === METRIC_INFINITY) return; // a retraction of something we do not know
       if (this.#dests.size >= this.#maxDest) return this.#drop("route-table-full");
-      d = { sid: dest.slice(), key: destKey, prefixKey: bytesKey(dest.subarray(0, PREFIX_BYTES)), entries: new Map(), selected: undefined, view: undefined, announced: undefined, retractUntil: 0, retractBoot: undefined, retractSeqno: 0, requestedAt: -Infinity, requests: 0 };
+      d = { sid: dest.slice(), key: destKey, prefixKey: bytesKey(dest.subarray(0, PREFIX_BYTES)), entries: new EntryList(), selected: undefined, view: undefined, announced: false, annSeqno: 0, annMetric: 0, annHops: 0, annMtu: 0, annBootKey: "", fullTo: [], fullBootKey: "", retractUntil: 0, retractBoot: undefined, retractSeqno: 0, requestedAt: -Infinity, requests: 0 };
       this.#dests.set(destKey, d);
       this.#countPrefix(d.prefixKey, 1);
+      // A prefix two destinations share resolves to neither (refreshes for it are asked again in full).
+      if (!this.#byPrefix.has(d.prefixKey) && this.#unique(d.prefixKey)) this.#byPrefix.set(d.prefixKey, d);
+      else this.#byPrefix.delete(d.prefixKey);
     }
-    const srcKey = destKey + bootKey;
-    if (metric !== METRIC_INFINITY && !this.#sources.has(srcKey)) {
-      if (this.#sources.size >= 2 * this.#maxDest) {
-        this.#maybeDelete(d);
-        return this.#drop("route-table-full");
+    let src: Source | undefined;
+    if (metric !== METRIC_INFINITY) {
+      src = this.#sources.get(destKey + bootKey);
+      if (!src) {
+        if (this.#sources.size >= 2 * this.#maxDest) {
+          this.#maybeDelete(d);
+          return this.#drop("route-table-full");
+        }
+        src = { key: destKey + bootKey, destKey, boot: boot.slice(), bootKey, fdSeqno: undefined, fdMetric: METRIC_INFINITY, firstSeen: now, usedAt: now };
+        this.#sources.set(src.key, src);
       }
-      this.#sources.set(srcKey, { fdSeqno: undefined, fdMetric: METRIC_INFINITY, firstSeen: now, usedAt: now });
-    }
-    if (full) {
-      if (n.prefixes.size < this.#maxDest || n.prefixes.has(d.prefixKey)) n.prefixes.set(d.prefixKey, { destKey, boot: boot.slice(), bootKey });
     }
     // Beyond the TTL: unusable, as a retraction.
     const m = hops + 1 > MAX_HOPS ? METRIC_INFINITY : metric;
-    if (m === METRIC_INFINITY) {
+    if (m === METRIC_INFINITY || !src) {
       if (d.entries.delete(n.key)) this.#select(d);
       this.#maybeDelete(d);
       return;
     }
     const e = d.entries.get(n.key);
     const expiresAt = now + 3.5 * n.updateIntervalMs;
+    if (e && e.src === src && e.seqno === seqno && e.metric === m && e.hops === hops && e.mtu === mtu) {
+      // A refresh of what we have (most of every periodic dump): nothing to reselect.
+      e.expiresAt = expiresAt;
+      src.usedAt = now;
+      return;
+    }
     if (e) {
-      e.boot = bootKey === e.bootKey ? e.boot : boot.slice();
-      e.bootKey = bootKey;
+      e.src = src;
       e.seqno = seqno;
       e.metric = m;
       e.hops = hops;
       e.mtu = mtu;
       e.expiresAt = expiresAt;
     } else {
-      d.entries.set(n.key, { neighbour: n, boot: boot.slice(), bootKey, seqno, metric: m, hops, mtu, expiresAt });
+      d.entries.set(n.key, { neighbour: n, src, seqno, metric: m, hops, mtu, expiresAt });
     }
-    this.#sources.get(srcKey)!.usedAt = now;
+    src.usedAt = now;
     this.#select(d);
   }
 
-  #feasible(d: Dest, e: Entry): boolean {
-    const s = this.#sources.get(d.key + e.bootKey);
-    if (!s || s.fdSeqno === undefined) return true;
+  #feasible(_d: Dest, e: Entry): boolean {
+    const s = e.src;
+    if (s.fdSeqno === undefined) return true;
     return seqnoNewer(e.seqno, s.fdSeqno) || (e.seqno === s.fdSeqno && e.metric < s.fdMetric);
   }
 
@@ -440,14 +502,16 @@ export class Router extends Emitter<RouterEvents> {
     let bestM = METRIC_INFINITY;
     let bestSeen = -Infinity;
     let unfeasible = false;
+    let unfeasibleM = METRIC_INFINITY;
     for (const e of d.entries.values()) {
       const m = this.#routeMetric(e);
       if (m >= METRIC_INFINITY) continue;
       if (!this.#feasible(d, e)) {
         unfeasible = true;
+        unfeasibleM = Math.min(unfeasibleM, m);
         continue;
       }
-      const seen = this.#sources.get(d.key + e.bootKey)?.firstSeen ?? 0;
+      const seen = e.src.firstSeen;
       if (seen > bestSeen || (seen === bestSeen && (m < bestM || (m === bestM && best && (e === d.selected || (best !== d.selected && e.hops < best.hops)))))) {
         best = e;
         bestM = m;
@@ -455,60 +519,120 @@ export class Router extends Emitter<RouterEvents> {
       }
     }
     const cur = d.selected;
-    if (best && cur && best !== cur && d.entries.get(cur.neighbour.key) === cur && cur.bootKey === best.bootKey) {
+    if (best && cur && best !== cur && d.entries.get(cur.neighbour.key) === cur && cur.src === best.src) {
       const curM = this.#routeMetric(cur);
-      if (curM < METRIC_INFINITY && this.#feasible(d, cur) && bestM + Math.max(HYSTERESIS_MIN, curM >> 4) > curM) best = cur;
+      if (curM < METRIC_INFINITY && this.#feasible(d, cur) && bestM + Math.max(HYSTERESIS_MIN, Math.min(HYSTERESIS_MAX, curM >> 4)) > curM) {
+        best = cur;
+        bestM = curM;
+      }
     }
     d.selected = best;
     const old = d.view;
     const view: RouteView | undefined = best
-      ? { dest: d.sid, nextHop: best.neighbour.sid, metric: this.#routeMetric(best), hops: best.hops + 1, mtu: Math.min(best.mtu, best.neighbour.mtu), boot: best.boot, seqno: best.seqno }
+      ? { dest: d.sid, nextHop: best.neighbour.sid, metric: this.#routeMetric(best), hops: best.hops + 1, mtu: Math.min(best.mtu, best.neighbour.mtu), boot: best.src.boot, seqno: best.seqno }
       : undefined;
     d.view = view;
+    if (!old !== !view) this.#selectedCount += view ? 1 : -1;
     if (!view) {
       if (old) {
         // Lost: retract at once (and in dumps for a while); ask for a newer seqno if only unfeasible routes remain.
         d.retractUntil = now + 2 * this.updateIntervalMs;
         d.retractBoot = old.boot;
         d.retractSeqno = old.seqno;
-        d.announced = undefined;
+        d.announced = false;
         d.requests = 0;
         for (const n of this.#neighbours.values()) this.#queueRoute(n, d, true);
       }
       if (unfeasible) this.#requestSeqno(d, now);
     } else {
       d.retractUntil = 0;
-      d.requests = 0;
-      const a = d.announced;
-      const significant =
-        !a || a.bootKey !== best!.bootKey || a.seqno !== view.seqno || a.hops !== view.hops || a.mtu !== view.mtu || Math.abs(a.metric - view.metric) * 8 > a.metric || (old && old.nextHop !== view.nextHop);
-      if (significant) for (const n of this.#neighbours.values()) this.#queueRoute(n, d, true);
+      this.#starving.delete(d);
+      if (!old || old.seqno !== view.seqno || old.boot !== view.boot) d.requests = 0;
+      // A route better by a whole hop is known but unfeasible (our own FD holds it back): a
+      // newer seqno from the origin makes it usable. Babel would stay on the worse route.
+      if (unfeasibleM + LINK_COST_UNIT <= bestM) this.#requestSeqno(d, now);
+      const a = d.announced ? d : undefined;
+      // Urgent: anything that is news or bad news (a new route, source or seqno, a longer or
+      // narrower path). An improvement of a route neighbours already have can wait a moment
+      // (TRIGGER_DELAY): while links come up, routes improve many times in a row, and one
+      // announcement of the result replaces many.
+      const urgent = !a || a.annBootKey !== best!.src.bootKey || a.annSeqno !== view.seqno || view.metric > a.annMetric + (a.annMetric >> 3) || view.hops > a.annHops || view.mtu < a.annMtu;
+      const better = !urgent && (view.metric * 8 < a!.annMetric * 7 || view.hops < a!.annHops || view.mtu > a!.annMtu || (old !== undefined && old.nextHop !== view.nextHop));
+      if (urgent) {
+        this.#delayed.delete(d);
+        for (const n of this.#neighbours.values()) this.#queueRoute(n, d, true);
+      } else if (better) this.#delay(d);
     }
     if (!old !== !view || (old && view && (old.nextHop !== view.nextHop || old.hops !== view.hops || old.mtu !== view.mtu || old.boot !== view.boot))) this.emit("route", d.sid, view);
   }
 
+  /** Delay before the next seqno request for `d`: doubling from min(1 s, hello) up to the update interval. */
+  #retryDelay(d: Dest): number {
+    const base = Math.min(1000, this.#o.helloIntervalMs);
+    return Math.min(this.updateIntervalMs, base * 2 ** Math.max(0, d.requests - 1));
+  }
+
+  /** Ask for a newer seqno of `d`'s newest source (rate-limited per destination, with backoff). */
   #requestSeqno(d: Dest, now: number): void {
-    if (d.requests >= REQUEST_RETRIES || now - d.requestedAt < Math.min(1000, this.#o.helloIntervalMs)) return;
-    // Ask the neighbours holding unfeasible routes, for the newest source among them.
-    let src: Entry | undefined;
-    let seen = -Infinity;
-    for (const e of d.entries.values()) {
-      const s = this.#sources.get(d.key + e.bootKey);
-      if (s && s.firstSeen > seen) {
-        seen = s.firstSeen;
-        src = e;
-      }
-    }
+    if (d.requests > 0 && now - d.requestedAt < this.#retryDelay(d)) return;
+    // Ask the neighbours holding routes from the newest source we know for it.
+    let src: Source | undefined;
+    for (const e of d.entries.values()) if (!src || e.src.firstSeen > src.firstSeen) src = e.src;
     if (!src) return;
-    const s = this.#sources.get(d.key + src.bootKey)!;
-    const seqno = ((s.fdSeqno ?? src.seqno) + 1) & 0xffff;
+    let newest: number | undefined;
+    for (const e of d.entries.values()) if (e.src === src && (newest === undefined || seqnoNewer(e.seqno, newest))) newest = e.seqno;
+    const base = src.fdSeqno !== undefined && (newest === undefined || !seqnoNewer(newest, src.fdSeqno)) ? src.fdSeqno : newest!;
+    const seqno = (base + 1) & 0xffff;
     d.requestedAt = now;
     d.requests++;
     for (const e of d.entries.values()) {
-      if (e.bootKey !== src.bootKey) continue;
+      if (e.src !== src) continue;
       e.neighbour.out.push({ kind: "seqno-request", dest: d.sid, boot: src.boot, seqno, hopCount: MAX_HOPS });
       this.stats.seqnoRequestsOut++;
     }
+    if (!d.view) {
+      this.#starving.add(d);
+      this.#scheduleRetry(now + this.#retryDelay(d));
+    }
+  }
+
+  /** Announce `d`'s improved route after TRIGGER_DELAY (collecting further changes meanwhile). */
+  #delay(d: Dest): void {
+    this.#delayed.add(d);
+    if (this.#delayTimer || this.#stopped) return;
+    this.#delayTimer = this.#clock.setTimeout(() => {
+      this.#delayTimer = undefined;
+      const list = [...this.#delayed];
+      this.#delayed.clear();
+      for (const x of list) {
+        if (!x.view || this.#dests.get(x.key) !== x) continue;
+        for (const n of this.#neighbours.values()) this.#queueRoute(n, x, true);
+      }
+      this.#flush();
+    }, Math.min(TRIGGER_DELAY_MS, this.#o.helloIntervalMs / 10));
+  }
+
+  /** A timer for the next retry of a starving destination's request (the hello tick is too coarse). */
+  #scheduleRetry(at: number): void {
+    if (this.#stopped || (this.#retryTimer && this.#retryAt <= at)) return;
+    this.#retryTimer?.cancel();
+    this.#retryAt = at;
+    this.#retryTimer = this.#clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#retryAt = Infinity;
+      const now = this.#clock.now();
+      let next = Infinity;
+      for (const d of [...this.#starving]) {
+        if (d.view || d.entries.size === 0 || this.#dests.get(d.key) !== d) {
+          this.#starving.delete(d);
+          continue;
+        }
+        this.#requestSeqno(d, now);
+        next = Math.min(next, d.requestedAt + this.#retryDelay(d));
+      }
+      this.#flush();
+      if (next < Infinity) this.#scheduleRetry(next);
+    }, Math.max(0, at - this.#clock.now()));
   }
 
   #onSeqnoRequest(n: Neighbour, t: SeqnoRequestTlv, now: number): void {
@@ -523,7 +647,9 @@ export class Router extends Emitter<RouterEvents> {
         return;
       }
       if (d > 1) return this.#drop("route-impossible"); // nobody can have seen a seqno we never used
-      if (now - this.#lastSeqnoBump < Math.min(1000, this.#o.helloIntervalMs)) return;
+      // At most one new seqno a second (a neighbour cannot make us burn through them); the
+      // requester retries, and the current one is announced meanwhile.
+      if (now - this.#lastSeqnoBump < Math.min(1000, this.#o.helloIntervalMs)) return this.#queueOwn(n, true);
       this.#lastSeqnoBump = now;
       this.#seqno = (this.#seqno + 1) & 0xffff;
       this.#o.log?.("debug", `routing: seqno ${this.#seqno} on request from ${sidShort(n.sid)}`);
@@ -534,15 +660,15 @@ export class Router extends Emitter<RouterEvents> {
     if (!d) return;
     const sel = d.selected;
     if (sel) {
-      const newerSource = sel.bootKey !== bootKey && (this.#sources.get(destKey + sel.bootKey)?.firstSeen ?? 0) > (this.#sources.get(destKey + bootKey)?.firstSeen ?? Infinity);
-      if (newerSource || (sel.bootKey === bootKey && !seqnoNewer(t.seqno, sel.seqno))) {
+      const newerSource = sel.src.bootKey !== bootKey && sel.src.firstSeen > (this.#sources.get(destKey + bootKey)?.firstSeen ?? Infinity);
+      if (newerSource || (sel.src.bootKey === bootKey && !seqnoNewer(t.seqno, sel.seqno))) {
         if (sel.neighbour !== n) this.#queueRoute(n, d, true);
         return;
       }
       if (t.hopCount > 1 && sel.neighbour !== n) {
         const key = destKey + bootKey + t.seqno;
         const last = this.#forwardedRequests.get(key);
-        if (last !== undefined && now - last < 2000) return;
+        if (last !== undefined && now - last < FORWARDED_REQUEST_HOLD_MS) return;
         if (this.#forwardedRequests.size >= FORWARDED_REQUESTS_MAX) this.#forwardedRequests.delete(this.#forwardedRequests.keys().next().value!);
         this.#forwardedRequests.set(key, now);
         sel.neighbour.out.push({ kind: "seqno-request", dest: d.sid, boot: t.boot, seqno: t.seqno, hopCount: t.hopCount - 1 });
@@ -554,6 +680,7 @@ export class Router extends Emitter<RouterEvents> {
   #onRouteRequest(n: Neighbour, prefix: Uint8Array): void {
     if (prefix.every((b) => b === 0)) {
       n.sentFull.clear();
+      for (const d of this.#dests.values()) unfull(d, n);
       this.#dumpTo(n);
       return;
     }
@@ -564,7 +691,7 @@ export class Router extends Emitter<RouterEvents> {
     }
     for (const d of this.#dests.values()) {
       if (d.prefixKey !== pk) continue;
-      n.sentFull.delete(d.key);
+      unfull(d, n);
       this.#queueRoute(n, d, false);
     }
   }
@@ -583,33 +710,47 @@ export class Router extends Emitter<RouterEvents> {
     const v = d.view;
     const sel = d.selected;
     if (v && sel) {
-      if (triggered) d.announced = { seqno: v.seqno, metric: v.metric, hops: v.hops, mtu: v.mtu, bootKey: sel.bootKey };
-      this.#updateFd(d, sel.bootKey, v.seqno, v.metric);
+      if (triggered) {
+        d.announced = true;
+        d.annSeqno = v.seqno;
+        d.annMetric = v.metric;
+        d.annHops = v.hops;
+        d.annMtu = v.mtu;
+        d.annBootKey = sel.src.bootKey;
+      }
+      this.#updateFd(sel.src, v.seqno, v.metric);
       // Split horizon: never announce a route to the neighbour it goes through. That
       // neighbour must still hear when it is gone (it may have kept ours as a fallback), so
       // a route that moved onto it is retracted towards it.
       if (sel.neighbour === n) {
-        if (triggered && n.sentFull.has(d.key)) this.#push(n, d, sel.boot, sel.bootKey, v.seqno, METRIC_INFINITY, 0, this.#ownMtu);
+        if (triggered && d.fullTo.includes(n)) this.#push(n, d, sel.src.boot, sel.src.bootKey, v.seqno, METRIC_INFINITY, 0, this.#ownMtu);
         return;
       }
-      this.#push(n, d, sel.boot, sel.bootKey, v.seqno, v.metric, v.hops, v.mtu);
+      this.#push(n, d, sel.src.boot, sel.src.bootKey, v.seqno, v.metric, v.hops, v.mtu);
     } else if (d.retractBoot) {
       this.#push(n, d, d.retractBoot, bytesKey(d.retractBoot), d.retractSeqno, METRIC_INFINITY, 0, this.#ownMtu);
     }
   }
 
   #push(n: Neighbour, d: Dest, boot: Uint8Array, bootKey: string, seqno: number, metric: number, hops: number, mtu: number): void {
-    const full = n.sentFull.get(d.key) !== bootKey || !this.#unique(d.prefixKey);
+    if (d.fullBootKey !== bootKey) {
+      // Another source: every neighbour gets it in full first.
+      d.fullBootKey = bootKey;
+      d.fullTo = [];
+    }
+    const told = d.fullTo.includes(n);
+    const full = !told || !this.#unique(d.prefixKey);
     if (full) {
-      if (metric === METRIC_INFINITY && !n.sentFull.has(d.key)) return; // never told it: nothing to retract
-      n.sentFull.set(d.key, bootKey);
+      if (metric === METRIC_INFINITY && !told) return; // never told it: nothing to retract
+      if (!told) d.fullTo.push(n);
     }
     n.out.push(full ? { kind: "update", dest: d.sid, boot, seqno, metric, hops, mtu } : { kind: "refresh", prefix: d.sid.subarray(0, PREFIX_BYTES), seqno, metric, hops, mtu });
+    // A retraction removes the receiver's entry, and a refresh can only renew an entry: announce in full next time.
+    if (metric === METRIC_INFINITY) unfull(d, n);
   }
 
-  #updateFd(d: Dest, bootKey: string, seqno: number, metric: number): void {
-    const s = this.#sources.get(d.key + bootKey);
-    if (!s || metric >= METRIC_INFINITY) return;
+  #updateFd(s: Source, seqno: number, metric: number): void {
+    if (metric >= METRIC_INFINITY) return;
     s.usedAt = this.#clock.now();
     if (s.fdSeqno === undefined || seqnoNewer(seqno, s.fdSeqno)) {
       s.fdSeqno = seqno;
@@ -629,11 +770,15 @@ export class Router extends Emitter<RouterEvents> {
   #maybeDelete(d: Dest): void {
     if (d.entries.size > 0 || d.retractUntil > this.#clock.now()) return;
     this.#dests.delete(d.key);
+    this.#starving.delete(d);
+    this.#delayed.delete(d);
     this.#countPrefix(d.prefixKey, -1);
+    if (this.#byPrefix.get(d.prefixKey) === d) this.#byPrefix.delete(d.prefixKey);
+    else if (this.#unique(d.prefixKey)) {
+      // The one left with this prefix is unambiguous again.
+      for (const x of this.#dests.values()) if (x.prefixKey === d.prefixKey) this.#byPrefix.set(x.prefixKey, x);
+    }
     for (const n of this.#neighbours.values()) {
-      n.sentFull.delete(d.key);
-      const p = n.prefixes.get(d.prefixKey);
-      if (p && p.destKey === d.key) n.prefixes.delete(d.prefixKey);
     }
   }
 
@@ -660,11 +805,14 @@ export class Router extends Emitter<RouterEvents> {
   #tick(): void {
     if (this.#stopped) return;
     const now = this.#clock.now();
-    for (const d of [...this.#dests.values()]) {
+    // Expiry is a backstop (withdrawals are explicit): a scan every half update interval is enough.
+    const scan = now >= this.#nextScanAt;
+    if (scan) this.#nextScanAt = now + this.updateIntervalMs / 2;
+    for (const d of scan ? [...this.#dests.values()] : []) {
       let changed = false;
-      for (const [k, e] of d.entries) {
+      for (const e of [...d.entries.values()]) {
         if (e.expiresAt <= now) {
-          d.entries.delete(k);
+          d.entries.delete(e.neighbour.key);
           changed = true;
         }
       }
@@ -674,19 +822,68 @@ export class Router extends Emitter<RouterEvents> {
     }
     // Sources not used for a while (no route refers to them): their FD may go.
     const gcAfter = 8 * this.updateIntervalMs;
-    for (const [k, s] of this.#sources) {
+    for (const [k, s] of scan ? this.#sources : []) {
       if (now - s.usedAt < gcAfter) continue;
-      const d = this.#dests.get(k.slice(0, 16));
-      if (d && [...d.entries.values()].some((e) => d.key + e.bootKey === k)) continue;
+      const d = this.#dests.get(s.destKey);
+      if (d && [...d.entries.values()].some((e) => e.src === s)) continue;
       this.#sources.delete(k);
     }
-    for (const [k, t] of this.#forwardedRequests) if (now - t > 2000) this.#forwardedRequests.delete(k);
+    for (const [k, t] of this.#forwardedRequests) if (now - t > FORWARDED_REQUEST_HOLD_MS) this.#forwardedRequests.delete(k);
     if (now >= this.#nextDumpAt) {
       this.#nextDumpAt = now + this.updateIntervalMs * (0.9 + 0.2 * this.#random());
       for (const n of this.#neighbours.values()) this.#dumpTo(n);
     }
     this.#flush();
     this.#schedule();
+  }
+}
+
+/** `n` no longer has our full UPDATE of `d` (it must get one before REFRESHes again). */
+function unfull(d: Dest, n: Neighbour): void {
+  const i = d.fullTo.indexOf(n);
+  if (i >= 0) {
+    d.fullTo[i] = d.fullTo[d.fullTo.length - 1]!;
+    d.fullTo.pop();
+  }
+}
+
+/**
+ * The routes to one destination, one per neighbour: a small array rather than a Map (a
+ * destination has a handful of them, and a Map costs ~190 bytes even with one entry; this
+ * table holds one per destination of the mesh).
+ */
+class EntryList {
+  #a: Entry[] = [];
+
+  get size(): number {
+    return this.#a.length;
+  }
+
+  get(key: string): Entry | undefined {
+    for (const e of this.#a) if (e.neighbour.key === key) return e;
+    return undefined;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  set(key: string, e: Entry): void {
+    const i = this.#a.findIndex((x) => x.neighbour.key === key);
+    if (i >= 0) this.#a[i] = e;
+    else this.#a.push(e);
+  }
+
+  delete(key: string): boolean {
+    const i = this.#a.findIndex((x) => x.neighbour.key === key);
+    if (i < 0) return false;
+    this.#a[i] = this.#a[this.#a.length - 1]!;
+    this.#a.pop();
+    return true;
+  }
+
+  values(): Entry[] {
+    return this.#a;
   }
 }
 

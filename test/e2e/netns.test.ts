@@ -19,7 +19,7 @@ import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { fromHex } from "../../src/bytes/hex.ts";
-import { runSvp } from "../cli/entry.ts";
+import { runSvp, svpCommand } from "../cli/entry.ts";
 import { NetnsLab, netnsUnavailable } from "./netns.ts";
 
 const unavailable = netnsUnavailable();
@@ -38,7 +38,7 @@ async function until(pred: () => boolean | Promise<boolean>, what: string, ms: n
 }
 
 async function withLab(fn: (lab: NetnsLab, clients: EmbeddedTransport[]) => Promise<void>): Promise<void> {
-  const lab = new NetnsLab();
+  const lab = new NetnsLab(svpCommand());
   const clients: EmbeddedTransport[] = [];
   try {
     await fn(lab, clients);

@@ -8,13 +8,13 @@
  * namespace), so deleting the namespaces removes every link too. `close()` stops every
  * process and deletes every namespace, and is meant for `after()`, so it runs on failure.
  * Addresses are private (10.23x.y.z) and exist only inside those namespaces.
+ * Used by test/e2e/netns.test.ts and bench/routing.ts (so no node:test in here).
  */
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { svpCommand } from "../cli/entry.ts";
 
 const FAMILY = "svpt";
 
@@ -85,8 +85,11 @@ export class NetnsLab {
   readonly #namespaces: string[] = [];
   readonly #procs: NsProcess[] = [];
   #linkSeq = 0;
+  readonly #svp: string[];
 
-  constructor() {
+  /** `svp`: the command line that runs svp (executable and leading arguments). */
+  constructor(svp: string[]) {
+    this.#svp = svp;
     removeStaleNamespaces();
     this.root = mkdtempSync(join(tmpdir(), "svp-netns-"));
     // Same-host discovery would only probe each namespace's own loopback; keep it private anyway.
@@ -179,7 +182,7 @@ export class NetnsLab {
 
   /** `svp <args>` inside `ns` (long-running). */
   svp(ns: string, args: string[]): NsProcess {
-    return this.spawn(ns, [...svpCommand(), ...args]);
+    return this.spawn(ns, [...this.#svp, ...args]);
   }
 
   /**

@@ -107,6 +107,8 @@ describe("router: convergence and loop-freedom", () => {
     assert.deepEqual(net.node("r0").router.route(net.node("r1").sid)!.nextHop, net.node("r7").sid);
     net.link("r0", "r1");
     net.deliver({ checkEach: true });
+    // Improvements go out after a short trigger delay (a tenth of the hello interval).
+    net.run(500, 50, true);
     assert.deepEqual(net.convergenceProblems(), []);
     assert.equal(net.node("r0").router.route(net.node("r2").sid)!.hops, 2);
   });
@@ -132,6 +134,7 @@ describe("router: convergence and loop-freedom", () => {
     net.link(back.name, g[1]![2]!);
     net.link(back.name, g[3]![2]!);
     net.deliver({ checkEach: true });
+    net.run(500, 50, true);
     assert.deepEqual(net.convergenceProblems(), []);
     for (const n of net.nodes.values()) if (n !== back) assert.deepEqual(n.router.route(sid)!.boot, back.boot, `${n.name} knows the new boot`);
   });
@@ -162,6 +165,7 @@ describe("router: convergence and loop-freedom", () => {
     assert.ok(net.node(g[0]![0]!).router.route(net.node(g[3]![1]!).sid));
     for (let y = 0; y < 4; y++) net.link(g[y]![1]!, g[y]![2]!);
     net.deliver({ checkEach: true });
+    net.run(500, 50, true);
     assert.deepEqual(net.convergenceProblems(), []);
     assert.equal(net.node(g[0]![0]!).router.route(net.node(g[0]![3]!).sid)!.hops, 3);
   });
