@@ -15,7 +15,7 @@
 
 import type { Clock, Timer } from "../src/clock.ts";
 import { SeededRandom } from "../src/mdp/seeded-random.ts";
-import { Router } from "../src/node/router.ts";
+import { MAX_HOPS, Router } from "../src/node/router.ts";
 import { encodeRoutePacket } from "../src/node/route-packet.ts";
 import { bytesKey } from "../src/node/bytes-key.ts";
 
@@ -96,6 +96,8 @@ export interface SimResult {
   helloBytesPerNodePerS: number;
   heapPerRouteBytes: number;
   routesPerNode: number;
+  /** Pairs further apart than 31 hops (no route by design). */
+  beyondTtl: number;
   wallMs: number;
 }
 
@@ -173,14 +175,22 @@ export function simulate(n: number, meanDegree: number, helloMs = 5000, seed = 1
       }, rng.next() * helloMs);
     }
   }
-  const want = n * (n - 1);
+  // Pairs further apart than MDP's TTL (31 hops) get no route, by design.
+  let want = 0;
+  for (const d of dist) for (const x of d) if (x > 0 && x <= MAX_HOPS) want++;
   let convergeMs = NaN;
   const step = Math.max(5, helloMs / 200);
   const updateMs = routers[0]!.updateIntervalMs;
+  const progress = (what: string) => process.stderr.write(`routing-sim ${n}: ${what} at ${fmtS(clock.now())} simulated, ${fmtS(performance.now() - wall)} wall, ${Math.round(bytes / 1e6)} MB sent\n`);
+  let nextProgress = performance.now() + 10_000;
   for (let t = step; t <= 40 * helloMs; t += step) {
     clock.runUntil(t);
     let have = 0;
     for (const r of routers) have += r.routeCount;
+    if (performance.now() > nextProgress) {
+      nextProgress += 10_000;
+      progress(`converging (${have} of ${want} routes)`);
+    }
     if (have === want) {
       convergeMs = t;
       break;
@@ -191,16 +201,18 @@ export function simulate(n: number, meanDegree: number, helloMs = 5000, seed = 1
   // Steady state: once every node has done its first periodic dump (at 0.5-1 update
   // intervals), count `measureIntervals` update intervals.
   clock.runUntil(Math.max(clock.now(), 1.2 * updateMs));
+  progress("converged; measuring the steady state");
   const b0 = bytes;
   const t0 = clock.now();
   clock.runUntil(t0 + measureIntervals * updateMs);
+  progress("measured");
   const steady = (bytes - b0) / n / ((clock.now() - t0) / 1000);
   let shortest = true;
   for (let i = 0; i < n && shortest; i++) {
     for (let j = 0; j < n; j++) {
       if (i === j) continue;
       const r = routers[i]!.route(sids[j]!);
-      if (!r || r.hops !== dist[i]![j]) {
+      if (dist[i]![j]! > MAX_HOPS ? r !== undefined : !r || r.hops !== dist[i]![j]) {
         shortest = false;
         break;
       }
@@ -226,10 +238,15 @@ export function simulate(n: number, meanDegree: number, helloMs = 5000, seed = 1
     helloBytesPerNodePerS: (2 * HELLO_WIRE * meanDeg) / (helloMs / 1000),
     heapPerRouteBytes: gc ? (heap1 - heap0) / entries : NaN,
     routesPerNode: entries / n,
+    beyondTtl: n * (n - 1) - want,
     wallMs: performance.now() - wall,
   };
   for (const r of routers) r.stop();
   return result;
+}
+
+function fmtS(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 function bfs(adj: number[][], s: number): number[] {

@@ -177,6 +177,9 @@ interface Session {
   quality: LinkQuality;
   /** The largest MDP payload the peer takes on this link (from its hellos). */
   peerMtu: number | undefined;
+  /** Our own link MTU for `mtuHost` (see #ownLinkMtu). */
+  mtuHost: string | undefined;
+  ownMtu: number;
 }
 
 interface E2eRecv {
@@ -563,8 +566,18 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   /** Largest MDP payload on this session's link: loopback links take MAX_MDP_MTU, others the configured link MTU; the peer's own figure caps it. */
   #linkMtu(s: Session): number {
-    const own = s.address && isLoopbackHost(s.address.host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU);
+    const own = this.#ownLinkMtu(s);
     return s.peerMtu === undefined ? own : Math.min(own, s.peerMtu);
+  }
+
+  /** What this node takes on the session's link (cached per address host: this runs per datagram). */
+  #ownLinkMtu(s: Session): number {
+    const host = s.address?.host;
+    if (host !== s.mtuHost) {
+      s.mtuHost = host;
+      s.ownMtu = host !== undefined && isLoopbackHost(host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU);
+    }
+    return s.ownMtu;
   }
 
   #updateReach(sid: Sid): void {
@@ -771,7 +784,7 @@ export class Overlay extends Emitter<OverlayEvents> {
       // An unauthenticated probe must not create state: use a throwaway session unless one exists.
       const s = this.#sessions.get(sessionKey(local.sid, sender)) ?? this.#newSession(local, sender, this.#sourceOf(from));
       if (!s) return void this.drops["bad-sid"]++;
-      this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0), from, senderBoot);
+      this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0, from), from, senderBoot);
     }
   }
 
@@ -780,7 +793,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     const now = this.#o.clock.now();
     if (now - s.lastResync < RESYNC_MIN_INTERVAL_MS) return;
     s.lastResync = now;
-    this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0), from, h.senderBoot);
+    this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0, from), from, h.senderBoot);
   }
 
   #nextPing(s: Session): number {
@@ -795,8 +808,9 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, flags, ping, echo));
   }
 
-  #helloBody(s: Session, flags: number, ping: number, echo: number): Uint8Array {
-    const own = s.address && isLoopbackHost(s.address.host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU);
+  #helloBody(s: Session, flags: number, ping: number, echo: number, to?: UdpEndpoint): Uint8Array {
+    // A probe reply goes to the prober's address (the session may have none yet).
+    const own = to ? (isLoopbackHost(to.host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU)) : this.#ownLinkMtu(s);
     return encodeHello({ flags, ping, echo, seq: this.#helloSeq, intervalMs: this.helloIntervalMs, ihu: s.quality.ihu, mtu: own });
   }
 
@@ -848,6 +862,8 @@ export class Overlay extends Emitter<OverlayEvents> {
       bytesOut: 0,
       quality: new LinkQuality(),
       peerMtu: undefined,
+      mtuHost: undefined,
+      ownMtu: OVERLAY_MDP_MTU,
     };
   }
 

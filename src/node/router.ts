@@ -169,6 +169,10 @@ interface Dest {
   retractSeqno: number;
   requestedAt: number;
   requests: number;
+  /** When we last asked for a newer seqno because an unfeasible route was better (once per update interval). */
+  betterAskedAt: number;
+  /** Neighbours that asked us for a newer seqno we could not give yet: they get it as soon as we have it. */
+  askers: { n: Neighbour; seqno: number; at: number }[] | undefined;
 }
 
 interface Source {
@@ -191,6 +195,9 @@ const HYSTERESIS_MIN = 16;
 /** Half a perfect hop: a route shorter by a hop always wins. */
 const HYSTERESIS_MAX = 128;
 const FORWARDED_REQUESTS_MAX = 1024;
+/** Neighbours remembered per destination as waiting for a newer seqno, and for how long. */
+const MAX_ASKERS = 8;
+const ASKER_HOLD_MS = 5000;
 /** The same request (destination, source, seqno) is forwarded once in this time (retries come later). */
 const FORWARDED_REQUEST_HOLD_MS = 500;
 const TOKENS_MIN_PER_S = 200;
@@ -435,7 +442,7 @@ export class Router extends Emitter<RouterEvents> {
     if (!d) {
       if (metric === METRIC_INFINITY) return; // a retraction of something we do not know
       if (this.#dests.size >= this.#maxDest) return this.#drop("route-table-full");
-      d = { sid: dest.slice(), key: destKey, prefixKey: bytesKey(dest.subarray(0, PREFIX_BYTES)), entries: new EntryList(), selected: undefined, view: undefined, announced: false, annSeqno: 0, annMetric: 0, annHops: 0, annMtu: 0, annBootKey: "", fullTo: [], fullBootKey: "", retractUntil: 0, retractBoot: undefined, retractSeqno: 0, requestedAt: -Infinity, requests: 0 };
+      d = { sid: dest.slice(), key: destKey, prefixKey: bytesKey(dest.subarray(0, PREFIX_BYTES)), entries: new EntryList(), selected: undefined, view: undefined, announced: false, annSeqno: 0, annMetric: 0, annHops: 0, annMtu: 0, annBootKey: "", fullTo: [], fullBootKey: "", retractUntil: 0, retractBoot: undefined, retractSeqno: 0, requestedAt: -Infinity, requests: 0, betterAskedAt: -Infinity, askers: undefined };
       this.#dests.set(destKey, d);
       this.#countPrefix(d.prefixKey, 1);
       // A prefix two destinations share resolves to neither (refreshes for it are asked again in full).
@@ -550,13 +557,22 @@ export class Router extends Emitter<RouterEvents> {
       if (!old || old.seqno !== view.seqno || old.boot !== view.boot) d.requests = 0;
       // A route better by a whole hop is known but unfeasible (our own FD holds it back): a
       // newer seqno from the origin makes it usable. Babel would stay on the worse route.
-      if (unfeasibleM + LINK_COST_UNIT <= bestM) this.#requestSeqno(d, now);
+      if (unfeasibleM + LINK_COST_UNIT <= bestM && now - d.betterAskedAt >= this.updateIntervalMs) {
+        d.betterAskedAt = now;
+        const requests = d.requests;
+        d.requests = 0;
+        this.#requestSeqno(d, now);
+        d.requests = requests;
+      }
+      if (d.askers) this.#answerAskers(d, now);
       const a = d.announced ? d : undefined;
-      // Urgent: anything that is news or bad news (a new route, source or seqno, a longer or
-      // narrower path). An improvement of a route neighbours already have can wait a moment
+      // Urgent: anything that is news or bad news (a new route or source, a longer or narrower
+      // path). An improvement of a route neighbours already have can wait a moment
       // (TRIGGER_DELAY): while links come up, routes improve many times in a row, and one
-      // announcement of the result replaces many.
-      const urgent = !a || a.annBootKey !== best!.src.bootKey || a.annSeqno !== view.seqno || view.metric > a.annMetric + (a.annMetric >> 3) || view.hops > a.annHops || view.mtu < a.annMtu;
+      // announcement of the result replaces many. A new seqno alone goes to the neighbours
+      // that asked for it (askers) at once and to the others with the next dump: announcing
+      // every seqno change to everyone would flood the whole mesh for each one.
+      const urgent = !a || a.annBootKey !== best!.src.bootKey || view.metric > a.annMetric + (a.annMetric >> 3) || view.hops > a.annHops || view.mtu < a.annMtu;
       const better = !urgent && (view.metric * 8 < a!.annMetric * 7 || view.hops < a!.annHops || view.mtu > a!.annMtu || (old !== undefined && old.nextHop !== view.nextHop));
       if (urgent) {
         this.#delayed.delete(d);
@@ -653,7 +669,8 @@ export class Router extends Emitter<RouterEvents> {
       this.#lastSeqnoBump = now;
       this.#seqno = (this.#seqno + 1) & 0xffff;
       this.#o.log?.("debug", `routing: seqno ${this.#seqno} on request from ${sidShort(n.sid)}`);
-      for (const x of this.#neighbours.values()) this.#queueOwn(x, true);
+      // To the one that asked (it passes it back along the request's path); everyone else with the next dump.
+      this.#queueOwn(n, true);
       return;
     }
     const d = this.#dests.get(destKey);
@@ -665,6 +682,13 @@ export class Router extends Emitter<RouterEvents> {
         if (sel.neighbour !== n) this.#queueRoute(n, d, true);
         return;
       }
+    }
+    // Remember who asked, so that the newer seqno goes back to it as soon as we have it.
+    const askers = (d.askers ??= []);
+    const i = askers.findIndex((x) => x.n === n);
+    if (i >= 0) askers[i] = { n, seqno: t.seqno, at: now };
+    else if (askers.length < MAX_ASKERS) askers.push({ n, seqno: t.seqno, at: now });
+    if (sel) {
       if (t.hopCount > 1 && sel.neighbour !== n) {
         const key = destKey + bootKey + t.seqno;
         const last = this.#forwardedRequests.get(key);
@@ -675,6 +699,18 @@ export class Router extends Emitter<RouterEvents> {
         this.stats.seqnoRequestsOut++;
       }
     }
+  }
+
+  /** Give neighbours that asked for a newer seqno of `d` our route once it is new enough. */
+  #answerAskers(d: Dest, now: number): void {
+    const sel = d.selected;
+    const left: NonNullable<Dest["askers"]> = [];
+    for (const a of d.askers ?? []) {
+      if (now - a.at > ASKER_HOLD_MS || !this.#neighbours.has(a.n.key)) continue;
+      if (sel && sel.neighbour !== a.n && !seqnoNewer(a.seqno, sel.seqno)) this.#queueRoute(a.n, d, true);
+      else left.push(a);
+    }
+    d.askers = left.length ? left : undefined;
   }
 
   #onRouteRequest(n: Neighbour, prefix: Uint8Array): void {
