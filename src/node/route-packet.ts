@@ -194,6 +194,77 @@ export function decodeRoutePacket(d: Uint8Array): RouteDecode {
   return { ok: true, packet: { updateIntervalMs: interval * 10, tlvs }, skipped };
 }
 
+/** What `walkRoutePacket` calls: UPDATE and REFRESH with the packet and their body's offset (no allocation), others decoded. */
+export interface RouteTlvVisitor {
+  /** Body at `at`: destination SID (32), boot (8), seqno, metric, hops, mtu (see `readRoute`). */
+  update(d: Uint8Array, at: number): void;
+  /** Body at `at`: SID prefix (8), seqno, metric, hops, mtu (see `readRoute`). */
+  refresh(d: Uint8Array, at: number): void;
+  other(t: SeqnoRequestTlv | RouteRequestTlv): void;
+}
+
+export type RouteWalk = { ok: true; updateIntervalMs: number; tlvs: number; skipped: number } | { ok: false; why: string };
+
+/**
+ * Check a packet's layout (as `decodeRoutePacket`) and, only when all of it is well formed,
+ * visit its TLVs in order. The receive path of a router: dumps are mostly UPDATEs and
+ * REFRESHes that change nothing, so they are not turned into objects first. Never throws.
+ */
+export function walkRoutePacket(d: Uint8Array, visit: RouteTlvVisitor): RouteWalk {
+  if (d.length < ROUTE_HEADER_BYTES) return { ok: false, why: "shorter than the header" };
+  const interval = get16(d, 0);
+  if (interval === 0) return { ok: false, why: "update interval 0" };
+  let tlvs = 0;
+  let skipped = 0;
+  for (let o = ROUTE_HEADER_BYTES; o < d.length; ) {
+    if (d.length - o < 2) return { ok: false, why: `truncated TLV header at ${o}` };
+    const type = d[o]!;
+    const len = d[o + 1]!;
+    if (d.length - o - 2 < len) return { ok: false, why: `TLV type ${type} at ${o} runs past the end` };
+    if (type in BODY && len !== BODY[type as keyof typeof BODY]) return { ok: false, why: `TLV type ${type} with length ${len} (expected ${BODY[type as keyof typeof BODY]})` };
+    if (type in BODY) tlvs++;
+    else skipped++;
+    o += 2 + len;
+  }
+  for (let o = ROUTE_HEADER_BYTES; o < d.length; o += 2 + d[o + 1]!) {
+    const b = o + 2;
+    switch (d[o]) {
+      case ROUTE_TLV.UPDATE:
+        visit.update(d, b);
+        break;
+      case ROUTE_TLV.REFRESH:
+        visit.refresh(d, b);
+        break;
+      case ROUTE_TLV.SEQNO_REQUEST:
+        visit.other({ kind: "seqno-request", dest: d.slice(b, b + SID_BYTES), boot: d.slice(b + SID_BYTES, b + SID_BYTES + BOOT_LEN), seqno: get16(d, b + SID_BYTES + BOOT_LEN), hopCount: d[b + SID_BYTES + BOOT_LEN + 2]! });
+        break;
+      case ROUTE_TLV.ROUTE_REQUEST:
+        visit.other({ kind: "route-request", prefix: d.slice(b, b + PREFIX_BYTES) });
+        break;
+    }
+  }
+  return { ok: true, updateIntervalMs: interval * 10, tlvs, skipped };
+}
+
+/** Offsets of an UPDATE's fields from its body (`walkRoutePacket`'s `at`). */
+export const UPDATE_AT = { dest: 0, boot: SID_BYTES, route: SID_BYTES + BOOT_LEN } as const;
+/** Offset of a REFRESH's route fields from its body. */
+export const REFRESH_ROUTE_AT = PREFIX_BYTES;
+
+/** seqno, metric, hops, mtu at offset `o`. */
+export function readSeqno(d: Uint8Array, o: number): number {
+  return get16(d, o);
+}
+export function readMetric(d: Uint8Array, o: number): number {
+  return get16(d, o + 2);
+}
+export function readHops(d: Uint8Array, o: number): number {
+  return d[o + 4]!;
+}
+export function readMtu(d: Uint8Array, o: number): number {
+  return get16(d, o + 5);
+}
+
 /**
  * Split `tlvs` into packets whose encoding is at most `maxBytes` each (at least one TLV per
  * packet), in order.

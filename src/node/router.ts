@@ -51,17 +51,24 @@
 import type { Clock, Timer } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import { isSidAny, isSidBroadcast, type Sid, sidShort } from "../mesh/sid.ts";
-import { bytesKey } from "./bytes-key.ts";
+import { bytesKey, bytesKeyAt } from "./bytes-key.ts";
 import { LINK_COST_UNIT } from "./link-quality.ts";
 import {
   BOOT_LEN,
-  decodeRoutePacket,
   MAX_UPDATE_INTERVAL_MS,
   METRIC_INFINITY,
   packRoutePackets,
   PREFIX_BYTES,
   type RouteTlv,
   type SeqnoRequestTlv,
+  walkRoutePacket,
+  UPDATE_AT,
+  REFRESH_ROUTE_AT,
+  readSeqno,
+  readMetric,
+  readHops,
+  readMtu,
+  TLV_BYTES,
 } from "./route-packet.ts";
 
 /** MDP's largest TTL: no route is longer, no frame travels further. */
@@ -203,11 +210,11 @@ const FORWARDED_REQUEST_HOLD_MS = 500;
 const TOKENS_MIN_PER_S = 200;
 const ROUTE_REQUEST_MIN_INTERVAL_MS = 1000;
 
-/** Not all zero (SID "any", a zero boot) and not all 0xFF (broadcast): checked per announcement, so no allocation. */
-function usableId(b: Uint8Array): boolean {
+/** The `len` bytes at `o` are not all zero (SID "any", a zero boot) and not all 0xFF (broadcast): checked per announcement, so no allocation. */
+function usableId(b: Uint8Array, o: number, len: number): boolean {
   let or = 0;
   let and = 0xff;
-  for (let i = 0; i < b.length; i++) {
+  for (let i = o; i < o + len; i++) {
     or |= b[i]!;
     and &= b[i]!;
   }
@@ -362,43 +369,41 @@ export class Router extends Emitter<RouterEvents> {
     if (this.#stopped) return;
     const n = this.#neighbours.get(bytesKey(from));
     if (!n) return this.#drop("route-not-neighbour");
-    const dec = decodeRoutePacket(data);
-    if (!dec.ok) return this.#drop("route-malformed");
     const now = this.#clock.now();
-    // Token bucket in TLVs: a full table dump per update interval (twice over), at least TOKENS_MIN_PER_S.
+    // Token bucket in TLVs: a full table dump per update interval (twice over), at least
+    // TOKENS_MIN_PER_S. Packets are charged before they are looked at (a count of TLVs is
+    // an upper bound from the length alone).
     const rate = Math.max(TOKENS_MIN_PER_S / 1000, this.#bucketSize / this.updateIntervalMs);
     n.tokens = Math.min(this.#bucketSize, n.tokens + (now - n.tokensAt) * rate);
     n.tokensAt = now;
-    const cost = Math.max(1, dec.packet.tlvs.length);
+    const cost = Math.max(1, Math.ceil((data.length - 2) / TLV_BYTES.refresh));
     if (n.tokens < cost) return this.#drop("route-rate");
-    n.tokens -= cost;
+    const unknown: Uint8Array[] = [];
+    const w = walkRoutePacket(data, {
+      update: (d, at) => {
+        const r = at + UPDATE_AT.route;
+        this.#onUpdate(n, d, at, d, at + UPDATE_AT.boot, readSeqno(d, r), readMetric(d, r), readHops(d, r), readMtu(d, r), now);
+      },
+      refresh: (d, at) => {
+        // A refresh names a route this neighbour sent us in full before: the destination
+        // with that prefix, and the source of our entry from it.
+        const pk = bytesKeyAt(d, at, PREFIX_BYTES);
+        const r = at + REFRESH_ROUTE_AT;
+        const dest = this.#byPrefix.get(pk);
+        const e = dest?.entries.get(n.key);
+        if (dest && e) this.#onUpdate(n, dest.sid, 0, e.src.boot, 0, readSeqno(d, r), readMetric(d, r), readHops(d, r), readMtu(d, r), now);
+        else if (!this.#selfPrefixes.has(pk) && readMetric(d, r) !== METRIC_INFINITY) unknown.push(d.slice(at, at + PREFIX_BYTES));
+      },
+      other: (t) => {
+        if (t.kind === "seqno-request") this.#onSeqnoRequest(n, t, now);
+        else this.#onRouteRequest(n, t.prefix);
+      },
+    });
+    if (!w.ok) return this.#drop("route-malformed");
+    n.tokens -= Math.max(1, w.tlvs);
     this.stats.packetsIn++;
     this.stats.bytesIn += data.length;
-    n.updateIntervalMs = dec.packet.updateIntervalMs;
-    const unknown: Uint8Array[] = [];
-    for (const t of dec.packet.tlvs) {
-      switch (t.kind) {
-        case "update":
-          this.#onUpdate(n, t.dest, t.boot, t.seqno, t.metric, t.hops, t.mtu, now);
-          break;
-        case "refresh": {
-          const pk = bytesKey(t.prefix);
-          // A refresh names a route this neighbour sent us in full before: the destination
-          // with that prefix, and the source of our entry from it.
-          const d = this.#byPrefix.get(pk);
-          const e = d?.entries.get(n.key);
-          if (d && e) this.#onUpdate(n, d.sid, e.src.boot, t.seqno, t.metric, t.hops, t.mtu, now);
-          else if (!this.#selfPrefixes.has(pk) && t.metric !== METRIC_INFINITY) unknown.push(t.prefix);
-          break;
-        }
-        case "seqno-request":
-          this.#onSeqnoRequest(n, t, now);
-          break;
-        case "route-request":
-          this.#onRouteRequest(n, t.prefix);
-          break;
-      }
-    }
+    n.updateIntervalMs = w.updateIntervalMs;
     // Refreshes we cannot resolve (we lost or never got their full update): ask for those
     // in full, or for everything when there are many (at most once a second).
     if (unknown.length > 0 && unknown.length <= 8) for (const prefix of unknown) n.out.push({ kind: "route-request", prefix });
@@ -428,21 +433,22 @@ export class Router extends Emitter<RouterEvents> {
     this.#o.countDrop?.(reason);
   }
 
-  #onUpdate(n: Neighbour, dest: Sid, boot: Uint8Array, seqno: number, metric: number, hops: number, mtu: number, now: number): void {
-    if (!usableId(dest) || !usableId(boot)) return this.#drop("route-impossible");
+  /** An announcement of (the 32 bytes of `db` at `da`, the 8 of `bb` at `ba`): views are never kept, copies are made when needed. */
+  #onUpdate(n: Neighbour, db: Uint8Array, da: number, bb: Uint8Array, ba: number, seqno: number, metric: number, hops: number, mtu: number, now: number): void {
+    if (!usableId(db, da, 32) || !usableId(bb, ba, BOOT_LEN)) return this.#drop("route-impossible");
     if (metric !== METRIC_INFINITY && (metric < LINK_COST_UNIT * hops || (hops === 0 && metric !== 0) || mtu < MIN_ROUTE_MTU)) return this.#drop("route-impossible");
-    const destKey = bytesKey(dest);
+    const destKey = bytesKeyAt(db, da, 32);
+    const bootKey = bytesKeyAt(bb, ba, BOOT_LEN);
     if (this.#self.has(destKey)) {
       // Our own SID coming back: normal. With our boot and a seqno we never used it is forged.
-      if (metric !== METRIC_INFINITY && bytesKey(boot) === this.#selfBootKey && seqnoNewer(seqno, this.#seqno)) this.#drop("route-impossible");
+      if (metric !== METRIC_INFINITY && bootKey === this.#selfBootKey && seqnoNewer(seqno, this.#seqno)) this.#drop("route-impossible");
       return;
     }
-    const bootKey = bytesKey(boot);
     let d = this.#dests.get(destKey);
     if (!d) {
       if (metric === METRIC_INFINITY) return; // a retraction of something we do not know
       if (this.#dests.size >= this.#maxDest) return this.#drop("route-table-full");
-      d = { sid: dest.slice(), key: destKey, prefixKey: bytesKey(dest.subarray(0, PREFIX_BYTES)), entries: new EntryList(), selected: undefined, view: undefined, announced: false, annSeqno: 0, annMetric: 0, annHops: 0, annMtu: 0, annBootKey: "", fullTo: [], fullBootKey: "", retractUntil: 0, retractBoot: undefined, retractSeqno: 0, requestedAt: -Infinity, requests: 0, betterAskedAt: -Infinity, askers: undefined };
+      d = { sid: db.slice(da, da + 32), key: destKey, prefixKey: bytesKeyAt(db, da, PREFIX_BYTES), entries: new EntryList(), selected: undefined, view: undefined, announced: false, annSeqno: 0, annMetric: 0, annHops: 0, annMtu: 0, annBootKey: "", fullTo: [], fullBootKey: "", retractUntil: 0, retractBoot: undefined, retractSeqno: 0, requestedAt: -Infinity, requests: 0, betterAskedAt: -Infinity, askers: undefined };
       this.#dests.set(destKey, d);
       this.#countPrefix(d.prefixKey, 1);
       // A prefix two destinations share resolves to neither (refreshes for it are asked again in full).
@@ -457,7 +463,7 @@ export class Router extends Emitter<RouterEvents> {
           this.#maybeDelete(d);
           return this.#drop("route-table-full");
         }
-        src = { key: destKey + bootKey, destKey, boot: boot.slice(), bootKey, fdSeqno: undefined, fdMetric: METRIC_INFINITY, firstSeen: now, usedAt: now };
+        src = { key: destKey + bootKey, destKey, boot: bb.slice(ba, ba + BOOT_LEN), bootKey, fdSeqno: undefined, fdMetric: METRIC_INFINITY, firstSeen: now, usedAt: now };
         this.#sources.set(src.key, src);
       }
     }

@@ -1,7 +1,21 @@
 /** The routing message codec (src/node/route-packet.ts): vectors, round trips, splits, garbage. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeRoutePacket, encodeRoutePacket, METRIC_INFINITY, packRoutePackets, type RouteTlv, TLV_BYTES } from "../../src/node/route-packet.ts";
+import {
+  decodeRoutePacket,
+  encodeRoutePacket,
+  METRIC_INFINITY,
+  packRoutePackets,
+  readHops,
+  readMetric,
+  readMtu,
+  readSeqno,
+  REFRESH_ROUTE_AT,
+  type RouteTlv,
+  TLV_BYTES,
+  UPDATE_AT,
+  walkRoutePacket,
+} from "../../src/node/route-packet.ts";
 
 const sid = (b: number) => new Uint8Array(32).fill(b);
 const boot = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -56,6 +70,23 @@ describe("route packets", () => {
     assert.equal(u.packet.tlvs.length, 1);
   });
 
+  test("walking a packet visits what decoding returns, in order; a malformed packet visits nothing", () => {
+    const p = encodeRoutePacket({ updateIntervalMs: 4000, tlvs: all });
+    const seen: RouteTlv[] = [];
+    const route = (d: Uint8Array, o: number) => ({ seqno: readSeqno(d, o), metric: readMetric(d, o), hops: readHops(d, o), mtu: readMtu(d, o) });
+    const w = walkRoutePacket(p, {
+      update: (d, at) => seen.push({ kind: "update", dest: d.slice(at, at + 32), boot: d.slice(at + UPDATE_AT.boot, at + UPDATE_AT.boot + 8), ...route(d, at + UPDATE_AT.route) }),
+      refresh: (d, at) => seen.push({ kind: "refresh", prefix: d.slice(at, at + 8), ...route(d, at + REFRESH_ROUTE_AT) }),
+      other: (t) => seen.push(t),
+    });
+    assert.deepEqual(w, { ok: true, updateIntervalMs: 4000, tlvs: 4, skipped: 0 });
+    assert.deepEqual(seen, all);
+    let visited = 0;
+    const cut = walkRoutePacket(p.subarray(0, p.length - 3), { update: () => visited++, refresh: () => visited++, other: () => visited++ });
+    assert.equal(cut.ok, false);
+    assert.equal(visited, 0, "nothing of a malformed packet is acted on");
+  });
+
   test("random garbage never throws", () => {
     let x = 12345;
     for (let i = 0; i < 2000; i++) {
@@ -63,6 +94,7 @@ describe("route packets", () => {
       const b = new Uint8Array(n);
       for (let j = 0; j < n; j++) b[j] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
       decodeRoutePacket(b);
+      walkRoutePacket(b, { update: () => {}, refresh: () => {}, other: () => {} });
     }
   });
 
