@@ -179,10 +179,13 @@ async function reroute(svp: string[], hello: string, how: "stop" | "kill"): Prom
       }
     })();
     await until(() => lastArrivalSentAt > 0, "datagrams flowing", 10_000);
+    // The stop request goes straight to the daemon's local API (as `svp daemon stop` sends
+    // it, without the CLI's start-up time in the figure).
+    const tg = how === "stop" ? await api(gone.home) : undefined;
     const t0 = performance.now();
-    if (how === "stop") {
-      const r = await lab.run(gone.ns, [...svp, "daemon", "stop", "--home", gone.home]);
-      if (r.code !== 0) throw new Error(`svp daemon stop: ${r.stderr}`);
+    if (tg) {
+      await tg.shutdownDaemon();
+      tg.close();
     } else gone.proc.child.kill("SIGKILL");
     let routeMs = NaN;
     let trafficMs = NaN;
@@ -225,7 +228,7 @@ async function rerouteSection(svp: string[]): Promise<string> {
   }
   return (
     `### Reroute time (real daemons, network namespaces)\n\n` +
-    `A diamond A-B-D, A-C-D of four \`svp daemon run\` in their own network namespaces, veth links, static peers; the middle node A's route to D goes through is stopped. ` +
+    `A diamond A-B-D, A-C-D of four \`svp daemon run\` in their own network namespaces, veth links, static peers; the middle node A's route to D goes through is stopped: cleanly (the stop request \`svp daemon stop\` sends, over the local API) or with SIGKILL. ` +
     `"Route": from the stop until A's status shows the route to D through the other node; "traffic": until a datagram A sent (one every 10 ms) after the stop arrives at D. Median of the rounds.\n\n` +
     `| how the node goes | hello interval | route moved | traffic flows again | rounds |\n| --- | --- | --- | --- | --- |\n${rows.join("\n")}`
   );
@@ -235,15 +238,28 @@ async function rerouteSection(svp: string[]): Promise<string> {
 
 type MspMode = "classic" | "extension";
 
+/** User + system CPU seconds of `pid` so far (NaN when gone). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 interface HopResult {
   hops: number;
   mode: MspMode;
+  /** CPU ms per MiB moved: the sending daemon, each forwarding daemon (mean), the receiving daemon, this process (both MSP ends). */
+  cpu: { first: number; forwarder: number; last: number; self: number };
   mibps: number;
   firstByteMs: number;
   rttMs: number;
 }
 
-async function mspThroughHops(t1: EmbeddedTransport, tn: EmbeddedTransport, hops: number, mode: MspMode, port: number): Promise<HopResult> {
+async function mspThroughHops(t1: EmbeddedTransport, tn: EmbeddedTransport, hops: number, mode: MspMode, port: number, pids: number[]): Promise<HopResult> {
   const o = mode === "classic" ? { window: 4, extension: false } : { extension: true };
   const l = await listenMsp(tn, port, { ...o, maxConnections: 64 });
   let received = 0;
@@ -277,14 +293,23 @@ async function mspThroughHops(t1: EmbeddedTransport, tn: EmbeddedTransport, hops
     await sleep(500);
     const b0 = received;
     const t0 = performance.now();
+    const chain = pids.slice(0, hops + 1);
+    const c0 = chain.map(cpuOf);
+    const s0 = process.cpuUsage();
     await sleep(SECONDS * 1000);
     const bytes = received - b0;
     const wall = (performance.now() - t0) / 1000;
+    const c1 = chain.map(cpuOf);
+    const s1 = process.cpuUsage(s0);
+    const mib = bytes / MiB;
+    const per = (i: number) => ((c1[i]! - c0[i]!) * 1000) / mib;
+    const middle = chain.slice(1, -1).map((_, k) => per(k + 1));
+    const cpu = { first: per(0), forwarder: middle.length ? middle.reduce((x, y) => x + y, 0) / middle.length : NaN, last: per(hops), self: (s1.user + s1.system) / 1000 / mib };
     stop = true;
     const rttMs = s.stats.rttMs ?? NaN;
     s.abort();
     await sleep(200);
-    return { hops, mode, mibps: bytes / MiB / wall, firstByteMs: median(fb), rttMs };
+    return { hops, mode, mibps: bytes / MiB / wall, firstByteMs: median(fb), rttMs, cpu };
   } finally {
     l.abort();
   }
@@ -312,20 +337,22 @@ async function hopsSection(svp: string[]): Promise<string> {
         const per: HopResult[] = [];
         for (let r = 0; r < ROUNDS; r++) {
           log(`MSP (${mode}) over ${hops} hop(s), round ${r + 1}/${ROUNDS}`);
-          per.push(await mspThroughHops(t[0]!, t[hops]!, hops, mode, port++));
+          per.push(await mspThroughHops(t[0]!, t[hops]!, hops, mode, port++, nodes.map((x) => x.proc.child.pid!)));
         }
-        results.push({ hops, mode, mibps: median(per.map((x) => x.mibps)), firstByteMs: median(per.map((x) => x.firstByteMs)), rttMs: median(per.map((x) => x.rttMs)) });
+        const m = (f: (x: HopResult) => number) => median(per.map(f));
+        results.push({ hops, mode, mibps: m((x) => x.mibps), firstByteMs: m((x) => x.firstByteMs), rttMs: m((x) => x.rttMs), cpu: { first: m((x) => x.cpu.first), forwarder: m((x) => x.cpu.forwarder), last: m((x) => x.cpu.last), self: m((x) => x.cpu.self) } });
       }
     }
     const rows = results.map((r) => {
       const one = results.find((x) => x.mode === r.mode && x.hops === 1)!;
-      return `| ${r.hops} | ${r.mode === "classic" ? "classic (window 4, servald's)" : "svp extension"} | ${fmt(r.mibps, 2)} | ${fmt(r.mibps / one.mibps, 2)}× | ${fmt(r.firstByteMs, 1)} ms | ${fmt(r.rttMs, 1)} ms |`;
+      const c = r.cpu;
+      return `| ${r.hops} | ${r.mode === "classic" ? "classic (window 4, servald's)" : "svp extension"} | ${fmt(r.mibps, 2)} | ${fmt(r.mibps / one.mibps, 2)}× | ${fmt(r.firstByteMs, 1)} ms | ${fmt(r.rttMs, 1)} ms | ${fmt(c.first)} / ${Number.isFinite(c.forwarder) ? fmt(c.forwarder) : "–"} / ${fmt(c.last)} / ${fmt(c.self)} |`;
     });
     return (
       `### MSP through 1, 2 and 4 hops (real daemons, network namespaces)\n\n` +
       `A chain of five \`svp daemon run\` in network namespaces joined by veth links (path MTU 1160); this process runs both MSP ends over the end daemons' local APIs (as svp connect and svp listen would), so every byte crosses the chain. ` +
-      `Bulk: one stream for ${SECONDS} s after 0.5 s of warm-up, median of ${ROUNDS}; first byte: connect, send 1 byte, first byte of its echo back, median of 9 per round; RTT: MSP's smoothed estimate during the bulk run. Target: 2 hops >= 0.7× one hop.\n\n` +
-      `| hops | MSP | MiB/s | vs 1 hop | first byte | RTT under load |\n| --- | --- | --- | --- | --- | --- |\n${rows.join("\n")}`
+      `Bulk: one stream for ${SECONDS} s after 0.5 s of warm-up, median of ${ROUNDS}; first byte: connect, send 1 byte, first byte of its echo back, median of 9 per round; RTT: MSP's smoothed estimate during the bulk run; CPU: user + system time of each process over the bulk run per MiB delivered (all five daemons and this process share the machine's ${availableParallelism()} cores). Target: 2 hops >= 0.7× one hop.\n\n` +
+      `| hops | MSP | MiB/s | vs 1 hop | first byte | RTT under load | CPU ms per MiB: sending daemon / each forwarder / receiving daemon / MSP ends |\n| --- | --- | --- | --- | --- | --- | --- |\n${rows.join("\n")}`
     );
   } finally {
     for (const c of clients) c.close();

@@ -177,6 +177,30 @@ describe("multi-hop mesh (overlay, in-memory UDP, manual clock)", () => {
     assert.deepEqual(c2.got.map((g) => str(g.payload)), ["to the new c"]);
   });
 
+  test("at the destination a frame needs only its end-to-end seal: a copy injected by anyone is a replay, a made-up one forged, and no session is made from it", () => {
+    const { net, n } = mesh([["a", "b"], ["b", "c"]]);
+    const { a, b, c } = n as Record<"a" | "b" | "c", TestNode>;
+    a.o.send(a.sid, 1, c.sid, 2, text("once"));
+    net.flush();
+    assert.equal(c.got.length, 1);
+    const hop = forwardsBetween(net, b, c).at(-1)!;
+    const peersBefore = c.o.peerInfo().length;
+    // The same datagram from an address nobody knows, and one with the hop tag zeroed.
+    net.inject(hop.data, { host: "10.66.66.66", port: 9 }, c.local);
+    const noTag = hop.data.slice();
+    noTag.fill(0, noTag.length - 16);
+    net.inject(noTag, { host: "10.66.66.66", port: 9 }, c.local);
+    assert.equal(c.o.drops.replay, 2);
+    // A frame that claims a's SID but was not sealed by a.
+    const fake = hop.data.slice();
+    fake[fake.length - 30]! ^= 0xff;
+    fake[SEALED_HEADER_BYTES + 1 + 91]! ^= 0x40; // a counter a never used
+    net.inject(fake, { host: "10.66.66.66", port: 9 }, c.local);
+    assert.equal(c.o.drops.forged, 1);
+    assert.equal(c.got.length, 1, "nothing more delivered");
+    assert.equal(c.o.peerInfo().length, peersBefore, "no session from an unauthenticated hop");
+  });
+
   test("TTL: a frame with one hop left is not passed on, and is counted", () => {
     const { net, n } = mesh([["a", "b"], ["b", "c"], ["c", "d"]]);
     const { a, b, c, d } = n as Record<"a" | "b" | "c" | "d", TestNode>;
