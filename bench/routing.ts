@@ -162,6 +162,17 @@ async function reroute(svp: string[], hello: string, how: "stop" | "kill"): Prom
     const dSid = fromHex(D.sid)!;
     const next = async () => (await ta.status()).routes?.find((r) => r.sid === D.sid && r.hops === 2)?.nextHop;
     await until(async () => (await next()) !== undefined, "A's 2-hop route to D", 120_000, 50);
+    // Both middle nodes must be neighbours of D (links come up at the next hello after a
+    // daemon starts), then a moment for the announcements: a mesh in use, not one starting.
+    for (const m of [B, C]) {
+      const tm = await api(m.home);
+      try {
+        await until(async () => (await tm.status()).routes?.some((r) => r.sid === D.sid && r.hops === 1) ?? false, `${m.name}'s link to D`, 60_000, 50);
+      } finally {
+        tm.close();
+      }
+    }
+    await sleep(500);
     const via = (await next())!;
     const [gone, stays] = via === B.sid ? [B, C] : [C, B];
     // A datagram A -> D every 10 ms, numbered with the time it was sent.

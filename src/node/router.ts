@@ -583,9 +583,18 @@ export class Router extends Emitter<RouterEvents> {
       if (urgent) {
         this.#delayed.delete(d);
         for (const n of this.#neighbours.values()) this.#queueRoute(n, d, true);
-      } else if (better) this.#delay(d);
+      } else if (better) {
+        // The neighbour the route used to go through had not heard of it (split horizon):
+        // to it this is a new alternative, worth having at once should its own route fail.
+        const was = old && old.nextHop !== view.nextHop ? this.#neighbours.get(bytesKey(old.nextHop)) : undefined;
+        if (was) this.#queueRoute(was, d, false);
+        this.#delay(d);
+      }
     }
-    if (!old !== !view || (old && view && (old.nextHop !== view.nextHop || old.hops !== view.hops || old.mtu !== view.mtu || old.boot !== view.boot))) this.emit("route", d.sid, view);
+    if (!old !== !view || (old && view && (old.nextHop !== view.nextHop || old.hops !== view.hops || old.mtu !== view.mtu || old.boot !== view.boot))) {
+      if (this.#o.log) this.#o.log("debug", view ? `routing: ${sidShort(d.sid)} via ${sidShort(view.nextHop)} (${view.hops} hops, metric ${view.metric}, seqno ${view.seqno})` : `routing: ${sidShort(d.sid)} unreachable${unfeasible ? " (only unfeasible routes left)" : ""}`);
+      this.emit("route", d.sid, view);
+    }
   }
 
   /** Delay before the next seqno request for `d`: doubling from min(1 s, hello) up to the update interval. */
@@ -602,11 +611,21 @@ export class Router extends Emitter<RouterEvents> {
     for (const e of d.entries.values()) if (!src || e.src.firstSeen > src.firstSeen) src = e.src;
     if (!src) return;
     let newest: number | undefined;
-    for (const e of d.entries.values()) if (e.src === src && (newest === undefined || seqnoNewer(e.seqno, newest))) newest = e.seqno;
-    const base = src.fdSeqno !== undefined && (newest === undefined || !seqnoNewer(newest, src.fdSeqno)) ? src.fdSeqno : newest!;
-    const seqno = (base + 1) & 0xffff;
+    let bestMetric = METRIC_INFINITY;
+    for (const e of d.entries.values()) {
+      if (e.src !== src) continue;
+      if (newest === undefined || seqnoNewer(e.seqno, newest)) newest = e.seqno;
+      bestMetric = Math.min(bestMetric, e.metric);
+    }
+    let seqno: number;
+    if (src.fdSeqno === undefined || (newest !== undefined && seqnoNewer(newest, src.fdSeqno))) seqno = (newest! + 1) & 0xffff;
+    // Some neighbour is closer than our feasibility distance but only lags behind its seqno
+    // (new seqnos travel with the dumps): catching it up needs no new seqno from the origin.
+    else if (bestMetric < src.fdMetric) seqno = src.fdSeqno;
+    else seqno = (src.fdSeqno + 1) & 0xffff;
     d.requestedAt = now;
     d.requests++;
+    this.#o.log?.("debug", `routing: asking for seqno ${seqno} of ${sidShort(d.sid)}`);
     for (const e of d.entries.values()) {
       if (e.src !== src) continue;
       e.neighbour.out.push({ kind: "seqno-request", dest: d.sid, boot: src.boot, seqno, hopCount: MAX_HOPS });
