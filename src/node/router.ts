@@ -947,6 +947,3 @@ class EntryList {
     return this.#a;
   }
 }
-
-/** Exported for tests: an 8-byte boot of zeros is never a valid source. */
-export const ZERO_BOOT = new Uint8Array(BOOT_LEN);
