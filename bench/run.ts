@@ -31,6 +31,10 @@
  *   - bench/soak.ts: a soak of `--soak` minutes (default 30; `--skip soak` leaves it out):
  *     socks fetches, a steady mesh stream, listen and both daemons, RSS and fds of each
  *     sampled every minute; RESULTS.md's soak section.
+ *   - bench/routing.ts, when it exists: multi-hop routing (scale simulated in-process with
+ *     100 and 1,000 nodes; reroute times and MSP through 1, 2 and 4 hops with real daemons in
+ *     network namespaces, when they can be made); its stdout goes into RESULTS.md's routing
+ *     section.
  *   - bench/servald.ts, only when SVP_SERVALD names a servald binary: svp connect --forward
  *     next to servald's own msp connect --forward through two servald daemons; its stdout
  *     goes into RESULTS.md's servald section.
@@ -39,7 +43,7 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-1, svp-node, naive, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,servald,link,soak,
+ * names: direct, svp, svp-1, svp-node, naive, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,routing,servald,link,soak,
  * --soak MINUTES (default 30), --no-write.
  */
 
@@ -595,11 +599,11 @@ function runNodeBench(): string | undefined {
 }
 
 /** Run one part of the benchmark (bench/<name>.ts) in its own process; its stdout (markdown) or why it failed. */
-function runPart(name: string, args: string[], timeoutMs: number): string | undefined {
+function runPart(name: string, args: string[], timeoutMs: number, nodeFlags: string[] = []): string | undefined {
   const file = `${root}bench/${name}.ts`;
   if (!existsSync(file)) return undefined;
   log(`bench/${name}.ts`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", file, ...args], { cwd: root, encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "inherit"] });
+  const r = spawnSync(process.execPath, [...nodeFlags, "--import", "tsx", file, ...args], { cwd: root, encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "inherit"] });
   if (r.status !== 0) return `bench/${name}.ts failed (${r.status ?? r.signal ?? r.error?.message})\n${r.stdout ?? ""}`;
   return r.stdout.trimEnd();
 }
@@ -689,6 +693,8 @@ async function main(): Promise<void> {
   const msp = skip.has("msp") ? undefined : runMsp();
   const mesh = skip.has("mesh") ? undefined : runMesh();
   const embedded = skip.has("node") ? undefined : runNodeBench();
+  // --expose-gc: heap per route; the 1,000-node simulation holds a million routes.
+  const routing = skip.has("routing") ? undefined : runPart("routing", ["--seconds", String(SECONDS), "--rounds", String(ROUNDS)], 3_600_000, ["--expose-gc", "--max-old-space-size=8192"]);
   const servald = skip.has("servald") ? undefined : runServaldBench();
   const link = skip.has("link") ? undefined : runPart("msp-link", ["--seconds", String(Math.max(SECONDS, 8))], 1_200_000);
   const soakMinutes = Number(opts.soak);
@@ -707,12 +713,13 @@ async function main(): Promise<void> {
   if (msp !== undefined) process.stdout.write(`\nMSP (bench/msp.ts):\n${msp}\n`);
   if (mesh !== undefined) process.stdout.write(`\nMesh (bench/mesh.ts):\n${mesh}\n`);
   if (embedded !== undefined) process.stdout.write(`\nEmbedded node (bench/node.ts):\n${embedded}\n`);
+  if (routing !== undefined) process.stdout.write(`\nRouting (bench/routing.ts):\n${routing}\n`);
   if (servald !== undefined) process.stdout.write(`\nservald backend (bench/servald.ts):\n${servald}\n`);
   if (link !== undefined) process.stdout.write(`\nMSP on emulated links (bench/msp-link.ts):\n${link}\n`);
   if (soak !== undefined) process.stdout.write(`\nSoak (bench/soak.ts):\n${soak}\n`);
 
   mkdirSync(`${root}bench/results`, { recursive: true });
-  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, servald, link, soak }, null, 2) + "\n");
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, routing, servald, link, soak }, null, 2) + "\n");
   if (opts["no-write"]) return;
   const path = `${root}bench/RESULTS.md`;
   let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
@@ -722,6 +729,7 @@ async function main(): Promise<void> {
   if (msp !== undefined) doc = replaceSection(doc, "msp", `## MSP: latest \`npm run bench\` (output of bench/msp.ts)\n\n${msp}`);
   if (mesh !== undefined) doc = replaceSection(doc, "mesh", `## Mesh: TCP over MSP through two embedded nodes (output of bench/mesh.ts)\n\n${mesh}`);
   if (embedded !== undefined) doc = replaceSection(doc, "node", `## Embedded node (bench/node.ts)\n\n${embedded}`);
+  if (routing !== undefined) doc = replaceSection(doc, "routing", `## Routing: multi-hop mesh (output of bench/routing.ts)\n\n${routing}`);
   if (servald !== undefined) doc = replaceSection(doc, "servald", `## servald backend: svp next to servald's own tools (output of bench/servald.ts)\n\n${servald}`);
   if (link !== undefined) doc = replaceSection(doc, "link", `## MSP on emulated links (output of bench/msp-link.ts)\n\n${link}`);
   if (soak !== undefined) doc = replaceSection(doc, "soak", `## Soak: memory and descriptors over a long run (output of bench/soak.ts)\n\n${soak}`);

@@ -31,6 +31,7 @@ interface DaemonFlags {
   discovery?: boolean;
   helloInterval?: string;
   peerTimeout?: string;
+  linkMtu?: string | number;
   log?: string;
   verbose?: boolean;
 }
@@ -52,6 +53,11 @@ function nodeOptions(flags: DaemonFlags): EmbeddedNodeOptions {
   if (flags.discovery === false) o.discovery = false;
   if (flags.helloInterval !== undefined) o.helloIntervalMs = parseDuration(String(flags.helloInterval), "--hello-interval");
   if (flags.peerTimeout !== undefined) o.peerTimeoutMs = parseDuration(String(flags.peerTimeout), "--peer-timeout");
+  if (flags.linkMtu !== undefined) {
+    const v = String(flags.linkMtu);
+    if (!/^\d+$/.test(v)) throw new UsageError(`invalid --link-mtu "${v}": expected a number of bytes`);
+    o.linkMtu = Number(v);
+  }
   return o;
 }
 
@@ -65,6 +71,7 @@ function passThrough(flags: DaemonFlags): string[] {
   if (flags.discovery === false) out.push("--no-discovery");
   if (flags.helloInterval !== undefined) out.push("--hello-interval", String(flags.helloInterval));
   if (flags.peerTimeout !== undefined) out.push("--peer-timeout", String(flags.peerTimeout));
+  if (flags.linkMtu !== undefined) out.push("--link-mtu", String(flags.linkMtu));
   if (flags.verbose) out.push("--verbose");
   if (flags.log !== undefined) out.push("--log", parseLogFormat(String(flags.log)));
   return out;
@@ -82,6 +89,7 @@ export function register(cli: CAC): void {
     .option("--no-discovery", "No same-host discovery: static peers only")
     .option("--hello-interval <duration>", "Keep-alive period (default 5s)")
     .option("--peer-timeout <duration>", "Silence after which a peer expires (default 3.5 hello intervals)")
+    .option("--link-mtu <bytes>", "Largest MDP payload on links that are not loopback (1160-16384; default 1160; loopback links carry 16384)")
     .option("--log <text|json>", "Log format of the daemon (run: stderr; start: daemon.log)", { default: "text" })
     .option("--verbose", "Log debug messages too")
     .example("  $ svp daemon start")

@@ -106,6 +106,12 @@ export function formatStatus(r: StatusReport): string {
   }
   // What only the clients say is marked: their names always, a pid the kernel could not confirm, and every stream figure.
   const pidText = (pid: number | null, reported: string[] | undefined) => (pid === null ? "-" : `${pid}${!reported || reported.includes("pid") ? " (claimed)" : ""}`);
+  if (r.routes) {
+    // Every reachable node, neighbours first; a neighbour's next hop is itself.
+    const routes = [...r.routes].sort((a, b) => a.hops - b.hops || a.sid.localeCompare(b.sid));
+    out.push(`\n${c.bold("routes")} (${routes.length} reachable node${routes.length === 1 ? "" : "s"}${r.routing ? `, ${r.routing.forwardedPackets} frames forwarded for others` : ""})\n`);
+    if (routes.length) out.push(table(["SID", "HOPS", "NEXT HOP", "METRIC", "MTU"], routes.map((x) => [x.sid, String(x.hops), x.nextHop === x.sid ? "direct" : `via ${short(x.nextHop)}`, String(x.metric), String(x.mtu)])));
+  }
   out.push(`\n${c.bold("ports")} (${r.ports.length})\n`);
   if (r.ports.length) {
     out.push(table(["SID", "PORT", "PID", "CLIENT (as it names itself)"], r.ports.map((p) => [short(p.sid), String(p.port), pidText(p.pid, p.clientReported), p.client])));

@@ -15,7 +15,7 @@
  *   STREAMS   JSON [StreamStat…] (replaces this client's previous report)
  *   SHUTDOWN  reqId u32 (stop the daemon; answered by OK, then the daemon exits)
  * Daemon → client
- *   WELCOME   JSON {version, pid, primary, sids, mtu, peers}
+ *   WELCOME   JSON {version, pid, primary, sids, mtu, maxMtu, peers, routes?}
  *   BOUND     reqId u32, port u32, sid 32
  *   ERROR     reqId u32, JSON {code, message}; reqId 0 answers no request: the daemon is
  *             disconnecting this client and says why (refused: too many clients; cut off)
@@ -23,6 +23,14 @@
  *   STATUS_REPLY reqId u32, JSON StatusReport
  *   PEER      up u8, sid 32
  *   OK        reqId u32
+ *   ROUTE     up u8, sid 32, mtu u32, hops u8
+ *
+ * Reachability: a client that says `routes: true` in its HELLO gets `routes` in WELCOME
+ * ([[SID hex, path MTU, hops], …] for every reachable node) and then a ROUTE message
+ * whenever a node becomes reachable (up 1), unreachable (up 0) or its path MTU or hop count
+ * changes; other clients get PEER messages (up/down only), as before. `peers` in WELCOME
+ * lists every reachable node, neighbour or not; `mtu` is the MDP payload any path carries
+ * (1160), `maxMtu` the largest this daemon takes (to its own SIDs).
  */
 
 import { SID_BYTES, type Sid } from "../mesh/sid.ts";
@@ -59,6 +67,7 @@ export const API_TYPE = {
   STATUS_REPLY: 0x85,
   PEER: 0x86,
   OK: 0x87,
+  ROUTE: 0x88,
 } as const;
 
 export type ApiMessage =
@@ -75,7 +84,8 @@ export type ApiMessage =
   | { type: typeof API_TYPE.DELIVER; sid: Sid; port: number; remoteSid: Sid; remotePort: number; broadcast: boolean; payload: Uint8Array }
   | { type: typeof API_TYPE.STATUS_REPLY; reqId: number; json: unknown }
   | { type: typeof API_TYPE.PEER; up: boolean; sid: Sid }
-  | { type: typeof API_TYPE.OK; reqId: number };
+  | { type: typeof API_TYPE.OK; reqId: number }
+  | { type: typeof API_TYPE.ROUTE; up: boolean; sid: Sid; mtu: number; hops: number };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
@@ -162,6 +172,15 @@ export function encodeApiMessage(m: ApiMessage): Uint8Array {
       out = f.out;
       break;
     }
+    case API_TYPE.ROUTE: {
+      const f = frame(m.type, 6 + SID_BYTES);
+      f.out[5] = m.up ? 1 : 0;
+      f.out.set(m.sid, 6);
+      f.v.setUint32(6 + SID_BYTES, m.mtu >>> 0);
+      f.out[10 + SID_BYTES] = m.hops & 0xff;
+      out = f.out;
+      break;
+    }
   }
   if (out.length - 4 > API_MAX_FRAME) throw new RangeError(`local API frame of ${out.length - 4} bytes exceeds ${API_MAX_FRAME}`);
   return out;
@@ -225,6 +244,9 @@ export function decodeApiFrame(f: Uint8Array): ApiMessage | string {
     case API_TYPE.PEER:
       if (!need(1 + SID_BYTES) || body[0]! > 1) return "bad PEER frame";
       return { type, up: body[0] === 1, sid: body.slice(1) };
+    case API_TYPE.ROUTE:
+      if (!need(6 + SID_BYTES) || body[0]! > 1) return "bad ROUTE frame";
+      return { type, up: body[0] === 1, sid: body.slice(1, 1 + SID_BYTES), mtu: v.getUint32(1 + SID_BYTES), hops: body[5 + SID_BYTES]! };
     default:
       return `unknown frame type ${type}`;
   }

@@ -22,3 +22,17 @@ export function bytesKey(b: Uint8Array): string {
   for (let i = 0; i < b.length; i += 2) s += fc((b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0));
   return s;
 }
+
+/** `bytesKey` of the `len` bytes of `b` at `o` (32 or 8; others via a view), without making the view. */
+export function bytesKeyAt(b: Uint8Array, o: number, len: number): string {
+  if (len === 32) {
+    return fc(
+      (b[o]! << 8) | b[o + 1]!, (b[o + 2]! << 8) | b[o + 3]!, (b[o + 4]! << 8) | b[o + 5]!, (b[o + 6]! << 8) | b[o + 7]!,
+      (b[o + 8]! << 8) | b[o + 9]!, (b[o + 10]! << 8) | b[o + 11]!, (b[o + 12]! << 8) | b[o + 13]!, (b[o + 14]! << 8) | b[o + 15]!,
+      (b[o + 16]! << 8) | b[o + 17]!, (b[o + 18]! << 8) | b[o + 19]!, (b[o + 20]! << 8) | b[o + 21]!, (b[o + 22]! << 8) | b[o + 23]!,
+      (b[o + 24]! << 8) | b[o + 25]!, (b[o + 26]! << 8) | b[o + 27]!, (b[o + 28]! << 8) | b[o + 29]!, (b[o + 30]! << 8) | b[o + 31]!,
+    );
+  }
+  if (len === 8) return fc((b[o]! << 8) | b[o + 1]!, (b[o + 2]! << 8) | b[o + 3]!, (b[o + 4]! << 8) | b[o + 5]!, (b[o + 6]! << 8) | b[o + 7]!);
+  return bytesKey(b.subarray(o, o + len));
+}

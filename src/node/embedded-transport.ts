@@ -66,7 +66,10 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   #pending = new Map<number, Pending>();
   #nextReq = 1;
   #sockets = new Map<string, EmbeddedSocket>();
-  #peers = new Set<string>();
+  /** Reachable nodes (hex) with their path MTU and hops, as the daemon tells them. */
+  #peers = new Map<string, { mtu: number; hops: number }>();
+  /** The largest MDP payload the daemon takes (to its own SIDs). */
+  #maxMtu = 1160;
   #down: SvpError | undefined;
   #closed = false;
   #statsTimer: Timer | undefined;
@@ -94,7 +97,13 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
       if (typeof j.mtu === "number") this.mtu = j.mtu;
       if (typeof j.pid === "number") this.daemonPid = j.pid;
       if (Array.isArray(j.notes)) this.daemonNotes = j.notes.filter((n): n is string => typeof n === "string");
-      if (Array.isArray(j.peers)) for (const p of j.peers) if (typeof p === "string") this.#peers.add(p.toUpperCase());
+      if (typeof j.maxMtu === "number" && j.maxMtu >= this.mtu) this.#maxMtu = j.maxMtu;
+      if (Array.isArray(j.peers)) for (const p of j.peers) if (typeof p === "string" && p.length === 64) this.#peers.set(p.toUpperCase(), { mtu: this.mtu, hops: 1 });
+      if (Array.isArray(j.routes)) {
+        for (const r of j.routes) {
+          if (Array.isArray(r) && typeof r[0] === "string" && r[0].length === 64 && typeof r[1] === "number" && typeof r[2] === "number") this.#peers.set(r[0].toUpperCase(), { mtu: r[1], hops: r[2] });
+        }
+      }
       welcomed();
     };
     this.#failReady = (e) => {
@@ -105,7 +114,8 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
     stream.on("end", () => this.#fail(new SvpError("ERR_MESH_DOWN", "the svp daemon closed the connection")));
     stream.on("close", (err) => this.#fail(new SvpError("ERR_MESH_DOWN", `lost the connection to the svp daemon${err ? `: ${err.message}` : ""}`)));
     stream.resume();
-    this.#write({ type: API_TYPE.HELLO, json: { version: API_VERSION, pid: options.pid, name: options.name } });
+    // routes: ask for ROUTE messages (path MTU and hops per node) rather than PEER.
+    this.#write({ type: API_TYPE.HELLO, json: { version: API_VERSION, pid: options.pid, name: options.name, routes: true } });
   }
 
   #welcome: (json: unknown) => void;
@@ -134,14 +144,27 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
     return sock;
   }
 
+  /** Reachable: one of the daemon's SIDs, or any node it has a route to (a neighbour or further). */
   reachability(sid: Sid): Reachability {
     if (this.#down) return "unreachable";
     if (this.sids.some((s) => sidEquals(s, sid))) return "reachable";
     return this.#peers.has(sidToHex(sid)) ? "reachable" : "unreachable";
   }
 
+  /** Every reachable node (neighbours and nodes further away). */
   peers(): Sid[] {
-    return [...this.#peers].map((h) => sidFromHex(h)!);
+    return [...this.#peers.keys()].map((h) => sidFromHex(h)!);
+  }
+
+  /** Largest MDP payload that reaches `sid` now: the daemon's own SIDs, the largest it takes; unknown, `mtu`. */
+  pathMtu(sid: Sid): number {
+    if (this.sids.some((s) => sidEquals(s, sid))) return this.#maxMtu;
+    return this.#peers.get(sidToHex(sid))?.mtu ?? this.mtu;
+  }
+
+  /** Hops to `sid` as the daemon last said (undefined: unreachable or unknown). */
+  hops(sid: Sid): number | undefined {
+    return this.#peers.get(sidToHex(sid))?.hops;
   }
 
   /** The daemon's status document. */
@@ -204,7 +227,7 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
   /** @internal used by EmbeddedSocket */
   _send(from: MdpAddress, to: MdpAddress, payload: Uint8Array): void {
     if (this.#down || this.#closed) return;
-    if (payload.length > this.mtu) return;
+    if (payload.length > this.#maxMtu) return;
     if (this.#out.queuedBytes > CLIENT_SEND_QUEUE_LIMIT) return;
     this.#write({ type: API_TYPE.SEND, sid: from.sid, port: from.port, remoteSid: to.sid, remotePort: to.port, payload });
   }
@@ -262,7 +285,11 @@ export class EmbeddedTransport extends Emitter<MdpTransportEvents> implements Md
         return;
       }
       case API_TYPE.PEER:
-        if (m.up) this.#peers.add(sidToHex(m.sid));
+        if (m.up) this.#peers.set(sidToHex(m.sid), { mtu: this.mtu, hops: 1 });
+        else this.#peers.delete(sidToHex(m.sid));
+        return;
+      case API_TYPE.ROUTE:
+        if (m.up) this.#peers.set(sidToHex(m.sid), { mtu: m.mtu, hops: m.hops });
         else this.#peers.delete(sidToHex(m.sid));
         return;
       case API_TYPE.BOUND:

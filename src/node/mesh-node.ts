@@ -18,8 +18,8 @@ import { bytesKey } from "./bytes-key.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
 import { MspRemoteSet } from "./msp-remote-set.ts";
 import type { NodeCrypto, NodeLog, PeerCredentials, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
-import { endpointKey, Overlay } from "./overlay.ts";
-import { OVERLAY_MDP_MTU } from "./overlay-packet.ts";
+import { endpointKey, Overlay, type ReachInfo } from "./overlay.ts";
+import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "./overlay-packet.ts";
 
 /** Default overlay UDP port: next to servald's 4110, never on it. */
 export const DEFAULT_OVERLAY_PORT = 4111;
@@ -93,11 +93,14 @@ export interface MeshNodeOptions {
   bindHosts?: string[];
   staticPeers?: UdpEndpoint[];
   rendezvous?: RendezvousRegistry;
-  lanTargets?: UdpEndpoint[];
+  /** LAN probe targets, or a function asked at every probe round. */
+  lanTargets?: UdpEndpoint[] | (() => UdpEndpoint[]);
   /** Broadcast permission for the UDP sockets (LAN discovery). */
   lan?: boolean;
   helloIntervalMs?: number;
   peerTimeoutMs?: number;
+  /** Largest MDP payload on links that are not loopback (default 1160). */
+  linkMtu?: number;
   /** For status: the daemon's process id, version and instance directory. */
   info: { pid: number; version: string; home: string };
   /** Wall-clock milliseconds since the epoch (for startedAt). Default Date.now. */
@@ -144,6 +147,8 @@ interface ApiClient {
   partialHeld: number;
   partialSince: number;
   partialTimer: Timer | undefined;
+  /** Asked for ROUTE messages (path MTU and hops) instead of PEER. */
+  routes: boolean;
 }
 
 export type MeshNodeEvents = {
@@ -191,14 +196,12 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       ...(options.staticPeers ? { staticPeers: options.staticPeers } : {}),
       ...(options.rendezvous ? { rendezvous: options.rendezvous } : {}),
       ...(options.lanTargets ? { lanTargets: options.lanTargets } : {}),
+      ...(options.linkMtu !== undefined ? { linkMtu: options.linkMtu } : {}),
     });
     this.#startedAt = this.#clock.now();
     this.#startedWall = (options.wallClock ?? Date.now)();
     this.overlay.on("data", (localSid, dstPort, from, srcPort, payload, broadcast) => this.#deliver(localSid, dstPort, from, srcPort, payload, broadcast));
-    this.overlay.on("peer-up", (sid) => this.#broadcastPeer(true, sid));
-    this.overlay.on("peer-down", (sid) => {
-      if (this.overlay.reachability(sid) === "unreachable") this.#broadcastPeer(false, sid);
-    });
+    this.overlay.on("reach", (sid, info) => this.#broadcastReach(sid, info));
   }
 
   get primarySid(): Sid {
@@ -302,6 +305,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       partialHeld: 0,
       partialSince: now,
       partialTimer: undefined,
+      routes: false,
     };
     this.#clients.add(client);
     const helloMs = this.#limits.helloTimeoutMs;
@@ -335,7 +339,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     const now = this.#clock.now();
     const ids = this.#o.keyring.identities;
     const primary = this.primarySid;
-    const sources = [...(this.#o.staticPeers?.length ? ["static"] : []), ...(this.#o.rendezvous ? ["local"] : []), ...(this.#o.lanTargets?.length ? ["lan"] : [])];
+    const sources = [...(this.#o.staticPeers?.length ? ["static"] : []), ...(this.#o.rendezvous ? ["local"] : []), ...(this.#o.lanTargets ? ["lan"] : [])];
     const streams: StreamStatus[] = [];
     let omitted = 0;
     for (const c of this.#clients) {
@@ -374,11 +378,21 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         packetsOut: p.packetsOut,
         bytesIn: p.bytesIn,
         bytesOut: p.bytesOut,
+        linkCost: p.linkCost ?? null,
+        mtu: p.mtu,
       })),
       ports: [...this.#bindings.values()].flat().map((b) => ({ sid: sidToHex(b.sid), port: b.port, pid: b.client.pid, uid: b.client.uid, client: b.client.name, clientReported: b.client.pidFrom === "kernel" ? ["client"] : ["client", "pid"] })),
       streams,
       ...(omitted > 0 ? { streamsOmitted: omitted } : {}),
       drops: { ...this.overlay.drops },
+      routes: this.overlay.routeInfo().map((r) => ({ sid: sidToHex(r.sid), nextHop: sidToHex(r.nextHop), hops: r.hops, metric: r.metric, mtu: r.mtu })),
+      routing: {
+        seqno: this.overlay.router.seqno,
+        updateIntervalMs: this.overlay.router.updateIntervalMs,
+        ...this.overlay.router.stats,
+        forwardedPackets: this.overlay.forwarded.packets,
+        forwardedBytes: this.overlay.forwarded.bytes,
+      },
     };
   }
 
@@ -566,9 +580,12 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         // The kernel's pid wins; a claimed one is shown as claimed.
         if (c.pidFrom === "client") c.pid = typeof j.pid === "number" && Number.isSafeInteger(j.pid) && j.pid > 0 ? j.pid : null;
         c.name = typeof j.name === "string" ? j.name.replace(/[\u0000-\u001f\u007f]/g, "?").slice(0, 64) : "client";
+        c.routes = j.routes === true;
+        const peers = this.overlay.peers();
+        const routes = c.routes ? { routes: peers.map((p) => { const r = this.overlay.reachInfo(p); return [sidToHex(p), r?.mtu ?? OVERLAY_MDP_MTU, r?.hops ?? 1]; }) } : {};
         this.#send(c, {
           type: API_TYPE.WELCOME,
-          json: { version: API_VERSION, pid: this.#o.info.pid, primary: sidToHex(this.primarySid), sids: this.#o.keyring.identities.map((i) => sidToHex(i.sid)), mtu: OVERLAY_MDP_MTU, peers: this.overlay.peers().map(sidToHex), notes: this.#o.notes ?? [] },
+          json: { version: API_VERSION, pid: this.#o.info.pid, primary: sidToHex(this.primarySid), sids: this.#o.keyring.identities.map((i) => sidToHex(i.sid)), mtu: OVERLAY_MDP_MTU, maxMtu: MAX_MDP_MTU, peers: peers.map(sidToHex), ...routes, notes: this.#o.notes ?? [] },
         });
         return;
       }
@@ -586,7 +603,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
       case API_TYPE.SEND: {
         const b = c.bindings.get(bindingKey(m.sid, m.port));
         if (!b) return this.#cutOff(c, "protocol", `sent from MDP port ${m.port}, which it has not bound`);
-        if (m.payload.length > OVERLAY_MDP_MTU) return void this.overlay.countDrop("oversize");
+        if (m.payload.length > MAX_MDP_MTU) return void this.overlay.countDrop("oversize");
         c.bytesSent += m.payload.length;
         if (m.payload.length > 0 && !isSidBroadcast(m.remoteSid)) this.#noteMsp(b, m.remoteSid, m.remotePort, m.payload, true);
         this.overlay.send(m.sid, m.port, m.remoteSid, m.remotePort, m.payload);
@@ -669,8 +686,13 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
     }
   }
 
-  #broadcastPeer(up: boolean, sid: Sid): void {
-    for (const c of [...this.#clients]) if (c.greeted) this.#send(c, { type: API_TYPE.PEER, up, sid });
+  /** A node became reachable, unreachable, or its path MTU or hops changed: tell the clients. */
+  #broadcastReach(sid: Sid, info: ReachInfo | undefined): void {
+    for (const c of [...this.#clients]) {
+      if (!c.greeted) continue;
+      if (c.routes) this.#send(c, { type: API_TYPE.ROUTE, up: !!info, sid, mtu: info?.mtu ?? 0, hops: info?.hops ?? 0 });
+      else this.#send(c, { type: API_TYPE.PEER, up: !!info, sid });
+    }
   }
 }
 

@@ -11,6 +11,7 @@
  *   discovery = true         same-host discovery over loopback
  *   hello-interval = 5s      keep-alive period
  *   peer-timeout = 20s       silence after which a peer expires
+ *   link-mtu = 1160          largest MDP payload on links that are not loopback
  */
 
 import { UsageError } from "../errors.ts";
@@ -24,6 +25,7 @@ export interface NodeConfig {
   discovery: boolean | undefined;
   helloIntervalMs: number | undefined;
   peerTimeoutMs: number | undefined;
+  linkMtu?: number | undefined;
 }
 
 export function emptyNodeConfig(): NodeConfig {
@@ -38,6 +40,15 @@ export const MIN_PEER_TIMEOUT_MS = 200;
 export function checkHelloInterval(ms: number, name: string): number {
   if (ms < MIN_HELLO_INTERVAL_MS) throw new UsageError(`${name} must be at least ${MIN_HELLO_INTERVAL_MS}ms`);
   return ms;
+}
+
+/** Bounds of the link MTU setting: MDP's own (servald's) MTU is the smallest; the overlay carries at most 16384. */
+export const MIN_LINK_MTU = 1160;
+export const MAX_LINK_MTU = 16384;
+
+export function checkLinkMtu(n: number, name: string): number {
+  if (!Number.isInteger(n) || n < MIN_LINK_MTU || n > MAX_LINK_MTU) throw new UsageError(`${name} must be a whole number of bytes from ${MIN_LINK_MTU} to ${MAX_LINK_MTU}, got ${n}`);
+  return n;
 }
 
 export function checkPeerTimeout(ms: number, name: string): number {
@@ -112,8 +123,12 @@ export function parseNodeConfig(text: string, where: string): NodeConfig {
       case "peer-timeout":
         c.peerTimeoutMs = checkPeerTimeout(parseDuration(value, `peer-timeout at ${at}`), `${at}: peer-timeout`);
         break;
+      case "link-mtu":
+        if (!/^\d+$/.test(value)) throw new UsageError(`${at}: link-mtu expects a number of bytes, got "${value}"`);
+        c.linkMtu = checkLinkMtu(Number(value), `${at}: link-mtu`);
+        break;
       default:
-        throw new UsageError(`${at}: unknown setting "${key}" (known: port, peer, bind, lan, discovery, hello-interval, peer-timeout)`);
+        throw new UsageError(`${at}: unknown setting "${key}" (known: port, peer, bind, lan, discovery, hello-interval, peer-timeout, link-mtu)`);
     }
   }
   return c;
@@ -129,5 +144,6 @@ export function mergeNodeConfig(base: NodeConfig, over: NodeConfig): NodeConfig 
     discovery: over.discovery ?? base.discovery,
     helloIntervalMs: over.helloIntervalMs ?? base.helloIntervalMs,
     peerTimeoutMs: over.peerTimeoutMs ?? base.peerTimeoutMs,
+    linkMtu: over.linkMtu ?? base.linkMtu,
   };
 }

@@ -1,13 +1,13 @@
 /**
  * The embedded node's UDP datagrams (svp's own overlay; not servald's wire format).
  *
- * Every datagram starts with the magic "SV", version 1 and a type:
+ * Every datagram starts with the magic "SV", version 2 and a type:
  *
  * PROBE (type 1, plaintext, padded to PROBE_BYTES so that the sealed HELLO it provokes is
  * never larger than the probe: no amplification)
  *   4  sender SID (32)      36 sender boot (8)      44 zero padding
  *
- * Sealed packets, HELLO (type 2) and DATA (type 3)
+ * Sealed packets between two neighbours: HELLO (2), DATA (3), ROUTE (4), FLOOD (6)
  *   4  sender SID (32)      36 receiver SID (32)
  *   68 sender boot (8)      76 receiver boot as the sender knows it (8; zero = unknown)
  *   84 counter (uint64 BE, starts at 1 per sender boot)
@@ -20,18 +20,38 @@
  * daemon never reuses a (key, nonce) pair, and a packet that carries the receiver's
  * current boot was provably made after the receiver started (no replays across restarts).
  *
- * Plaintexts: HELLO = flags (1: REQUEST 0x01, REPLY 0x02), ping id (8), echoed ping id (8).
- * DATA = flags (1: BROADCAST 0x01), source MDP port (uint32 BE), destination MDP port
- * (uint32 BE), MDP payload.
+ * FORWARD (type 5): a frame for a node further away, carried one hop.
+ *   0  the 92-byte header as above (this hop's sender and receiver)
+ *   92 TTL (1): hops the frame may still travel (MDP's, at most 31)
+ *   93 the inner frame: a complete sealed DATA datagram (magic, version, type 3, 92-byte
+ *      header, ciphertext, tag) sealed END TO END between the source and destination SIDs
+ *      with the key HKDF-SHA256(X25519, salt = source boot, info = "svp-e2e-v1" | source
+ *      SID | destination SID) and the source's end-to-end counter; its "receiver boot" is
+ *      the destination's boot as the source's route says
+ *   .. 16-byte tag: ChaCha20-Poly1305 of this hop's key over an empty plaintext with
+ *      everything before it as associated data (a MAC: the hop proves who sent it, the
+ *      TTL is covered, and the inner frame is neither copied nor encrypted twice)
+ *
+ * Plaintexts:
+ *   HELLO = flags (1: REQUEST 0x01, REPLY 0x02, GOODBYE 0x04), ping id (8), echoed ping
+ *     id (8), hello number (2), hello interval (2, in 10 ms), IHU (1: the sender's
+ *     reception ratio of the receiver's hellos × 254; 255 = not known yet), MTU (2: the
+ *     largest MDP payload the sender takes on this link).
+ *   DATA = flags (1: BROADCAST 0x01), source MDP port (uint32 BE), destination MDP port
+ *     (uint32 BE), MDP payload.
+ *   ROUTE = a routing packet (route-packet.ts).
+ *   FLOOD = origin SID (32), broadcast id (8, random), TTL (1), source MDP port (4),
+ *     destination MDP port (4), MDP payload: an MDP broadcast, relayed hop by hop.
  */
 
 import { SID_BYTES, type Sid } from "../mesh/sid.ts";
+import { ROUTE_DROP_REASONS } from "./router.ts";
 
 export const OVERLAY_MAGIC_0 = 0x53; // 'S'
 export const OVERLAY_MAGIC_1 = 0x56; // 'V'
-export const OVERLAY_VERSION = 1;
+export const OVERLAY_VERSION = 2;
 
-export const PACKET_TYPE = { PROBE: 1, HELLO: 2, DATA: 3 } as const;
+export const PACKET_TYPE = { PROBE: 1, HELLO: 2, DATA: 3, ROUTE: 4, FORWARD: 5, FLOOD: 6 } as const;
 export type PacketType = (typeof PACKET_TYPE)[keyof typeof PACKET_TYPE];
 
 export const BOOT_BYTES = 8;
@@ -39,15 +59,22 @@ export const TAG_BYTES = 16;
 export const NONCE_BYTES = 12;
 export const SEALED_HEADER_BYTES = 92;
 /** Size of every PROBE datagram (>= the largest HELLO, see above). */
-export const PROBE_BYTES = 128;
-export const HELLO_PLAIN_BYTES = 17;
+export const PROBE_BYTES = 144;
+export const HELLO_PLAIN_BYTES = 24;
 export const DATA_PLAIN_HEADER_BYTES = 9;
-/** Largest MDP payload the overlay carries (servald's MDP MTU). */
+export const FLOOD_PLAIN_HEADER_BYTES = SID_BYTES + 8 + 1 + 8;
+/** Bytes a FORWARD adds around the inner frame (hop header, TTL, hop tag). */
+export const FORWARD_OVERHEAD = SEALED_HEADER_BYTES + 1 + TAG_BYTES;
+/** Bytes an inner (end-to-end) frame adds around the MDP payload. */
+export const E2E_OVERHEAD = SEALED_HEADER_BYTES + DATA_PLAIN_HEADER_BYTES + TAG_BYTES;
+/** Largest MDP payload on a link that is not loopback, unless configured (servald's MDP MTU). */
 export const OVERLAY_MDP_MTU = 1160;
-/** Largest datagram accepted; anything longer is dropped as oversize. */
-export const MAX_DATAGRAM_BYTES = SEALED_HEADER_BYTES + DATA_PLAIN_HEADER_BYTES + OVERLAY_MDP_MTU + TAG_BYTES;
+/** Largest MDP payload on a loopback link, and the largest the overlay carries at all. */
+export const MAX_MDP_MTU = 16384;
+/** Largest datagram accepted (a FORWARD of a MAX_MDP_MTU payload); anything longer is dropped as oversize. */
+export const MAX_DATAGRAM_BYTES = FORWARD_OVERHEAD + E2E_OVERHEAD + MAX_MDP_MTU;
 
-export const HELLO_FLAG = { REQUEST: 0x01, REPLY: 0x02 } as const;
+export const HELLO_FLAG = { REQUEST: 0x01, REPLY: 0x02, GOODBYE: 0x04 } as const;
 export const DATA_FLAG = { BROADCAST: 0x01 } as const;
 
 /** Why a datagram was dropped; these are the keys of the drop counters in `svp status`. */
@@ -64,8 +91,12 @@ export const DROP_REASONS = [
   "stale", // authentic but not addressed to our current boot (older than our start)
   "bad-payload", // authentic but malformed plaintext
   "unbound", // MDP port nobody has bound
-  "no-route", // outgoing: destination is not a live peer
+  "no-route", // destination is neither a live neighbour nor in the route table
   "client-slow", // a local API client did not read fast enough
+  "ttl-expired", // a forwarded frame or broadcast ran out of hops
+  "too-big", // an MDP payload larger than the path (or link) MTU
+  "flood-limit", // broadcasts relayed beyond the rate limit
+  ...ROUTE_DROP_REASONS, // routing messages (see router.ts)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -77,7 +108,7 @@ export interface ProbePacket {
 
 /** The cleartext part of a sealed packet. */
 export interface SealedHeader {
-  type: typeof PACKET_TYPE.HELLO | typeof PACKET_TYPE.DATA;
+  type: typeof PACKET_TYPE.HELLO | typeof PACKET_TYPE.DATA | typeof PACKET_TYPE.ROUTE | typeof PACKET_TYPE.FORWARD | typeof PACKET_TYPE.FLOOD;
   sender: Sid;
   receiver: Sid;
   senderBoot: Uint8Array;
@@ -85,9 +116,14 @@ export interface SealedHeader {
   counter: number;
 }
 
+/**
+ * A parsed datagram. For sealed types `aad` is what the AEAD authenticates and `sealed`
+ * the ciphertext and tag; for FORWARD, `aad` is everything but the 16-byte tag (`sealed`),
+ * and `ttl` and `inner` are set.
+ */
 export type ParsedDatagram =
   | { ok: true; packet: ProbePacket }
-  | { ok: true; packet: SealedHeader; aad: Uint8Array; sealed: Uint8Array }
+  | { ok: true; packet: SealedHeader; aad: Uint8Array; sealed: Uint8Array; ttl?: number; inner?: Uint8Array }
   | { ok: false; reason: DropReason };
 
 export function encodeProbe(sender: Sid, senderBoot: Uint8Array): Uint8Array {
@@ -142,8 +178,8 @@ export function parseDatagram(d: Uint8Array): ParsedDatagram {
     if (d.length > PROBE_BYTES) return { ok: false, reason: "oversize" };
     return { ok: true, packet: { type, sender: d.subarray(4, 36), senderBoot: d.subarray(36, 44) } };
   }
-  if (type !== PACKET_TYPE.HELLO && type !== PACKET_TYPE.DATA) return { ok: false, reason: "bad-type" };
-  const minPlain = type === PACKET_TYPE.HELLO ? HELLO_PLAIN_BYTES : DATA_PLAIN_HEADER_BYTES;
+  if (type !== PACKET_TYPE.HELLO && type !== PACKET_TYPE.DATA && type !== PACKET_TYPE.ROUTE && type !== PACKET_TYPE.FORWARD && type !== PACKET_TYPE.FLOOD) return { ok: false, reason: "bad-type" };
+  const minPlain = MIN_PLAIN[type];
   if (d.length < SEALED_HEADER_BYTES + minPlain + TAG_BYTES) return { ok: false, reason: "truncated" };
   const counter = readUint64(d, 84);
   const packet: SealedHeader = {
@@ -154,8 +190,21 @@ export function parseDatagram(d: Uint8Array): ParsedDatagram {
     receiverBoot: d.subarray(76, 84),
     counter,
   };
+  if (type === PACKET_TYPE.FORWARD) {
+    const tagAt = d.length - TAG_BYTES;
+    return { ok: true, packet, aad: d.subarray(0, tagAt), sealed: d.subarray(tagAt), ttl: d[SEALED_HEADER_BYTES]!, inner: d.subarray(SEALED_HEADER_BYTES + 1, tagAt) };
+  }
   return { ok: true, packet, aad: d.subarray(0, SEALED_HEADER_BYTES), sealed: d.subarray(SEALED_HEADER_BYTES) };
 }
+
+/** Smallest plaintext of each sealed type (FORWARD: TTL and the smallest inner frame, before the hop tag). */
+const MIN_PLAIN = {
+  [PACKET_TYPE.HELLO]: HELLO_PLAIN_BYTES,
+  [PACKET_TYPE.DATA]: DATA_PLAIN_HEADER_BYTES,
+  [PACKET_TYPE.ROUTE]: 2,
+  [PACKET_TYPE.FORWARD]: 1 + E2E_OVERHEAD,
+  [PACKET_TYPE.FLOOD]: FLOOD_PLAIN_HEADER_BYTES,
+} as const;
 
 export interface HelloBody {
   flags: number;
@@ -163,6 +212,14 @@ export interface HelloBody {
   ping: number;
   /** A ping id of the receiver echoed back (0 = none). */
   echo: number;
+  /** The sender's hello number (counts its periodic hellos on this session; replies repeat it). */
+  seq: number;
+  /** The sender's hello interval, ms (a multiple of 10). */
+  intervalMs: number;
+  /** The sender's reception ratio of the receiver's hellos × 254 (255: not known yet). */
+  ihu: number;
+  /** Largest MDP payload the sender takes on this link. */
+  mtu: number;
 }
 
 export function encodeHello(h: HelloBody): Uint8Array {
@@ -170,12 +227,23 @@ export function encodeHello(h: HelloBody): Uint8Array {
   out[0] = h.flags;
   writeUint64(out, 1, h.ping);
   writeUint64(out, 9, h.echo);
+  out[17] = (h.seq >>> 8) & 0xff;
+  out[18] = h.seq & 0xff;
+  const iv = Math.min(0xffff, Math.max(1, Math.round(h.intervalMs / 10)));
+  out[19] = iv >>> 8;
+  out[20] = iv & 0xff;
+  out[21] = h.ihu;
+  const mtu = Math.min(0xffff, h.mtu);
+  out[22] = mtu >>> 8;
+  out[23] = mtu & 0xff;
   return out;
 }
 
 export function decodeHello(p: Uint8Array): HelloBody | undefined {
   if (p.length !== HELLO_PLAIN_BYTES) return undefined;
-  return { flags: p[0]!, ping: readUint64(p, 1), echo: readUint64(p, 9) };
+  const intervalMs = ((p[19]! << 8) | p[20]!) * 10;
+  if (intervalMs === 0 || (p[0]! & ~(HELLO_FLAG.REQUEST | HELLO_FLAG.REPLY | HELLO_FLAG.GOODBYE)) !== 0) return undefined;
+  return { flags: p[0]!, ping: readUint64(p, 1), echo: readUint64(p, 9), seq: (p[17]! << 8) | p[18]!, intervalMs, ihu: p[21]!, mtu: (p[22]! << 8) | p[23]! };
 }
 
 export interface DataBody {
@@ -204,10 +272,38 @@ function writeUint32(out: Uint8Array, offset: number, value: number): void {
 }
 
 export function decodeData(p: Uint8Array): DataBody | undefined {
-  if (p.length < DATA_PLAIN_HEADER_BYTES || p.length > DATA_PLAIN_HEADER_BYTES + OVERLAY_MDP_MTU) return undefined;
+  if (p.length < DATA_PLAIN_HEADER_BYTES || p.length > DATA_PLAIN_HEADER_BYTES + MAX_MDP_MTU) return undefined;
   if ((p[0]! & ~DATA_FLAG.BROADCAST) !== 0) return undefined;
   const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
   return { broadcast: (p[0]! & DATA_FLAG.BROADCAST) !== 0, srcPort: v.getUint32(1), dstPort: v.getUint32(5), payload: p.subarray(DATA_PLAIN_HEADER_BYTES) };
+}
+
+export interface FloodBody {
+  origin: Sid;
+  /** 8 random bytes chosen by the origin: (origin, id) names the broadcast for duplicate suppression. */
+  id: Uint8Array;
+  ttl: number;
+  srcPort: number;
+  dstPort: number;
+  payload: Uint8Array;
+}
+
+export function encodeFlood(b: FloodBody): Uint8Array {
+  const out = new Uint8Array(FLOOD_PLAIN_HEADER_BYTES + b.payload.length);
+  out.set(b.origin, 0);
+  out.set(b.id, SID_BYTES);
+  out[SID_BYTES + 8] = b.ttl;
+  writeUint32(out, SID_BYTES + 9, b.srcPort);
+  writeUint32(out, SID_BYTES + 13, b.dstPort);
+  out.set(b.payload, FLOOD_PLAIN_HEADER_BYTES);
+  return out;
+}
+
+/** Views into `p` (copy what is kept). */
+export function decodeFlood(p: Uint8Array): FloodBody | undefined {
+  if (p.length < FLOOD_PLAIN_HEADER_BYTES || p.length > FLOOD_PLAIN_HEADER_BYTES + MAX_MDP_MTU) return undefined;
+  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  return { origin: p.subarray(0, SID_BYTES), id: p.subarray(SID_BYTES, SID_BYTES + 8), ttl: p[SID_BYTES + 8]!, srcPort: v.getUint32(SID_BYTES + 9), dstPort: v.getUint32(SID_BYTES + 13), payload: p.subarray(FLOOD_PLAIN_HEADER_BYTES) };
 }
 
 /** uint64 BE limited to 2^53 - 1 (JavaScript's exact integers; counters never get there). */

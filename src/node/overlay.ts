@@ -12,8 +12,24 @@
  * (from before a restart) are dropped and answered, at a bounded rate, with a HELLO that
  * carries the sender's current boot, so both sides resynchronise within one round trip.
  *
- * Direct peers only: no forwarding. Every identity of the keyring takes part (hellos are
- * sent from each), so a peer knows every SID of this node.
+ * Every identity of the keyring takes part (hellos are sent from each), so a peer knows
+ * every SID of this node.
+ *
+ * Multi-hop (see router.ts for the protocol, overlay-packet.ts for the bytes): hellos carry
+ * a number, the hello interval, the sender's reception ratio of ours and its link MTU, so
+ * each session knows its link's ETX-like cost (link-quality.ts). The router runs over the
+ * sealed ROUTE packets between neighbours. A datagram for a node that is not a neighbour
+ * (or better reached through another one) is sealed end to end between the two SIDs and
+ * carried in FORWARD packets, each hop authenticated by the neighbour key, TTL-limited.
+ * The destination checks the end-to-end seal, a replay window per (source SID, source
+ * boot) and that the frame names its current boot. A forwarding node can therefore drop,
+ * delay or misroute frames, but cannot read, alter, replay or forge them, nor make a frame
+ * look as if it came from another SID. MDP broadcasts are flooded (FLOOD packets): each
+ * node delivers and relays a broadcast once (origin SID + random id in a bounded cache),
+ * with a TTL and a relay rate limit; they are authenticated hop by hop only.
+ *
+ * A node that stops cleanly says GOODBYE (a sealed hello flag) to every live neighbour,
+ * which drops it and its routes at once; a crashed one expires after the peer timeout.
  */
 
 import type { Clock, Timer } from "../clock.ts";
@@ -27,12 +43,17 @@ import {
   type DropReason,
   DROP_REASONS,
   decodeData,
+  decodeFlood,
   decodeHello,
+  E2E_OVERHEAD,
   encodeData,
+  encodeFlood,
   encodeHello,
   encodeProbe,
   encodeSealedHeader,
+  type HelloBody,
   HELLO_FLAG,
+  MAX_MDP_MTU,
   nonceFor,
   OVERLAY_MDP_MTU,
   PACKET_TYPE,
@@ -45,9 +66,14 @@ import {
 } from "./overlay-packet.ts";
 import { ReplayWindow } from "./replay-window.ts";
 import { bytesKey } from "./bytes-key.ts";
+import { LinkQuality } from "./link-quality.ts";
+import { MAX_HOPS, Router } from "./router.ts";
+import { METRIC_INFINITY } from "./route-packet.ts";
 
 const KDF_LABEL = new TextEncoder().encode("svp-overlay-v1");
+const E2E_LABEL = new TextEncoder().encode("svp-e2e-v1");
 const ZERO_BOOT = new Uint8Array(BOOT_BYTES);
+const EMPTY = new Uint8Array(0);
 
 /** How a peer was first found. */
 export type PeerSource = "static" | "local" | "lan" | "incoming";
@@ -65,10 +91,21 @@ export interface OverlayOptions {
   staticPeers?: UdpEndpoint[];
   /** Same-host discovery (undefined = off, as with --no-discovery). */
   rendezvous?: RendezvousRegistry;
-  /** LAN discovery probe targets (broadcast/multicast addresses); only with --lan. */
-  lanTargets?: UdpEndpoint[];
+  /**
+   * LAN discovery probe targets (broadcast addresses); only with --lan. A function is asked
+   * at every probe round (interfaces come and go).
+   */
+  lanTargets?: UdpEndpoint[] | (() => UdpEndpoint[]);
   /** Boot value (8 bytes); random by default. Tests pin it. */
   boot?: Uint8Array;
+  /** Largest MDP payload on a link that is not loopback. Default OVERLAY_MDP_MTU (1160); loopback links carry MAX_MDP_MTU. */
+  linkMtu?: number;
+  /** Route table bound (destinations). Default 10,000. */
+  maxRoutes?: number;
+  /** Period of full routing dumps, ms. Default 4 hello intervals. */
+  updateIntervalMs?: number;
+  /** Uniform [0, 1) for the jitter of routing dumps (tests pin it). Default Math.random. */
+  random?: () => number;
 }
 
 export interface PeerInfo {
@@ -85,6 +122,25 @@ export interface PeerInfo {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** The link's routing cost (256 = perfect; undefined while not live). */
+  linkCost: number | undefined;
+  /** Largest MDP payload on this link. */
+  mtu: number;
+}
+
+/** How a reachable SID is reached (status). */
+export interface RouteInfo {
+  sid: Sid;
+  nextHop: Sid;
+  hops: number;
+  metric: number;
+  mtu: number;
+}
+
+/** Hops and path MTU of a reachable SID. */
+export interface ReachInfo {
+  hops: number;
+  mtu: number;
 }
 
 export type OverlayEvents = {
@@ -92,6 +148,8 @@ export type OverlayEvents = {
   "peer-down": (sid: Sid, localSid: Sid) => void;
   /** An authentic MDP datagram for one of our identities. */
   data: (localSid: Sid, dstPort: number, from: Sid, srcPort: number, payload: Uint8Array, broadcast: boolean) => void;
+  /** A SID (not ours) became reachable, unreachable (undefined), or its hops or path MTU changed. */
+  reach: (sid: Sid, info: ReachInfo | undefined) => void;
 };
 
 interface Session {
@@ -116,9 +174,32 @@ interface Session {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  quality: LinkQuality;
+  /** The largest MDP payload the peer takes on this link (from its hellos). */
+  peerMtu: number | undefined;
+  /** Our own link MTU for `mtuHost` (see #ownLinkMtu). */
+  mtuHost: string | undefined;
+  ownMtu: number;
+}
+
+interface E2eRecv {
+  key: Uint8Array;
+  window: ReplayWindow;
+  usedAt: number;
 }
 
 const MAX_SESSIONS = 4096;
+/** End-to-end receive states ((our SID, source SID, source boot): key and replay window). */
+const MAX_E2E_STATES = 4096;
+/** Highest counters of evicted end-to-end states, so that an evicted window resumes safely. */
+const MAX_E2E_FLOORS = 65536;
+/** Cached end-to-end send keys and X25519 results for non-neighbours. */
+const MAX_E2E_KEYS = 4096;
+/** Broadcast (origin, id) pairs remembered for duplicate suppression. */
+const MAX_FLOOD_IDS = 4096;
+/** Broadcasts relayed per second (sustained) and in a burst; more are dropped as "flood-limit". */
+const FLOOD_RELAY_RATE = 200;
+const FLOOD_RELAY_BURST = 400;
 const MAX_RETIRED_BOOTS = 16;
 const MAX_PINGS = 1024;
 const RESYNC_MIN_INTERVAL_MS = 500;
@@ -143,7 +224,7 @@ export class Overlay extends Emitter<OverlayEvents> {
   #stopped = false;
   #pingSeq = 0;
   /** Scratch for the DATA plaintext and the nonce: both are consumed by the AEAD at once. */
-  #plain = new Uint8Array(DATA_PLAIN_HEADER_BYTES + OVERLAY_MDP_MTU);
+  #plain = new Uint8Array(DATA_PLAIN_HEADER_BYTES + MAX_MDP_MTU);
   #nonce = new Uint8Array(NONCE_BYTES);
   /**
    * One packet counter for everything this boot sends. Keys are per (pair, boot), so a
@@ -154,6 +235,24 @@ export class Overlay extends Emitter<OverlayEvents> {
   /** Outstanding pings by id (node-wide, so pings sent from throwaway probe-reply sessions count too). */
   #pings = new Map<number, { at: number; remoteHex: string }>();
   #log: NodeLog;
+  /** The routing protocol (see router.ts). */
+  readonly router: Router;
+  /** Sessions by remote SID (a remote node with several identities, or we with several, has several). */
+  #byRemote = new Map<string, Set<Session>>();
+  /** Number of our periodic hellos: every session's hellos carry it, so each peer sees consecutive numbers. */
+  #helloSeq = 0;
+  /** One counter for every end-to-end frame this boot seals (keys are per (pair, boot), as for #txCounter). */
+  #e2eCounter = 0;
+  #e2eSendKeys = new Map<string, Uint8Array>();
+  #e2eSharedCache = new Map<string, Uint8Array>();
+  #e2eRecv = new Map<string, E2eRecv>();
+  #e2eFloors = new Map<string, number>();
+  #floodSeen = new Map<string, true>();
+  #floodTokens = FLOOD_RELAY_BURST;
+  #floodAt = 0;
+  #reach = new Map<string, ReachInfo>();
+  /** Frames this node forwarded for others (status, benchmarks). */
+  readonly forwarded = { packets: 0, bytes: 0 };
 
   constructor(options: OverlayOptions) {
     super();
@@ -164,6 +263,21 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * 3.5);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.#log = options.log ?? (() => {});
+    this.router = new Router({
+      clock: options.clock,
+      selfSids: this.#identities.map((i) => i.sid),
+      selfBoot: this.boot,
+      helloIntervalMs: this.helloIntervalMs,
+      ...(options.updateIntervalMs !== undefined ? { updateIntervalMs: options.updateIntervalMs } : {}),
+      transmit: (to, packets) => this.#sendRoute(to, packets),
+      maxPacketBytes: OVERLAY_MDP_MTU,
+      ...(options.maxRoutes !== undefined ? { maxDestinations: options.maxRoutes } : {}),
+      ownMtu: MAX_MDP_MTU,
+      countDrop: (r) => this.drops[r]++,
+      log: (level, m) => this.#log(level, m),
+      ...(options.random ? { random: options.random } : {}),
+    });
+    this.router.on("route", (dest) => this.#updateReach(dest));
   }
 
   get identities(): readonly Identity[] {
@@ -181,13 +295,21 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   /** Start greeting: one round at once, then every hello interval. */
   start(): void {
+    this.router.start();
     this.#tick();
   }
 
+  /**
+   * Stop: say GOODBYE to every live neighbour (they drop us and our routes at once), then
+   * close the sockets (the platform lets queued datagrams go first).
+   */
   stop(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.router.stop();
+    for (const s of this.#sessions.values()) if (s.live && s.address) this.#sendHello(s, HELLO_FLAG.GOODBYE, 0);
     for (const s of this.#sockets) s.close();
     this.#sockets = [];
   }
@@ -200,18 +322,41 @@ export class Overlay extends Emitter<OverlayEvents> {
     return this.#identities.some((i) => sidEquals(i.sid, sid));
   }
 
-  /** Reachable = a live session from any of our identities, or one of our own SIDs. */
+  /** Reachable = one of our own SIDs, a live neighbour, or a SID with a route. */
   reachability(sid: Sid): "reachable" | "unreachable" {
     if (this.isLocalSid(sid)) return "reachable";
-    for (const s of this.#sessions.values()) if (s.live && sidEquals(s.remote, sid)) return "reachable";
-    return "unreachable";
+    return this.#reach.has(bytesKey(sid)) || this.#liveSession(bytesKey(sid)) || this.router.route(sid) ? "reachable" : "unreachable";
   }
 
-  /** Distinct SIDs of live peers. */
+  /** Distinct SIDs of live neighbours and of every node with a route. */
   peers(): Sid[] {
     const seen = new Map<string, Sid>();
     for (const s of this.#sessions.values()) if (s.live) seen.set(s.remoteHex, s.remote);
+    for (const r of this.router.routes()) seen.set(toHex(r.dest), r.dest);
     return [...seen.values()];
+  }
+
+  /** Hops and path MTU to `sid` (undefined: unreachable or ours). */
+  reachInfo(sid: Sid): ReachInfo | undefined {
+    return this.#reach.get(bytesKey(sid));
+  }
+
+  /** Largest MDP payload that reaches `sid` now: ours, the largest; unknown, OVERLAY_MDP_MTU. */
+  pathMtu(sid: Sid): number {
+    if (this.isLocalSid(sid)) return MAX_MDP_MTU;
+    return this.#reach.get(bytesKey(sid))?.mtu ?? OVERLAY_MDP_MTU;
+  }
+
+  /** Every reachable node with its next hop, hops, metric and path MTU. */
+  routeInfo(): RouteInfo[] {
+    const out = new Map<string, RouteInfo>();
+    for (const r of this.router.routes()) out.set(bytesKey(r.dest), { sid: r.dest, nextHop: r.nextHop, hops: r.hops, metric: r.metric, mtu: r.mtu });
+    for (const [key, set] of this.#byRemote) {
+      const s = this.#best(set);
+      const r = out.get(key);
+      if (s && (!r || r.hops === 1 || sidEquals(r.nextHop, s.remote))) out.set(key, { sid: s.remote, nextHop: s.remote, hops: 1, metric: s.quality.cost, mtu: this.#linkMtu(s) });
+    }
+    return [...out.values()];
   }
 
   peerInfo(): PeerInfo[] {
@@ -229,23 +374,26 @@ export class Overlay extends Emitter<OverlayEvents> {
         packetsOut: s.packetsOut,
         bytesIn: s.bytesIn,
         bytesOut: s.bytesOut,
+        linkCost: s.live ? s.quality.cost : undefined,
+        mtu: this.#linkMtu(s),
       }));
   }
 
   /**
-   * Send an MDP datagram from (localSid, srcPort). Broadcast goes to every live peer as
-   * individual sealed packets. A datagram for one of our own identities is delivered
-   * locally. Returns false (and counts why) when it could not be sent.
+   * Send an MDP datagram from (localSid, srcPort). Broadcast is flooded to the whole mesh
+   * (within the TTL). A datagram for one of our own identities is delivered locally; for a
+   * live neighbour it goes directly (sealed once), unless the router reaches it better
+   * through another node; for a node further away it is sealed end to end and forwarded.
+   * Returns false (and counts why) when it could not be sent.
    */
   send(localSid: Sid, srcPort: number, dst: Sid, dstPort: number, payload: Uint8Array): boolean {
-    if (payload.length > OVERLAY_MDP_MTU) return false;
+    if (payload.length > MAX_MDP_MTU) {
+      this.drops["too-big"]++;
+      return false;
+    }
     const local = this.#identities.find((i) => sidEquals(i.sid, localSid));
     if (!local) return false;
-    if (isSidBroadcast(dst)) {
-      const plain = encodeData({ broadcast: true, srcPort, dstPort, payload }, this.#plain);
-      for (const s of this.#sessions.values()) if (s.live && s.local === local) this.#sendSealed(s, PACKET_TYPE.DATA, plain);
-      return true;
-    }
+    if (isSidBroadcast(dst)) return this.#originateFlood(local, srcPort, dstPort, payload);
     const target = this.#identities.find((i) => sidEquals(i.sid, dst));
     if (target) {
       const copy = payload.slice();
@@ -253,11 +401,25 @@ export class Overlay extends Emitter<OverlayEvents> {
       return true;
     }
     const s = this.#sessions.get(sessionKey(local.sid, dst));
-    if (!s || !s.live) {
+    const route = this.router.route(dst);
+    if (s && s.live && (!route || route.hops === 1)) {
+      if (payload.length > this.#linkMtu(s)) {
+        this.drops["too-big"]++;
+        return false;
+      }
+      this.#sendSealed(s, PACKET_TYPE.DATA, encodeData({ broadcast: false, srcPort, dstPort, payload }, this.#plain));
+      return true;
+    }
+    const next = route ? this.#liveSession(bytesKey(route.nextHop)) : undefined;
+    if (!route || !next) {
       this.drops["no-route"]++;
       return false;
     }
-    this.#sendSealed(s, PACKET_TYPE.DATA, encodeData({ broadcast: false, srcPort, dstPort, payload }, this.#plain));
+    if (payload.length > Math.min(route.mtu, this.#linkMtu(next))) {
+      this.drops["too-big"]++;
+      return false;
+    }
+    this.#originateForward(next, local, dst, route.boot, srcPort, dstPort, payload);
     return true;
   }
 
@@ -272,6 +434,15 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!local) return void this.drops["not-for-us"]++;
     if (!this.#usableSid(h.sender)) return void this.drops["bad-sid"]++;
     if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
+    if (h.type === PACKET_TYPE.FORWARD && parsed.inner!.length >= SEALED_HEADER_BYTES) {
+      // The last hop: the end-to-end seal, the source's replay window and our boot in it
+      // are all the checks the frame needs (a forged or replayed one fails them at the cost
+      // the hop tag would have had), so the hop tag is not checked: one AEAD operation less
+      // per frame. Nothing about the hop's session is learnt from it either.
+      const receiver = parsed.inner!.subarray(36, 68);
+      const me = this.#identities.find((i) => sidEquals(i.sid, receiver));
+      if (me) return this.#onInner(me, parsed.inner!);
+    }
     let s = this.#sessions.get(sessionKey(local.sid, h.sender));
     const candidate = s ?? this.#newSession(local, h.sender, this.#sourceOf(from));
     if (!candidate) return void this.drops["bad-sid"]++;
@@ -283,20 +454,38 @@ export class Overlay extends Emitter<OverlayEvents> {
       if (!this.#admit(candidate)) return;
       s = candidate;
     }
+    if (h.type === PACKET_TYPE.FORWARD && plain.length !== 0) return void this.drops.forged++;
     const fresh = sidEquals16(h.receiverBoot, this.boot);
     if (!fresh) {
       // Authentic but made before we started (or before the sender knew our boot).
-      if (h.type === PACKET_TYPE.DATA) this.drops.stale++;
+      if (h.type !== PACKET_TYPE.HELLO) this.drops.stale++;
       this.#resync(s, h, from);
       return;
     }
+    let hello: HelloBody | undefined;
+    if (h.type === PACKET_TYPE.HELLO) {
+      hello = decodeHello(plain);
+      if (!hello) {
+        s.window.accept(h.counter);
+        return void this.drops["bad-payload"]++;
+      }
+      if (hello.flags & HELLO_FLAG.GOODBYE) {
+        s.window.accept(h.counter);
+        return this.#goodbye(s);
+      }
+    }
+    let changed = false;
     if (!currentBoot) {
       if (s.peerBoot) {
+        // The peer restarted: everything learnt from its previous run goes.
         s.retiredBoots.push(bytesKey(s.peerBoot));
         if (s.retiredBoots.length > MAX_RETIRED_BOOTS) s.retiredBoots.shift();
+        s.quality = new LinkQuality();
+        this.router.neighbourDown(s.remote);
       }
       s.peerBoot = h.senderBoot.slice();
       s.window.reset();
+      changed = true;
     }
     s.window.accept(h.counter);
     s.address = from;
@@ -305,25 +494,293 @@ export class Overlay extends Emitter<OverlayEvents> {
     s.bytesIn += data.length;
     if (!s.live) {
       s.live = true;
+      changed = true;
       this.#log("info", `peer ${sidShort(s.remote)} up at ${endpointKey(from)} (${s.source})`);
       this.emit("peer-up", s.remote, s.local.sid);
     }
-    if (h.type === PACKET_TYPE.HELLO) {
-      const hello = decodeHello(plain);
-      if (!hello) return void this.drops["bad-payload"]++;
-      const ping = hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 ? this.#pings.get(hello.echo) : undefined;
-      if (ping && ping.remoteHex === s.remoteHex) {
-        s.rttMs = this.#o.clock.now() - ping.at;
-        this.#pings.delete(hello.echo);
-      }
-      // Ask back while we have no RTT of our own yet, so both sides measure one from the first exchange.
-      // (Only on a plain request: a reply is never answered with a request, so exchanges end.)
-      if (hello.flags & HELLO_FLAG.REQUEST) this.#sendHello(s, HELLO_FLAG.REPLY | (s.rttMs === undefined && !(hello.flags & HELLO_FLAG.REPLY) ? HELLO_FLAG.REQUEST : 0), hello.ping);
-      return;
+    if (hello) {
+      this.#onHello(s, hello);
+      changed = true;
     }
+    if (changed) this.#syncNeighbour(s.remote);
+    switch (h.type) {
+      case PACKET_TYPE.DATA: {
+        const body = decodeData(plain);
+        if (!body) return void this.drops["bad-payload"]++;
+        this.emit("data", s.local.sid, body.dstPort, s.remote, body.srcPort, body.payload, body.broadcast);
+        return;
+      }
+      case PACKET_TYPE.ROUTE:
+        return this.router.receive(s.remote, plain);
+      case PACKET_TYPE.FORWARD:
+        return this.#onForward(s, parsed.ttl!, parsed.inner!);
+      case PACKET_TYPE.FLOOD:
+        return this.#onFlood(s, plain);
+    }
+  }
+
+  #onHello(s: Session, hello: HelloBody): void {
+    const now = this.#o.clock.now();
+    s.quality.onHello(hello.seq, hello.intervalMs, hello.ihu, now);
+    s.peerMtu = hello.mtu >= 256 ? hello.mtu : undefined;
+    const ping = hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 ? this.#pings.get(hello.echo) : undefined;
+    if (ping && ping.remoteHex === s.remoteHex) {
+      s.rttMs = now - ping.at;
+      s.quality.onRtt(s.rttMs);
+      this.#pings.delete(hello.echo);
+    }
+    // Ask back while we have no RTT of our own yet, so both sides measure one from the first exchange.
+    // (Only on a plain request: a reply is never answered with a request, so exchanges end.)
+    if (hello.flags & HELLO_FLAG.REQUEST) this.#sendHello(s, HELLO_FLAG.REPLY | (s.rttMs === undefined && !(hello.flags & HELLO_FLAG.REPLY) ? HELLO_FLAG.REQUEST : 0), hello.ping);
+  }
+
+  /** The peer stopped cleanly: it is gone now, and so is anything it sent from this boot. */
+  #goodbye(s: Session): void {
+    if (s.peerBoot) {
+      s.retiredBoots.push(bytesKey(s.peerBoot));
+      if (s.retiredBoots.length > MAX_RETIRED_BOOTS) s.retiredBoots.shift();
+    }
+    s.peerBoot = undefined;
+    s.window.reset();
+    s.quality = new LinkQuality();
+    if (!s.live) return;
+    s.live = false;
+    this.#log("info", `peer ${sidShort(s.remote)} said goodbye`);
+    this.emit("peer-down", s.remote, s.local.sid);
+    this.#syncNeighbour(s.remote);
+  }
+
+  /** Tell the router how the best live session to `remote` is (or that there is none), and update reachability. */
+  #syncNeighbour(remote: Sid): void {
+    const key = bytesKey(remote);
+    const set = this.#byRemote.get(key);
+    const best = set ? this.#best(set) : undefined;
+    if (!best) this.router.neighbourDown(remote);
+    else if (this.router.isNeighbour(remote)) this.router.neighbourChanged(remote, best.quality.cost, this.#linkMtu(best));
+    else this.router.neighbourUp(remote, best.quality.cost, this.#linkMtu(best));
+    this.#updateReach(remote);
+  }
+
+  /** The live session with the cheapest link among `set` (undefined: none live). */
+  #best(set: Set<Session>): Session | undefined {
+    let best: Session | undefined;
+    for (const s of set) if (s.live && s.address && (!best || s.quality.cost < best.quality.cost)) best = s;
+    return best;
+  }
+
+  #liveSession(remoteKey: string): Session | undefined {
+    const set = this.#byRemote.get(remoteKey);
+    return set ? this.#best(set) : undefined;
+  }
+
+  /** Largest MDP payload on this session's link: loopback links take MAX_MDP_MTU, others the configured link MTU; the peer's own figure caps it. */
+  #linkMtu(s: Session): number {
+    const own = this.#ownLinkMtu(s);
+    return s.peerMtu === undefined ? own : Math.min(own, s.peerMtu);
+  }
+
+  /** What this node takes on the session's link (cached per address host: this runs per datagram). */
+  #ownLinkMtu(s: Session): number {
+    const host = s.address?.host;
+    if (host !== s.mtuHost) {
+      s.mtuHost = host;
+      s.ownMtu = host !== undefined && isLoopbackHost(host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU);
+    }
+    return s.ownMtu;
+  }
+
+  #updateReach(sid: Sid): void {
+    if (this.isLocalSid(sid)) return;
+    const key = bytesKey(sid);
+    const direct = this.#liveSession(key);
+    const route = this.router.route(sid);
+    const info: ReachInfo | undefined = direct && (!route || route.hops === 1) ? { hops: 1, mtu: this.#linkMtu(direct) } : route ? { hops: route.hops, mtu: route.mtu } : undefined;
+    const old = this.#reach.get(key);
+    if (!info && !old) return;
+    if (info && old && info.hops === old.hops && info.mtu === old.mtu) return;
+    if (info) this.#reach.set(key, info);
+    else this.#reach.delete(key);
+    this.emit("reach", sid, info);
+  }
+
+  #sendRoute(to: Sid, packets: Uint8Array[]): void {
+    const s = this.#liveSession(bytesKey(to));
+    if (!s) return;
+    for (const p of packets) this.#sendSealed(s, PACKET_TYPE.ROUTE, p);
+  }
+
+  /** An inner frame addressed to our identity `local`: only data travels end to end (routing is between neighbours). */
+  #onInner(local: Identity, inner: Uint8Array): void {
+    const p = parseDatagram(inner);
+    if (!p.ok || !("aad" in p)) return void this.drops["bad-payload"]++;
+    const h = p.packet;
+    if (h.type !== PACKET_TYPE.DATA) return void this.drops[h.type === PACKET_TYPE.ROUTE ? "route-not-neighbour" : "bad-payload"]++;
+    this.#deliverE2e(local, h, p.aad, p.sealed);
+  }
+
+  /** A FORWARD from neighbour `s` (its hop tag checked) for another node: pass it on. */
+  #onForward(s: Session, ttl: number, inner: Uint8Array): void {
+    const p = parseDatagram(inner);
+    if (!p.ok || !("aad" in p)) return void this.drops["bad-payload"]++;
+    const h = p.packet;
+    // Only data travels end to end: routing is between neighbours.
+    if (h.type !== PACKET_TYPE.DATA) return void this.drops[h.type === PACKET_TYPE.ROUTE ? "route-not-neighbour" : "bad-payload"]++;
+    const local = this.#identities.find((i) => sidEquals(i.sid, h.receiver));
+    if (local) return this.#deliverE2e(local, h, p.aad, p.sealed);
+    if (isSidAny(h.receiver) || isSidBroadcast(h.receiver) || isSidAny(h.sender) || isSidBroadcast(h.sender)) return void this.drops["bad-sid"]++;
+    if (ttl <= 1) return void this.drops["ttl-expired"]++;
+    const route = this.router.route(h.receiver);
+    const next = route ? this.#liveSession(bytesKey(route.nextHop)) : this.#liveSession(bytesKey(h.receiver));
+    if (!next) return void this.drops["no-route"]++;
+    if (inner.length - E2E_OVERHEAD > this.#linkMtu(next)) return void this.drops["too-big"]++;
+    this.forwarded.packets++;
+    this.forwarded.bytes += inner.length;
+    const datagram = new Uint8Array(SEALED_HEADER_BYTES + 1 + inner.length + TAG_BYTES);
+    datagram.set(inner, SEALED_HEADER_BYTES + 1);
+    this.#sealForward(next, ttl - 1, datagram);
+    void s;
+  }
+
+  /** Seal an end-to-end frame from `local` to `dst` straight into a FORWARD datagram for `next`. */
+  #originateForward(next: Session, local: Identity, dst: Sid, dstBoot: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array): void {
+    const innerLen = E2E_OVERHEAD + payload.length;
+    const datagram = new Uint8Array(SEALED_HEADER_BYTES + 1 + innerLen + TAG_BYTES);
+    const inner = datagram.subarray(SEALED_HEADER_BYTES + 1, SEALED_HEADER_BYTES + 1 + innerLen);
+    const counter = ++this.#e2eCounter;
+    const header = encodeSealedHeader({ type: PACKET_TYPE.DATA, sender: local.sid, receiver: dst, senderBoot: this.boot, receiverBoot: dstBoot, counter }, inner);
+    const key = this.#e2eSendKey(local, dst);
+    if (!key) return void this.drops["bad-sid"]++;
+    this.#o.crypto.seal(key, nonceFor(counter, this.#nonce), header, encodeData({ broadcast: false, srcPort, dstPort, payload }, this.#plain), inner.subarray(SEALED_HEADER_BYTES));
+    this.#sealForward(next, MAX_HOPS, datagram);
+  }
+
+  /** Fill in the hop header, TTL and hop tag of a FORWARD whose inner frame is in place, and send it. */
+  #sealForward(s: Session, ttl: number, datagram: Uint8Array): void {
+    const counter = ++this.#txCounter;
+    encodeSealedHeader({ type: PACKET_TYPE.FORWARD, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: s.peerBoot ?? ZERO_BOOT, counter }, datagram);
+    datagram[SEALED_HEADER_BYTES] = ttl;
+    const tagAt = datagram.length - TAG_BYTES;
+    this.#o.crypto.seal(s.sendKey, nonceFor(counter, this.#nonce), datagram.subarray(0, tagAt), EMPTY, datagram.subarray(tagAt));
+    if (s.address && this.#transmit(datagram, s.address)) {
+      s.packetsOut++;
+      s.bytesOut += datagram.length;
+    }
+  }
+
+  #e2eShared(local: Identity, remote: Sid): Uint8Array | undefined {
+    const k = bytesKey(local.sid) + bytesKey(remote);
+    let shared = this.#e2eSharedCache.get(k);
+    if (!shared) {
+      const ses = this.#sessions.get(k);
+      shared = ses ? ses.shared : this.#o.crypto.x25519(local.secret, remote);
+      if (!shared) return undefined;
+      if (this.#e2eSharedCache.size >= MAX_E2E_KEYS) this.#e2eSharedCache.delete(this.#e2eSharedCache.keys().next().value!);
+      this.#e2eSharedCache.set(k, shared);
+    }
+    return shared;
+  }
+
+  #e2eSendKey(local: Identity, dst: Sid): Uint8Array | undefined {
+    const k = bytesKey(local.sid) + bytesKey(dst);
+    let key = this.#e2eSendKeys.get(k);
+    if (!key) {
+      const shared = this.#e2eShared(local, dst);
+      if (!shared) return undefined;
+      key = this.#o.crypto.hkdf(shared, this.boot, concat3(E2E_LABEL, local.sid, dst), 32);
+      if (this.#e2eSendKeys.size >= MAX_E2E_KEYS) this.#e2eSendKeys.delete(this.#e2eSendKeys.keys().next().value!);
+      this.#e2eSendKeys.set(k, key);
+    }
+    return key;
+  }
+
+  /** An end-to-end frame for one of our identities: check boot, replay window and seal, then deliver. */
+  #deliverE2e(local: Identity, h: SealedHeader, aad: Uint8Array, sealed: Uint8Array): void {
+    if (!this.#usableSid(h.sender)) return void this.drops["bad-sid"]++;
+    if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
+    if (!sidEquals16(h.receiverBoot, this.boot)) return void this.drops.stale++;
+    const k = bytesKey(local.sid) + bytesKey(h.sender) + bytesKey(h.senderBoot);
+    let st = this.#e2eRecv.get(k);
+    let created = false;
+    if (!st) {
+      const shared = this.#e2eShared(local, h.sender);
+      if (!shared) return void this.drops["bad-sid"]++;
+      const window = new ReplayWindow(1024);
+      const floor = this.#e2eFloors.get(k);
+      if (floor !== undefined) window.startAfter(floor);
+      st = { key: this.#o.crypto.hkdf(shared, h.senderBoot, concat3(E2E_LABEL, h.sender, local.sid), 32), window, usedAt: 0 };
+      created = true;
+    }
+    if (!st.window.check(h.counter)) return void this.drops.replay++;
+    const plain = this.#o.crypto.open(st.key, nonceFor(h.counter, this.#nonce), aad, sealed);
+    if (!plain) return void this.drops.forged++;
+    if (created) {
+      // Only authentic frames create state; when full, the least recently used goes and its highest counter is kept.
+      if (this.#e2eRecv.size >= MAX_E2E_STATES) this.#evictE2e();
+      this.#e2eRecv.set(k, st);
+    }
+    st.window.accept(h.counter);
+    st.usedAt = this.#o.clock.now();
     const body = decodeData(plain);
     if (!body) return void this.drops["bad-payload"]++;
-    this.emit("data", s.local.sid, body.dstPort, s.remote, body.srcPort, body.payload, body.broadcast);
+    this.emit("data", local.sid, body.dstPort, h.sender, body.srcPort, body.payload, false);
+  }
+
+  #evictE2e(): void {
+    let victim: [string, E2eRecv] | undefined;
+    for (const e of this.#e2eRecv) if (!victim || e[1].usedAt < victim[1].usedAt) victim = e;
+    if (!victim) return;
+    this.#e2eRecv.delete(victim[0]);
+    this.#e2eFloors.delete(victim[0]);
+    this.#e2eFloors.set(victim[0], victim[1].window.highest);
+    if (this.#e2eFloors.size > MAX_E2E_FLOORS) this.#e2eFloors.delete(this.#e2eFloors.keys().next().value!);
+  }
+
+  /** Our own MDP broadcast: flooded to every live neighbour with a fresh id. */
+  #originateFlood(local: Identity, srcPort: number, dstPort: number, payload: Uint8Array): boolean {
+    const id = this.#o.crypto.randomBytes(8);
+    this.#rememberFlood(bytesKey(local.sid) + bytesKey(id));
+    this.#relayFlood(encodeFlood({ origin: local.sid, id, ttl: MAX_HOPS, srcPort, dstPort, payload }), payload.length, undefined, undefined);
+    return true;
+  }
+
+  #onFlood(s: Session, plain: Uint8Array): void {
+    const b = decodeFlood(plain);
+    if (!b) return void this.drops["bad-payload"]++;
+    if (this.isLocalSid(b.origin)) return; // our own, come back round
+    if (isSidAny(b.origin) || isSidBroadcast(b.origin)) return void this.drops["bad-sid"]++;
+    const key = bytesKey(b.origin) + bytesKey(b.id);
+    if (this.#floodSeen.has(key)) return; // a duplicate: normal in a mesh, not counted
+    this.#rememberFlood(key);
+    for (const id of this.#identities) this.emit("data", id.sid, b.dstPort, b.origin, b.srcPort, b.payload, true);
+    if (b.ttl <= 1) return void this.drops["ttl-expired"]++;
+    const now = this.#o.clock.now();
+    this.#floodTokens = Math.min(FLOOD_RELAY_BURST, this.#floodTokens + ((now - this.#floodAt) * FLOOD_RELAY_RATE) / 1000);
+    this.#floodAt = now;
+    if (this.#floodTokens < 1) return void this.drops["flood-limit"]++;
+    this.#floodTokens--;
+    const relay = plain.slice();
+    relay[32 + 8] = b.ttl - 1;
+    this.#relayFlood(relay, b.payload.length, s.remote, b.origin);
+  }
+
+  #rememberFlood(key: string): void {
+    this.#floodSeen.set(key, true);
+    if (this.#floodSeen.size > MAX_FLOOD_IDS) this.#floodSeen.delete(this.#floodSeen.keys().next().value!);
+  }
+
+  /** Send a FLOOD plaintext to every live neighbour but `except` and the origin. */
+  #relayFlood(plain: Uint8Array, payloadLength: number, except: Sid | undefined, origin: Sid | undefined): void {
+    let tooBig = false;
+    for (const set of this.#byRemote.values()) {
+      const s = this.#best(set);
+      if (!s || (except && sidEquals(s.remote, except)) || (origin && sidEquals(s.remote, origin))) continue;
+      if (payloadLength > this.#linkMtu(s)) {
+        tooBig = true;
+        continue;
+      }
+      this.#sendSealed(s, PACKET_TYPE.FLOOD, plain);
+    }
+    if (tooBig) this.drops["too-big"]++;
   }
 
   #usableSid(sid: Sid): boolean {
@@ -331,6 +788,8 @@ export class Overlay extends Emitter<OverlayEvents> {
   }
 
   #onProbe(sender: Sid, senderBoot: Uint8Array, from: UdpEndpoint): void {
+    // Our own LAN broadcast probe, heard back: not an attack, nothing to count.
+    if (this.isLocalSid(sender) && sidEquals16(senderBoot, this.boot)) return;
     if (!this.#usableSid(sender)) return void this.drops["bad-sid"]++;
     if (sidEquals16(senderBoot, ZERO_BOOT)) return void this.drops["bad-payload"]++;
     const now = this.#o.clock.now();
@@ -343,7 +802,7 @@ export class Overlay extends Emitter<OverlayEvents> {
       // An unauthenticated probe must not create state: use a throwaway session unless one exists.
       const s = this.#sessions.get(sessionKey(local.sid, sender)) ?? this.#newSession(local, sender, this.#sourceOf(from));
       if (!s) return void this.drops["bad-sid"]++;
-      this.#sendSealed(s, PACKET_TYPE.HELLO, encodeHello({ flags: HELLO_FLAG.REQUEST, ping: this.#nextPing(s), echo: 0 }), from, senderBoot);
+      this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0, from), from, senderBoot);
     }
   }
 
@@ -352,7 +811,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     const now = this.#o.clock.now();
     if (now - s.lastResync < RESYNC_MIN_INTERVAL_MS) return;
     s.lastResync = now;
-    this.#sendSealed(s, PACKET_TYPE.HELLO, encodeHello({ flags: HELLO_FLAG.REQUEST, ping: this.#nextPing(s), echo: 0 }), from, h.senderBoot);
+    this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0, from), from, h.senderBoot);
   }
 
   #nextPing(s: Session): number {
@@ -364,7 +823,13 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   #sendHello(s: Session, flags: number, echo: number): void {
     const ping = flags & HELLO_FLAG.REQUEST ? this.#nextPing(s) : 0;
-    this.#sendSealed(s, PACKET_TYPE.HELLO, encodeHello({ flags, ping, echo }));
+    this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, flags, ping, echo));
+  }
+
+  #helloBody(s: Session, flags: number, ping: number, echo: number, to?: UdpEndpoint): Uint8Array {
+    // A probe reply goes to the prober's address (the session may have none yet).
+    const own = to ? (isLoopbackHost(to.host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU)) : this.#ownLinkMtu(s);
+    return encodeHello({ flags, ping, echo, seq: this.#helloSeq, intervalMs: this.helloIntervalMs, ihu: s.quality.ihu, mtu: own });
   }
 
   #sendSealed(s: Session, type: SealedHeader["type"], plain: Uint8Array, to?: UdpEndpoint, receiverBoot?: Uint8Array): void {
@@ -413,6 +878,10 @@ export class Overlay extends Emitter<OverlayEvents> {
       packetsOut: 0,
       bytesIn: 0,
       bytesOut: 0,
+      quality: new LinkQuality(),
+      peerMtu: undefined,
+      mtuHost: undefined,
+      ownMtu: OVERLAY_MDP_MTU,
     };
   }
 
@@ -422,10 +891,22 @@ export class Overlay extends Emitter<OverlayEvents> {
       let victim: [string, Session] | undefined;
       for (const e of this.#sessions) if (!e[1].live && (!victim || (e[1].lastSeen ?? 0) < (victim[1].lastSeen ?? 0))) victim = e;
       if (!victim) return false;
-      this.#sessions.delete(victim[0]);
+      this.#forget(victim[0], victim[1]);
     }
     this.#sessions.set(sessionKey(s.local.sid, s.remote), s);
+    const rk = bytesKey(s.remote);
+    let set = this.#byRemote.get(rk);
+    if (!set) this.#byRemote.set(rk, (set = new Set()));
+    set.add(s);
     return true;
+  }
+
+  #forget(key: string, s: Session): void {
+    this.#sessions.delete(key);
+    const rk = bytesKey(s.remote);
+    const set = this.#byRemote.get(rk);
+    set?.delete(s);
+    if (set && set.size === 0) this.#byRemote.delete(rk);
   }
 
   #recvKey(s: Session, boot: Uint8Array): Uint8Array {
@@ -443,23 +924,32 @@ export class Overlay extends Emitter<OverlayEvents> {
     const key = endpointKey(from);
     if ((this.#o.staticPeers ?? []).some((p) => endpointKey(p) === key)) return "static";
     if (isLoopbackHost(from.host) && this.#o.rendezvous) return "local";
-    if (this.#o.lanTargets?.length && !isLoopbackHost(from.host)) return "lan";
+    if (this.#o.lanTargets && !isLoopbackHost(from.host)) return "lan";
     return "incoming";
   }
 
   #tick(): void {
     if (this.#stopped) return;
     const now = this.#o.clock.now();
+    this.#helloSeq = (this.#helloSeq + 1) & 0xffff;
+    const changed = new Map<string, Sid>();
     for (const [key, s] of this.#sessions) {
       if (s.live && s.lastSeen !== undefined && now - s.lastSeen > this.peerTimeoutMs) {
         s.live = false;
         this.#log("info", `peer ${sidShort(s.remote)} expired (silent for ${Math.round((now - s.lastSeen) / 1000)} s)`);
         this.emit("peer-down", s.remote, s.local.sid);
+        changed.set(s.remoteHex, s.remote);
+      }
+      if (s.live) {
+        s.quality.tick(now);
+        changed.set(s.remoteHex, s.remote);
       }
       if (!s.live && s.lastSeen !== undefined && now - s.lastSeen > FORGET_AFTER_MS) s.address = undefined;
-      if (s.lastSeen === undefined && !s.live) this.#sessions.delete(key);
+      if (s.lastSeen === undefined && !s.live) this.#forget(key, s);
       else if (s.address) this.#sendHello(s, HELLO_FLAG.REQUEST, 0);
     }
+    // Link costs may have moved (silence counts as loss); expired peers take their routes with them.
+    for (const sid of changed.values()) this.#syncNeighbour(sid);
     for (const [k, t] of this.#probeReplies) if (now - t >= RESYNC_MIN_INTERVAL_MS) this.#probeReplies.delete(k);
     const liveAt = new Set<string>();
     for (const s of this.#sessions.values()) if (s.live && s.address) liveAt.add(endpointKey(s.address));
@@ -471,7 +961,14 @@ export class Overlay extends Emitter<OverlayEvents> {
   }
 
   #probeTargets(): UdpEndpoint[] {
-    const out: UdpEndpoint[] = [...(this.#o.staticPeers ?? []), ...(this.#o.lanTargets ?? [])];
+    const lan = this.#o.lanTargets;
+    let lanTargets: UdpEndpoint[] = [];
+    try {
+      lanTargets = typeof lan === "function" ? lan() : (lan ?? []);
+    } catch (err) {
+      this.#log("warn", `LAN discovery: ${(err as Error).message}`);
+    }
+    const out: UdpEndpoint[] = [...(this.#o.staticPeers ?? []), ...lanTargets];
     if (this.#o.rendezvous) {
       const own = new Set(this.#sockets.map((s) => s.local.port));
       let entries: { port: number }[] = [];

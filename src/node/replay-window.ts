@@ -46,6 +46,15 @@ export class ReplayWindow {
     this.#bits.fill(0);
   }
 
+  /**
+   * Refuse every counter up to `highest` from now on (as if all had been seen): how a window
+   * that had to be forgotten resumes safely when only its highest counter was kept.
+   */
+  startAfter(highest: number): void {
+    this.#highest = highest;
+    this.#bits.fill(0xff);
+  }
+
   #clear(c: number): void {
     const i = c % this.size;
     this.#bits[i >> 3]! &= ~(1 << (i & 7));

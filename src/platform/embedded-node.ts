@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, fstatSync, unlinkSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { basename, resolve as resolvePath } from "node:path";
 import { setImmediate } from "node:timers";
 import { setFlagsFromString } from "node:v8";
@@ -19,7 +20,7 @@ import { memoryPair } from "../stream/memory-pair.ts";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
 import { loadOrCreateKeyring, primaryIdentity } from "../node/keyring.ts";
 import { DEFAULT_OVERLAY_PORT, MeshNode } from "../node/mesh-node.ts";
-import { checkBindAddress, checkHelloInterval, checkTimers, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
+import { checkBindAddress, checkHelloInterval, checkLinkMtu, checkTimers, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
 import type { NodeLog, PeerCredentials, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/overlay.ts";
 import type { StatusReport } from "../status/status-report.ts";
@@ -55,8 +56,10 @@ export interface EmbeddedNodeOptions {
   discovery?: boolean;
   helloIntervalMs?: number;
   peerTimeoutMs?: number;
-  /** Where LAN probes go instead of the broadcast address (tests: loopback only). */
+  /** Where LAN probes go instead of the broadcast addresses (tests: loopback only). */
   lanTargets?: string[];
+  /** Largest MDP payload on links that are not loopback (default 1160). */
+  linkMtu?: number;
   log?: NodeLog;
   /** Version string reported in status. */
   version?: string;
@@ -86,6 +89,38 @@ async function resolvePeer(text: string): Promise<UdpEndpoint[]> {
   }
 }
 
+/**
+ * LAN probe targets: the directed broadcast address of every IPv4 interface that is up and
+ * not loopback (so a node with several interfaces probes every segment it is on; the
+ * limited broadcast 255.255.255.255 only leaves by one interface, and not at all without a
+ * default route), on the default overlay port. 255.255.255.255 when there is none.
+ * Asked again at every probe round: interfaces come and go.
+ */
+export function lanBroadcastTargets(): UdpEndpoint[] {
+  const out = new Map<string, UdpEndpoint>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== "IPv4" || a.internal || !a.netmask) continue;
+      const addr = ipv4ToInt(a.address);
+      const mask = ipv4ToInt(a.netmask);
+      if (addr === undefined || mask === undefined || mask === 0xffffffff) continue;
+      const host = intToIpv4((addr | ~mask) >>> 0);
+      out.set(host, { host, port: DEFAULT_OVERLAY_PORT });
+    }
+  }
+  return out.size ? [...out.values()] : [{ host: "255.255.255.255", port: DEFAULT_OVERLAY_PORT }];
+}
+
+function ipv4ToInt(text: string): number | undefined {
+  const p = text.split(".").map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) return undefined;
+  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+}
+
+function intToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join(".");
+}
+
 /** Load svp.conf of `home` merged under `options`. */
 export function effectiveNodeConfig(home: string, options: EmbeddedNodeOptions): NodeConfig {
   ensureHome(home);
@@ -99,6 +134,7 @@ export function effectiveNodeConfig(home: string, options: EmbeddedNodeOptions):
     discovery: options.discovery,
     helloIntervalMs: options.helloIntervalMs === undefined ? undefined : checkHelloInterval(options.helloIntervalMs, "--hello-interval"),
     peerTimeoutMs: options.peerTimeoutMs === undefined ? undefined : checkPeerTimeout(options.peerTimeoutMs, "--peer-timeout"),
+    linkMtu: options.linkMtu === undefined ? undefined : checkLinkMtu(options.linkMtu, "--link-mtu"),
   };
   const merged = mergeNodeConfig(base, flags);
   checkTimers(merged);
@@ -128,11 +164,11 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
   const lan = config.lan ?? false;
   const remotePeers = staticPeers.some((p) => !isLoopbackHost(p.host));
   const bindHosts = config.bind.length ? config.bind : lan || remotePeers ? ["0.0.0.0", "::"] : ["127.0.0.1", "::1"];
-  const lanTargets: UdpEndpoint[] | undefined = !lan
+  const lanTargets: UdpEndpoint[] | (() => UdpEndpoint[]) | undefined = !lan
     ? undefined
     : options.lanTargets
       ? options.lanTargets.map((t) => parsePeerAddress(t, "LAN target"))
-      : [{ host: "255.255.255.255", port: DEFAULT_OVERLAY_PORT }];
+      : lanBroadcastTargets;
   let rendezvous;
   /** Start-up warnings: logged, and in WELCOME and status so `svp daemon start` can say them. */
   const notes: string[] = [];
@@ -160,6 +196,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
     ...(lanTargets ? { lanTargets, lan: true } : {}),
     ...(config.helloIntervalMs !== undefined ? { helloIntervalMs: config.helloIntervalMs } : {}),
     ...(config.peerTimeoutMs !== undefined ? { peerTimeoutMs: config.peerTimeoutMs } : {}),
+    ...(config.linkMtu !== undefined ? { linkMtu: config.linkMtu } : {}),
     info: { pid: process.pid, version: options.version ?? "dev", home },
     defer: afterIo,
     notes,
@@ -174,7 +211,7 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
     throw err;
   }
   log("info", `node ${sidToHex(node.primarySid)} up; UDP ${node.udpAddresses.join(" ")}; local API ${sockPath}`);
-  if (lan) log("info", `LAN discovery on: probing ${lanTargets!.map((t) => `${t.host}:${t.port}`).join(", ")}`);
+  if (lan) log("info", `LAN discovery on: probing ${(typeof lanTargets === "function" ? lanTargets() : lanTargets!).map((t) => `${t.host}:${t.port}`).join(", ")}`);
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));

@@ -28,24 +28,35 @@ export const bindUdp: UdpBinder = (req) =>
       }
       const a = sock.address();
       let closed = false;
+      let inFlight = 0;
+      let closeTimer: ReturnType<typeof setTimeout> | undefined;
+      const reallyClose = () => {
+        if (closeTimer) clearTimeout(closeTimer);
+        try {
+          sock.close();
+        } catch {
+          // already closed
+        }
+      };
       const socket: UdpSocket = {
         local: { host: a.address, port: a.port },
         family: req.family,
         receiveBufferBytes,
         send(data, to) {
           if (closed) return;
+          inFlight++;
           sock.send(data, to.port, to.host, (err) => {
             if (err) req.onError(err);
+            if (--inFlight === 0 && closed) reallyClose();
           });
         },
         close() {
           if (closed) return;
           closed = true;
-          try {
-            sock.close();
-          } catch {
-            // already closed
-          }
+          // Datagrams handed over just before (a goodbye to every neighbour) still go out;
+          // node:dgram would drop them if the socket closed under them. Bounded wait.
+          if (inFlight === 0) reallyClose();
+          else closeTimer = setTimeout(reallyClose, 250);
         },
       };
       resolve(socket);

@@ -231,7 +231,7 @@ export async function discoverServices(transport: MdpTransport, options: Discove
       else {
         socket.send({ sid: SID_BROADCAST, port: SERVICE_DISCOVERY_PORT }, query, { noCrypt: true });
         socket.send({ sid: self, port: SERVICE_DISCOVERY_PORT }, query);
-        // The embedded node's broadcast already is one datagram per known peer. servald's
+        // The embedded node floods a broadcast to every node it can reach (once each). servald's
         // can go missing for a while (a peer's link drops them after this node restarted,
         // while unicast gets through), so there every reachable peer is asked directly too:
         // in the first round and every 4th after (a big mesh is not flooded every 500 ms).

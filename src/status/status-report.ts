@@ -46,6 +46,10 @@ export interface StatusReport {
   streamsOmitted?: number;
   /** Dropped datagrams by reason (see DROP_REASONS in the node). */
   drops: Record<string, number>;
+  /** Embedded backend: every reachable node and how it is reached (neighbours have hops 1). */
+  routes?: MeshRoute[];
+  /** Embedded backend: the routing protocol's own figures. */
+  routing?: RoutingStatus;
   /** servald backend only: where the daemon is and how svp asked it. */
   servald?: ServaldStatus;
 }
@@ -101,6 +105,10 @@ export interface PeerStatus {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** Embedded backend: the link's routing cost (256 = perfect; null while not live). */
+  linkCost?: number | null;
+  /** Embedded backend: largest MDP payload on this link. */
+  mtu?: number;
   /** servald backend: the daemon's route to this peer. */
   route?: RouteStatus;
 }
@@ -123,6 +131,35 @@ export interface ApiStatus {
   mspRemotes: number;
   /** Clients refused or cut off since start, by reason: "too-many-clients", "hello-timeout", "slow-reader", … */
   disconnected: Record<string, number>;
+}
+
+/** A reachable node in the embedded node's route table. */
+export interface MeshRoute {
+  sid: string;
+  /** The neighbour frames to it go through (itself for a neighbour). */
+  nextHop: string;
+  hops: number;
+  /** Sum of the link costs along the path: 256 per perfect hop, more for loss and delay. */
+  metric: number;
+  /** Largest MDP payload the path carries, bytes. */
+  mtu: number;
+}
+
+export interface RoutingStatus {
+  /** This node's current routing sequence number. */
+  seqno: number;
+  /** Period of full routing dumps, ms. */
+  updateIntervalMs: number;
+  /** Route packets and their plaintext bytes sent and received. */
+  packetsOut: number;
+  bytesOut: number;
+  packetsIn: number;
+  bytesIn: number;
+  /** Seqno requests sent (a route was lost and only unfeasible ones were left). */
+  seqnoRequestsOut: number;
+  /** Frames forwarded for other nodes, and their bytes. */
+  forwardedPackets: number;
+  forwardedBytes: number;
 }
 
 export interface PortStatus {

@@ -74,7 +74,7 @@ describe("svp daemon", () => {
     const json = await svp(["status", "--home", h, "--json"]);
     assert.equal(json.code, 0, json.stderr);
     const doc = JSON.parse(json.stdout);
-    assert.deepEqual(Object.keys(doc), ["schema", "backend", "identity", "daemon", "peers", "ports", "streams", "drops"]);
+    assert.deepEqual(Object.keys(doc), ["schema", "backend", "identity", "daemon", "peers", "ports", "streams", "drops", "routes", "routing"]);
     assert.equal(doc.schema, 1);
     assert.equal(doc.backend, "embedded");
     assert.deepEqual(Object.keys(doc.identity), ["sid", "base32", "sids"]);
@@ -87,7 +87,8 @@ describe("svp daemon", () => {
     assert.equal(doc.daemon.home, h);
     assert.ok(doc.daemon.udp.includes(`127.0.0.1:${doc.daemon.udp[0].split(":")[1]}`));
     assert.deepEqual(doc.daemon.discovery, ["local"]);
-    assert.deepEqual([doc.peers, doc.ports, doc.streams], [[], [], []]);
+    assert.deepEqual([doc.peers, doc.ports, doc.streams, doc.routes], [[], [], [], []]);
+    assert.deepEqual(Object.keys(doc.routing), ["seqno", "updateIntervalMs", "packetsOut", "bytesOut", "packetsIn", "bytesIn", "seqnoRequestsOut", "forwardedPackets", "forwardedBytes"]);
     assert.equal(doc.drops.forged, 0);
 
     const human = await svp(["status", "--home", h]);
@@ -98,6 +99,7 @@ describe("svp daemon", () => {
     assert.match(lines[2]!, /^daemon {5}pid \d+, up .+, version .+$/);
     assert.equal(lines[3], `home       ${h}`);
     assert.match(lines[4]!, /^udp {8}127\.0\.0\.1:\d+/);
+    assert.ok(human.stdout.includes("\nroutes (0 reachable nodes, 0 frames forwarded for others)\n"), human.stdout);
     assert.ok(human.stdout.includes("\npeers (0 live)\n") && human.stdout.includes("\nports (0)\n") && human.stdout.includes("\nstreams (0)\n"));
     assert.ok(!human.stdout.includes("\x1b["), "no colour when not a TTY");
     assert.match(human.stdout, /^local api  1 client \(limit 128\), 0 B unread by them, 0 B of unfinished frames$/m);

@@ -21,6 +21,7 @@ const samples: ApiMessage[] = [
   { type: API_TYPE.STATUS_REPLY, reqId: 9, json: { schema: 1 } },
   { type: API_TYPE.PEER, up: false, sid: S2 },
   { type: API_TYPE.OK, reqId: 3 },
+  { type: API_TYPE.ROUTE, up: true, sid: S1, mtu: 16384, hops: 4 },
 ];
 
 function frameBody(f: Uint8Array): Uint8Array {
@@ -35,6 +36,15 @@ describe("local API codec", () => {
   test("SEND vector: length, type, raw payload bytes (no base64)", () => {
     const f = encodeApiMessage({ type: API_TYPE.SEND, sid: S1, port: 1, remoteSid: S2, remotePort: 2, payload: Uint8Array.from([0xde, 0xad]) });
     assert.equal(toHex(f), "0000004b" + "04" + "11".repeat(32) + "00000001" + "22".repeat(32) + "00000002" + "dead");
+  });
+
+  test("ROUTE vector: up, SID, path MTU (u32 BE), hops; a bad length or flag is refused", () => {
+    const f = encodeApiMessage({ type: API_TYPE.ROUTE, up: true, sid: S2, mtu: 1160, hops: 3 });
+    assert.equal(toHex(f), "00000027" + "88" + "01" + "22".repeat(32) + "00000488" + "03");
+    assert.equal(decodeApiFrame(frameBody(f).subarray(0, 38)), "bad ROUTE frame");
+    const bad = frameBody(f).slice();
+    bad[1] = 2;
+    assert.equal(decodeApiFrame(bad), "bad ROUTE frame");
   });
 
   test("a stream of frames decodes the same when split at every offset", () => {

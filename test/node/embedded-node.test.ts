@@ -21,9 +21,10 @@ import { bindUdp } from "../../src/platform/udp.ts";
 import { sidEquals, sidToHex, SID_BROADCAST, type Sid } from "../../src/mesh/sid.ts";
 import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
 import { isSvpError } from "../../src/errors.ts";
-import { encodeProbe } from "../../src/node/overlay-packet.ts";
+import { encodeProbe, HELLO_PLAIN_BYTES, MAX_DATAGRAM_BYTES, OVERLAY_VERSION } from "../../src/node/overlay-packet.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
+import { discoverServices, startServiceResponder } from "../../src/service/discovery.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { concat, patternBytes, within } from "../helpers/wait.ts";
 
@@ -198,10 +199,10 @@ describe("embedded nodes over loopback UDP", () => {
     const send = (d: Uint8Array) => new Promise<void>((r) => attacker.send(d, udpPort(b), "127.0.0.1", () => r()));
     try {
       await send(patternBytes(300, 7).map((x, i) => (i === 0 ? 0x47 : x)));
-      await send(new Uint8Array(1400));
-      await send(Uint8Array.from([0x53, 0x56, 1]));
-      const forged = new Uint8Array(92 + 17 + 16);
-      forged.set([0x53, 0x56, 1, 2]);
+      await send(new Uint8Array(MAX_DATAGRAM_BYTES + 1));
+      await send(Uint8Array.from([0x53, 0x56, OVERLAY_VERSION]));
+      const forged = new Uint8Array(92 + HELLO_PLAIN_BYTES + 16);
+      forged.set([0x53, 0x56, OVERLAY_VERSION, 2]);
       forged.set(a.sid, 4);
       forged.set(b.sid, 36);
       forged[91] = 1;
@@ -295,6 +296,72 @@ describe("embedded nodes over loopback UDP", () => {
     assert.equal(reported.bytesOut, size);
     ta.setStreamStatsProvider(undefined);
     listener.close();
+  });
+
+  test("a chain of three (static peers only): the ends talk MSP through the middle; clients see hops and path MTU; stopping the middle makes the far end unreachable at once", async () => {
+    isolate();
+    // A long peer timeout: only the goodbye can make the far end unreachable quickly.
+    const b = await start({ discovery: false, peerTimeoutMs: 20_000 });
+    const a = await start({ discovery: false, peerTimeoutMs: 20_000, peers: [`127.0.0.1:${udpPort(b)}`] });
+    const c = await start({ discovery: false, peerTimeoutMs: 20_000, peers: [`127.0.0.1:${udpPort(b)}`] });
+    const ta = await client(a, "svp connect");
+    const tc = await client(c, "svp listen");
+    await until(() => ta.reachability(c.sid) === "reachable", "a route from a to c");
+    assert.equal(ta.hops(c.sid), 2);
+    assert.equal(ta.pathMtu(c.sid), 16384, "loopback links carry 16 KiB");
+    assert.equal(ta.pathMtu(a.sid), 16384, "own SID: the largest");
+    assert.equal(ta.pathMtu(new Uint8Array(32).fill(9)), 1160, "unknown: mtu");
+    assert.ok(ta.peers().some((p) => sidEquals(p, c.sid)), "peers() lists the far node");
+    // A big datagram over two hops.
+    const sc = await tc.bind(9);
+    const sa = await ta.bind(8);
+    const got = nextMessage(sc);
+    sa.send({ sid: c.sid, port: 9 }, patternBytes(16384, 3));
+    const m = await got;
+    assert.deepEqual(m.payload, patternBytes(16384, 3));
+    assert.ok(sidEquals(m.from.sid, a.sid));
+    // MSP across it.
+    const listener = await listenMsp(tc, 80);
+    const echoed = new Promise<string>((resolve) => {
+      listener.once("accept", (s: MspStream) => {
+        const chunks: Uint8Array[] = [];
+        s.on("data", (ch) => chunks.push(ch.slice()));
+        s.on("end", () => {
+          s.write(concat(chunks));
+          s.closeWrite();
+          resolve("ok");
+        });
+        s.resume();
+      });
+    });
+    const stream = await connectMsp(ta, { sid: c.sid, port: 80 });
+    const received: Uint8Array[] = [];
+    const ended = new Promise<void>((resolve) => stream.on("end", () => resolve()));
+    stream.on("data", (ch) => received.push(ch.slice()));
+    stream.resume();
+    await pump(stream, patternBytes(200_000, 5));
+    await within(Promise.all([echoed, ended]), 30_000, "200 kB echoed over two hops");
+    assert.deepEqual(concat(received), patternBytes(200_000, 5));
+    listener.close();
+    // Discovery floods through the middle; the answer comes back routed.
+    const responder = await startServiceResponder(tc, { service: "web", port: 80 });
+    const found = await discoverServices(ta, { pattern: "web", timeoutMs: 3000, first: true });
+    assert.equal(found.length, 1);
+    assert.ok(sidEquals(found[0]!.sid, c.sid));
+    assert.equal(found[0]!.port, 80);
+    responder.close();
+    const st = await ta.status();
+    const r = st.routes!.find((x) => x.sid === sidToHex(c.sid))!;
+    assert.deepEqual([r.hops, r.nextHop, r.mtu], [2, sidToHex(b.sid), 16384]);
+    assert.ok(r.metric >= 512);
+    assert.ok(st.routing!.packetsOut > 0);
+    assert.ok((await client(b)).peers().length === 2);
+    assert.ok(b.node.status().routing!.forwardedPackets > 0);
+    // The middle stops cleanly: a's client hears that c is gone without any timeout.
+    const t0 = Date.now();
+    await b.stop();
+    await until(() => ta.reachability(c.sid) === "unreachable", "c unreachable after b's goodbye", 2000);
+    assert.ok(Date.now() - t0 < 1000, `within a round trip, not the peer timeout (${Date.now() - t0} ms)`);
   });
 
   test("a busy default port falls back to an ephemeral one (logged); an explicit busy port is an error", async () => {

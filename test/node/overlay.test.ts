@@ -9,7 +9,7 @@ import { sidEquals, SID_BROADCAST } from "../../src/mesh/sid.ts";
 import { addIdentity, createIdentity, type Keyring } from "../../src/node/keyring.ts";
 import type { RendezvousRegistry, UdpEndpoint, UdpSocket } from "../../src/node/node-io.ts";
 import { endpointKey, Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
-import { encodeProbe, PACKET_TYPE, parseDatagram } from "../../src/node/overlay-packet.ts";
+import { encodeProbe, MAX_DATAGRAM_BYTES, PACKET_TYPE, parseDatagram, PROBE_BYTES } from "../../src/node/overlay-packet.ts";
 import { nodeCrypto } from "../../src/platform/node-crypto.ts";
 import { patternBytes } from "../helpers/wait.ts";
 
@@ -180,7 +180,7 @@ describe("overlay (in-memory network, manual clock)", () => {
     net.inject(sent.data, atk, to);
     assert.equal(b.o.drops.replay, 2, "replayed");
     net.flush();
-    net.inject(new Uint8Array(2000), atk, to);
+    net.inject(new Uint8Array(MAX_DATAGRAM_BYTES + 1), atk, to);
     assert.equal(b.o.drops.oversize, 1);
     for (let i = 0; i < 50; i++) {
       const junk = patternBytes(1 + ((i * 37) % 1200), i + 1);
@@ -250,7 +250,7 @@ describe("overlay (in-memory network, manual clock)", () => {
     const stranger = keyring().identities[0]!.sid;
     net.inject(encodeProbe(stranger, new Uint8Array(8).fill(5)), ep(9), ep(2));
     assert.equal(net.queue.length, 1, "one sealed hello in reply");
-    assert.ok(net.queue[0]!.data.length <= 128, "reply no larger than the probe");
+    assert.ok(net.queue[0]!.data.length <= PROBE_BYTES, "reply no larger than the probe");
     net.queue = [];
     assert.equal(b.o.peers().length, 0);
     assert.equal(b.o.peerInfo().length, 0);

@@ -1,0 +1,111 @@
+/**
+ * An in-process UDP network for overlay tests and simulations (no real sockets): nodes
+ * have addresses, links between addresses can be up or down (a datagram crosses only an up
+ * link), delivery is in order from a queue that `flush()` drains (bounded), and every
+ * datagram sent is logged for attacks and byte counts.
+ */
+
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/clock.ts";
+import { addIdentity, createIdentity, type Keyring } from "../../src/node/keyring.ts";
+import type { UdpEndpoint, UdpSocket } from "../../src/node/node-io.ts";
+import { endpointKey, Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
+import { nodeCrypto } from "../../src/platform/node-crypto.ts";
+
+export interface Datagram {
+  data: Uint8Array;
+  from: UdpEndpoint;
+  to: UdpEndpoint;
+}
+
+export class FakeUdpNet {
+  queue: Datagram[] = [];
+  handlers = new Map<string, (d: Uint8Array, from: UdpEndpoint) => void>();
+  /** Links by "hostA|hostB" (sorted); undefined = every pair may talk. */
+  links: Set<string> | undefined;
+  /** Every datagram sent (when `keepLog`), for replay attacks and inspection. */
+  log: Datagram[] = [];
+  keepLog = true;
+  /** Bytes sent per source host. */
+  bytesFrom = new Map<string, number>();
+  /** Called for every datagram before delivery; return false to drop it. */
+  filter: ((d: Datagram) => boolean) | undefined;
+
+  constructor(withLinks = true) {
+    this.links = withLinks ? new Set() : undefined;
+  }
+
+  static key(a: string, b: string): string {
+    return a < b ? `${a}|${b}` : `${b}|${a}`;
+  }
+
+  link(a: string, b: string): void {
+    this.links?.add(FakeUdpNet.key(a, b));
+  }
+
+  unlink(a: string, b: string): void {
+    this.links?.delete(FakeUdpNet.key(a, b));
+  }
+
+  socket(local: UdpEndpoint, onMessage: (d: Uint8Array, from: UdpEndpoint) => void): UdpSocket {
+    this.handlers.set(endpointKey(local), onMessage);
+    return {
+      local,
+      family: local.host.includes(":") ? "IPv6" : "IPv4",
+      send: (data, to) => {
+        const d = { data: data.slice(), from: local, to };
+        this.queue.push(d);
+        if (this.keepLog) this.log.push(d);
+        this.bytesFrom.set(local.host, (this.bytesFrom.get(local.host) ?? 0) + data.length);
+      },
+      close: () => this.handlers.delete(endpointKey(local)),
+    };
+  }
+
+  /** Deliver one datagram now as if it came from `from`. */
+  inject(data: Uint8Array, from: UdpEndpoint, to: UdpEndpoint): void {
+    this.handlers.get(endpointKey(to))?.(data, from);
+  }
+
+  flush(max = 200_000): number {
+    let n = 0;
+    while (this.queue.length && n < max) {
+      const d = this.queue.shift()!;
+      n++;
+      if (this.links && d.from.host !== d.to.host && !this.links.has(FakeUdpNet.key(d.from.host, d.to.host))) continue;
+      if (this.filter && !this.filter(d)) continue;
+      this.handlers.get(endpointKey(d.to))?.(d.data, d.from);
+    }
+    assert.ok(n < max, "network did not settle");
+    return n;
+  }
+}
+
+export interface TestNode {
+  name: string;
+  o: Overlay;
+  local: UdpEndpoint;
+  keyring: Keyring;
+  sid: Uint8Array;
+  got: { port: number; from: Uint8Array; srcPort: number; payload: Uint8Array; broadcast: boolean; localSid: Uint8Array }[];
+}
+
+export const newKeyring = (): Keyring => addIdentity(undefined, createIdentity(nodeCrypto));
+
+/** An overlay on `host` (port 4111) of the fake network. */
+export function overlayNode(net: FakeUdpNet, clock: ManualClock, name: string, host: string, extra: Partial<OverlayOptions> = {}, keyring = newKeyring()): TestNode {
+  const o = new Overlay({ keyring, crypto: nodeCrypto, clock, helloIntervalMs: 1000, random: () => 0.5, ...extra });
+  const local = { host, port: 4111 };
+  o.attachSocket(net.socket(local, (d, from) => o.receive(d, from)));
+  const got: TestNode["got"] = [];
+  o.on("data", (localSid, dstPort, from, srcPort, payload, broadcast) => got.push({ port: dstPort, from: from.slice(), srcPort, payload: payload.slice(), broadcast, localSid }));
+  return { name, o, local, keyring, sid: keyring.identities[0]!.sid, got };
+}
+
+/** Advance the clock in steps, draining the network after each. */
+export function runFor(net: FakeUdpNet, clock: ManualClock, ms: number, stepMs = 100): void {
+  for (let t = 0; t < ms; t += stepMs) {
+    clock.advance(stepMs);
+    net.flush();
+  }
+}
