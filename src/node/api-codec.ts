@@ -34,16 +34,18 @@
  */
 
 import { SID_BYTES, type Sid } from "../mesh/sid.ts";
+import { MAX_MDP_MTU } from "./overlay-packet.ts";
 
 export const API_VERSION = 1;
 /** Largest frame (length field value) either side accepts. */
 export const API_MAX_FRAME = 4 * 1024 * 1024;
 /**
  * Largest frame the daemon accepts from a client, other than STREAMS: a SEND is at most
- * 73 bytes plus one MDP payload (1160), the rest are smaller still. A modest cap keeps a
- * client from making the daemon hold megabytes of a frame it has not finished.
+ * 73 bytes plus one MDP payload (MAX_MDP_MTU, 16 KiB on loopback links), the rest are
+ * smaller still. A modest cap keeps a client from making the daemon hold megabytes of a
+ * frame it has not finished.
  */
-export const API_MAX_CLIENT_FRAME = 16 * 1024;
+export const API_MAX_CLIENT_FRAME = MAX_MDP_MTU + 1024;
 /** Largest STREAMS frame (a client's list of live streams, ~300 bytes each): see `clientFrameLimit`. */
 export const API_MAX_STREAMS_FRAME = 1024 * 1024;
 

@@ -18,6 +18,7 @@
  * hence the duplicate descriptor.
  */
 
+import { readFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { ListenAddress } from "../options.ts";
@@ -55,8 +56,29 @@ export type ListenSharing =
   /** Only the main loop accepts here. */
   | { kind: "single"; why: string };
 
+/**
+ * Below this many descriptors (`ulimit -n`), one loop serves: when the table fills up, each
+ * loop's libuv recovers from EMFILE with a reserve descriptor of its own, and loops of one
+ * process race for the one freed slot, so they keep waking up and spin instead of waiting
+ * (measured: two loops at `ulimit -n 48` burn both cores). With a large table, running out
+ * takes far more connections than a machine serves.
+ */
+export const MIN_DESCRIPTORS_FOR_LOOPS = 4096;
+
+/** The soft limit on open descriptors (Linux /proc/self/limits); undefined where unknown or unlimited. */
+export function descriptorLimit(): number | undefined {
+  try {
+    const m = readFileSync("/proc/self/limits", "utf8").match(/^Max open files\s+(\d+|unlimited)/m);
+    return m && m[1] !== "unlimited" ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The best way for several loops to share `addr` in this runtime. */
 export function listenSharing(addr: ListenAddress): ListenSharing {
+  const fds = descriptorLimit();
+  if (fds !== undefined && fds < MIN_DESCRIPTORS_FOR_LOOPS) return { kind: "single", why: `the descriptor limit (ulimit -n ${fds}) is below ${MIN_DESCRIPTORS_FOR_LOOPS}: loops racing for the last descriptors would spin` };
   if (addr.kind === "tcp" && hasReusePort()) return { kind: "reuseport" };
   if (isDeno) return { kind: "single", why: addr.kind === "tcp" ? "this Deno has no reusePort here" : "Deno cannot share a unix socket between threads" };
   if (canDuplicateDescriptors()) return { kind: "dup" };
