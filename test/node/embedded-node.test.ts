@@ -288,7 +288,8 @@ describe("embedded nodes over loopback UDP", () => {
     const [upSha] = await within(Promise.all([echo, gotAll]), 60_000, "1 MiB each way");
     assert.equal(upSha, sha(up));
     assert.equal(sha(concat(received)), sha(down));
-    await until(() => a.node.status().streams.some((s) => s.bytesIn === size), "stream report");
+    // Reports are pushed every 50 ms: wait for one taken after both directions finished.
+    await until(() => a.node.status().streams.some((s) => s.bytesIn === size && s.bytesOut === size), "stream report");
     const st = await ta.status();
     const reported = st.streams.find((s) => s.remoteSid === sidToHex(b.sid))!;
     assert.equal(reported.client, "svp connect");
