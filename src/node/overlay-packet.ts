@@ -42,6 +42,14 @@
  *   ROUTE = a routing packet (route-packet.ts).
  *   FLOOD = origin SID (32), broadcast id (8, random), TTL (1), source MDP port (4),
  *     destination MDP port (4), MDP payload: an MDP broadcast, relayed hop by hop.
+ *
+ * Flood resistance (flood-guard.ts): a node under load answers a datagram it will not work
+ * for with a COOKIE, and the sender puts the cookie in front of its probes and hellos.
+ * COOKIE (type 7, plaintext, 28 bytes)
+ *   4  the refused datagram's sender boot (8; the sender ignores cookies not echoing its own)
+ *   12 cookie (16): a MAC of the sender's address under the refusing node's secret
+ * COOKIE ECHO (type 8, plaintext)
+ *   4  cookie (16)          20 a complete PROBE or HELLO datagram
  */
 
 import { SID_BYTES, type Sid } from "../mesh/sid.ts";
@@ -51,7 +59,7 @@ export const OVERLAY_MAGIC_0 = 0x53; // 'S'
 export const OVERLAY_MAGIC_1 = 0x56; // 'V'
 export const OVERLAY_VERSION = 2;
 
-export const PACKET_TYPE = { PROBE: 1, HELLO: 2, DATA: 3, ROUTE: 4, FORWARD: 5, FLOOD: 6 } as const;
+export const PACKET_TYPE = { PROBE: 1, HELLO: 2, DATA: 3, ROUTE: 4, FORWARD: 5, FLOOD: 6, COOKIE: 7, COOKIE_ECHO: 8 } as const;
 export type PacketType = (typeof PACKET_TYPE)[keyof typeof PACKET_TYPE];
 
 export const BOOT_BYTES = 8;
@@ -71,6 +79,9 @@ export const E2E_OVERHEAD = SEALED_HEADER_BYTES + DATA_PLAIN_HEADER_BYTES + TAG_
 export const OVERLAY_MDP_MTU = 1160;
 /** Largest MDP payload on a loopback link, and the largest the overlay carries at all. */
 export const MAX_MDP_MTU = 16384;
+export const COOKIE_PACKET_BYTES = 4 + 8 + 16;
+/** Bytes a COOKIE ECHO adds in front of the datagram it carries. */
+export const COOKIE_ECHO_OVERHEAD = 4 + 16;
 /** Largest datagram accepted (a FORWARD of a MAX_MDP_MTU payload); anything longer is dropped as oversize. */
 export const MAX_DATAGRAM_BYTES = FORWARD_OVERHEAD + E2E_OVERHEAD + MAX_MDP_MTU;
 
@@ -96,6 +107,7 @@ export const DROP_REASONS = [
   "ttl-expired", // a forwarded frame or broadcast ran out of hops
   "too-big", // an MDP payload larger than the path (or link) MTU
   "flood-limit", // broadcasts relayed beyond the rate limit
+  "overload", // unearned work refused while under load (see flood-guard.ts)
   ...ROUTE_DROP_REASONS, // routing messages (see router.ts)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -127,14 +139,47 @@ export type ParsedDatagram =
   | { ok: false; reason: DropReason };
 
 export function encodeProbe(sender: Sid, senderBoot: Uint8Array): Uint8Array {
-  const out = new Uint8Array(PROBE_BYTES);
-  out[0] = OVERLAY_MAGIC_0;
-  out[1] = OVERLAY_MAGIC_1;
-  out[2] = OVERLAY_VERSION;
-  out[3] = PACKET_TYPE.PROBE;
+  const out = header(new Uint8Array(PROBE_BYTES), PACKET_TYPE.PROBE);
   out.set(sender, 4);
   out.set(senderBoot, 4 + SID_BYTES);
   return out;
+}
+
+function header(out: Uint8Array, type: number): Uint8Array {
+  out[0] = OVERLAY_MAGIC_0;
+  out[1] = OVERLAY_MAGIC_1;
+  out[2] = OVERLAY_VERSION;
+  out[3] = type;
+  return out;
+}
+
+export function encodeCookie(echoBoot: Uint8Array, cookie: Uint8Array): Uint8Array {
+  const out = header(new Uint8Array(COOKIE_PACKET_BYTES), PACKET_TYPE.COOKIE);
+  out.set(echoBoot.subarray(0, BOOT_BYTES), 4);
+  out.set(cookie.subarray(0, 16), 12);
+  return out;
+}
+
+/** A COOKIE's parts, or undefined when `d` (a datagram of type COOKIE) has the wrong size. */
+export function decodeCookie(d: Uint8Array): { echoBoot: Uint8Array; cookie: Uint8Array } | undefined {
+  if (d.length !== COOKIE_PACKET_BYTES) return undefined;
+  return { echoBoot: d.subarray(4, 12), cookie: d.subarray(12, 28) };
+}
+
+export function encodeCookieEcho(cookie: Uint8Array, datagram: Uint8Array): Uint8Array {
+  const out = header(new Uint8Array(COOKIE_ECHO_OVERHEAD + datagram.length), PACKET_TYPE.COOKIE_ECHO);
+  out.set(cookie.subarray(0, 16), 4);
+  out.set(datagram, COOKIE_ECHO_OVERHEAD);
+  return out;
+}
+
+/** A COOKIE ECHO's cookie and the datagram it carries (only a PROBE or a HELLO), or why it is dropped. */
+export function decodeCookieEcho(d: Uint8Array): { ok: true; cookie: Uint8Array; inner: Uint8Array } | { ok: false; reason: DropReason } {
+  if (d.length < COOKIE_ECHO_OVERHEAD + 4) return { ok: false, reason: "truncated" };
+  const inner = d.subarray(COOKIE_ECHO_OVERHEAD);
+  if (inner[0] !== OVERLAY_MAGIC_0 || inner[1] !== OVERLAY_MAGIC_1 || inner[2] !== OVERLAY_VERSION) return { ok: false, reason: "garbage" };
+  if (inner[3] !== PACKET_TYPE.PROBE && inner[3] !== PACKET_TYPE.HELLO) return { ok: false, reason: "bad-type" };
+  return { ok: true, cookie: d.subarray(4, 20), inner };
 }
 
 /**

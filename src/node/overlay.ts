@@ -42,10 +42,14 @@ import {
   BOOT_BYTES,
   type DropReason,
   DROP_REASONS,
+  decodeCookie,
+  decodeCookieEcho,
   decodeData,
   decodeFlood,
   decodeHello,
   E2E_OVERHEAD,
+  encodeCookie,
+  encodeCookieEcho,
   encodeData,
   encodeFlood,
   encodeHello,
@@ -55,7 +59,10 @@ import {
   HELLO_FLAG,
   MAX_MDP_MTU,
   nonceFor,
+  OVERLAY_MAGIC_0,
+  OVERLAY_MAGIC_1,
   OVERLAY_MDP_MTU,
+  OVERLAY_VERSION,
   PACKET_TYPE,
   parseDatagram,
   SEALED_HEADER_BYTES,
@@ -65,6 +72,7 @@ import {
   type SealedHeader,
 } from "./overlay-packet.ts";
 import { ReplayWindow } from "./replay-window.ts";
+import { COOKIE_USE_MS, FloodGuard, type FloodGuardOptions, WORK_COST } from "./flood-guard.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { LinkQuality } from "./link-quality.ts";
 import { MAX_HOPS, Router } from "./router.ts";
@@ -106,6 +114,8 @@ export interface OverlayOptions {
   updateIntervalMs?: number;
   /** Uniform [0, 1) for the jitter of routing dumps (tests pin it). Default Math.random. */
   random?: () => number;
+  /** Budgets of the flood guard (defaults in flood-guard.ts). */
+  floodGuard?: Omit<FloodGuardOptions, "clock" | "crypto">;
 }
 
 export interface PeerInfo {
@@ -193,8 +203,12 @@ const MAX_SESSIONS = 4096;
 const MAX_E2E_STATES = 4096;
 /** Highest counters of evicted end-to-end states, so that an evicted window resumes safely. */
 const MAX_E2E_FLOORS = 65536;
-/** Cached end-to-end send keys and X25519 results for non-neighbours. */
+/** Cached end-to-end send keys. */
 const MAX_E2E_KEYS = 4096;
+/** Cached X25519 results (per pair of our identity and a remote SID). */
+const MAX_SHARED_KEYS = 8192;
+/** Cookies held (per address of a node that was under load). */
+const MAX_COOKIES = 1024;
 /** Broadcast (origin, id) pairs remembered for duplicate suppression. */
 const MAX_FLOOD_IDS = 4096;
 /** Broadcasts relayed per second (sustained) and in a burst; more are dropped as "flood-limit". */
@@ -244,13 +258,16 @@ export class Overlay extends Emitter<OverlayEvents> {
   /** One counter for every end-to-end frame this boot seals (keys are per (pair, boot), as for #txCounter). */
   #e2eCounter = 0;
   #e2eSendKeys = new Map<string, Uint8Array>();
-  #e2eSharedCache = new Map<string, Uint8Array>();
+  #sharedCache = new Map<string, Uint8Array>();
   #e2eRecv = new Map<string, E2eRecv>();
   #e2eFloors = new Map<string, number>();
   #floodSeen = new Map<string, true>();
   #floodTokens = FLOOD_RELAY_BURST;
   #floodAt = 0;
   #reach = new Map<string, ReachInfo>();
+  #cookies = new Map<string, { cookie: Uint8Array; at: number; probedAt: number }>();
+  /** Pays for crypto done for senders that are not live peers at their address (flood resistance). */
+  readonly guard: FloodGuard;
   /** Frames this node forwarded for others (status, benchmarks). */
   readonly forwarded = { packets: 0, bytes: 0 };
 
@@ -263,6 +280,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * 3.5);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.#log = options.log ?? (() => {});
+    this.guard = new FloodGuard({ clock: options.clock, crypto: options.crypto, ...options.floodGuard });
     this.router = new Router({
       clock: options.clock,
       selfSids: this.#identities.map((i) => i.sid),
@@ -423,27 +441,48 @@ export class Overlay extends Emitter<OverlayEvents> {
     return true;
   }
 
-  /** Handle one received UDP datagram. Never throws; bad input is counted and dropped. */
+  /**
+   * Handle one received UDP datagram. Never throws; bad input is counted and dropped.
+   * Cheap checks come first; crypto for anything but a live peer at its own address is
+   * paid from the flood guard's budget (see flood-guard.ts).
+   */
   receive(data: Uint8Array, from: UdpEndpoint): void {
     if (this.#stopped) return;
+    let cookie: Uint8Array | undefined;
+    if (data.length >= 4 && data[0] === OVERLAY_MAGIC_0 && data[1] === OVERLAY_MAGIC_1 && data[2] === OVERLAY_VERSION) {
+      if (data[3] === PACKET_TYPE.COOKIE) return this.#onCookie(data, from);
+      if (data[3] === PACKET_TYPE.COOKIE_ECHO) {
+        const w = decodeCookieEcho(data);
+        if (!w.ok) return void this.drops[w.reason]++;
+        cookie = w.cookie;
+        data = w.inner;
+      }
+    }
     const parsed = parseDatagram(data);
     if (!parsed.ok) return void this.drops[parsed.reason]++;
-    if (!("aad" in parsed)) return this.#onProbe(parsed.packet.sender, parsed.packet.senderBoot, from);
+    if (!("aad" in parsed)) {
+      if (!this.#earn(WORK_COST.handshake, from, cookie, parsed.packet.senderBoot)) return;
+      return this.#onProbe(parsed.packet.sender, parsed.packet.senderBoot, from);
+    }
     const h = parsed.packet;
     const local = this.#identities.find((i) => sidEquals(i.sid, h.receiver));
     if (!local) return void this.drops["not-for-us"]++;
     if (!this.#usableSid(h.sender)) return void this.drops["bad-sid"]++;
     if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
-    if (h.type === PACKET_TYPE.FORWARD && parsed.inner!.length >= SEALED_HEADER_BYTES) {
-      // The last hop: the end-to-end seal, the source's replay window and our boot in it
+    let s = this.#sessions.get(sessionKey(local.sid, h.sender));
+    const trusted = s !== undefined && s.live && s.address !== undefined && s.address.port === from.port && s.address.host === from.host;
+    if (trusted && h.type === PACKET_TYPE.FORWARD && parsed.inner!.length >= SEALED_HEADER_BYTES) {
+      // The last hop, from a live neighbour's address, of a frame whose source we already
+      // hold keys for: the end-to-end seal, the source's replay window and our boot in it
       // are all the checks the frame needs (a forged or replayed one fails them at the cost
       // the hop tag would have had), so the hop tag is not checked: one AEAD operation less
-      // per frame. Nothing about the hop's session is learnt from it either.
-      const receiver = parsed.inner!.subarray(36, 68);
-      const me = this.#identities.find((i) => sidEquals(i.sid, receiver));
-      if (me) return this.#onInner(me, parsed.inner!);
+      // per frame. Nothing about the hop's session is learnt from it either. A frame from a
+      // new source takes the full path, so only a neighbour's word can cost an X25519.
+      const inner = parsed.inner!;
+      const me = this.#identities.find((i) => sidEquals(i.sid, inner.subarray(36, 68)));
+      if (me && this.#e2eRecv.has(bytesKey(me.sid) + bytesKey(inner.subarray(4, 36)) + bytesKey(inner.subarray(68, 76)))) return this.#onInner(me, inner);
     }
-    let s = this.#sessions.get(sessionKey(local.sid, h.sender));
+    if (!trusted && !this.#earn(s || this.#sharedCache.has(sessionKey(local.sid, h.sender)) ? WORK_COST.check : WORK_COST.handshake, from, cookie, h.senderBoot)) return;
     const candidate = s ?? this.#newSession(local, h.sender, this.#sourceOf(from));
     if (!candidate) return void this.drops["bad-sid"]++;
     const currentBoot = candidate.peerBoot !== undefined && sidEquals16(candidate.peerBoot, h.senderBoot);
@@ -517,6 +556,38 @@ export class Overlay extends Emitter<OverlayEvents> {
       case PACKET_TYPE.FLOOD:
         return this.#onFlood(s, plain);
     }
+  }
+
+  /**
+   * Pay for unearned work, or refuse it: a refused datagram is counted as "overload" and
+   * answered with a cookie (at a bounded rate), which the sender brings back to prove that it
+   * receives at its address.
+   */
+  #earn(cost: number, from: UdpEndpoint, cookie: Uint8Array | undefined, senderBoot: Uint8Array): boolean {
+    if (this.guard.admit(cost, from, cookie)) return true;
+    this.drops.overload++;
+    const reply = this.guard.cookieReply(from);
+    if (reply) this.#transmit(encodeCookie(senderBoot, reply), from);
+    return false;
+  }
+
+  /** A node under load refused one of our datagrams: keep its cookie for that address, and probe again with it at once. */
+  #onCookie(data: Uint8Array, from: UdpEndpoint): void {
+    const c = decodeCookie(data);
+    if (!c) return void this.drops.truncated++;
+    // Only an answer to something we sent counts (the echo is our boot): a stray cookie is ignored.
+    if (!sidEquals16(c.echoBoot, this.boot)) return void this.drops.forged++;
+    const key = endpointKey(from);
+    const now = this.#o.clock.now();
+    const had = this.#cookies.get(key);
+    this.#cookies.delete(key);
+    if (this.#cookies.size >= MAX_COOKIES) this.#cookies.delete(this.#cookies.keys().next().value!);
+    this.#cookies.set(key, { cookie: c.cookie.slice(), at: now, probedAt: had?.probedAt ?? -Infinity });
+    const entry = this.#cookies.get(key)!;
+    // At most one probe per address per resync interval, so a peer that keeps refusing cannot make a loop of us.
+    if (now - entry.probedAt < RESYNC_MIN_INTERVAL_MS) return;
+    entry.probedAt = now;
+    for (const id of this.#identities) this.#transmit(encodeProbe(id.sid, this.boot), from, true);
   }
 
   #onHello(s: Session, hello: HelloBody): void {
@@ -667,16 +738,25 @@ export class Overlay extends Emitter<OverlayEvents> {
     }
   }
 
-  #e2eShared(local: Identity, remote: Sid): Uint8Array | undefined {
+  /**
+   * X25519 of one of our identities and a remote SID, computed once per pair: sessions,
+   * throwaway probe replies and end-to-end keys all come here, and a sender that keeps
+   * failing to authenticate costs the agreement only once.
+   */
+  #shared(local: Identity, remote: Sid): Uint8Array | undefined {
     const k = bytesKey(local.sid) + bytesKey(remote);
-    let shared = this.#e2eSharedCache.get(k);
-    if (!shared) {
-      const ses = this.#sessions.get(k);
-      shared = ses ? ses.shared : this.#o.crypto.x25519(local.secret, remote);
-      if (!shared) return undefined;
-      if (this.#e2eSharedCache.size >= MAX_E2E_KEYS) this.#e2eSharedCache.delete(this.#e2eSharedCache.keys().next().value!);
-      this.#e2eSharedCache.set(k, shared);
+    let shared = this.#sharedCache.get(k);
+    if (shared) {
+      // Most recently used last, so that eviction takes the oldest.
+      this.#sharedCache.delete(k);
+      this.#sharedCache.set(k, shared);
+      return shared;
     }
+    const ses = this.#sessions.get(k);
+    shared = ses ? ses.shared : this.#o.crypto.x25519(local.secret, remote);
+    if (!shared) return undefined;
+    if (this.#sharedCache.size >= MAX_SHARED_KEYS) this.#sharedCache.delete(this.#sharedCache.keys().next().value!);
+    this.#sharedCache.set(k, shared);
     return shared;
   }
 
@@ -684,7 +764,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     const k = bytesKey(local.sid) + bytesKey(dst);
     let key = this.#e2eSendKeys.get(k);
     if (!key) {
-      const shared = this.#e2eShared(local, dst);
+      const shared = this.#shared(local, dst);
       if (!shared) return undefined;
       key = this.#o.crypto.hkdf(shared, this.boot, concat3(E2E_LABEL, local.sid, dst), 32);
       if (this.#e2eSendKeys.size >= MAX_E2E_KEYS) this.#e2eSendKeys.delete(this.#e2eSendKeys.keys().next().value!);
@@ -702,7 +782,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     let st = this.#e2eRecv.get(k);
     let created = false;
     if (!st) {
-      const shared = this.#e2eShared(local, h.sender);
+      const shared = this.#shared(local, h.sender);
       if (!shared) return void this.drops["bad-sid"]++;
       const window = new ReplayWindow(1024);
       const floor = this.#e2eFloors.get(k);
@@ -840,22 +920,32 @@ export class Overlay extends Emitter<OverlayEvents> {
     const datagram = new Uint8Array(SEALED_HEADER_BYTES + plain.length + TAG_BYTES);
     const header = encodeSealedHeader({ type, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: receiverBoot ?? s.peerBoot ?? ZERO_BOOT, counter }, datagram);
     this.#o.crypto.seal(s.sendKey, nonceFor(counter, this.#nonce), header, plain, datagram.subarray(SEALED_HEADER_BYTES));
-    if (this.#transmit(datagram, dest)) {
+    if (this.#transmit(datagram, dest, type === PACKET_TYPE.HELLO)) {
       s.packetsOut++;
       s.bytesOut += datagram.length;
     }
   }
 
-  #transmit(datagram: Uint8Array, to: UdpEndpoint): boolean {
+  /**
+   * Send a datagram. `handshake` (probes and hellos): when we hold a cookie from `to`, it
+   * goes in front, so that a node under load still answers.
+   */
+  #transmit(datagram: Uint8Array, to: UdpEndpoint, handshake = false): boolean {
     const v6 = to.host.includes(":");
     const sock = this.#sockets.find((x) => (x.family === "IPv6") === v6);
     if (!sock) return false;
+    if (handshake && this.#cookies.size > 0) {
+      const key = endpointKey(to);
+      const c = this.#cookies.get(key);
+      if (c && this.#o.clock.now() - c.at < COOKIE_USE_MS) datagram = encodeCookieEcho(c.cookie, datagram);
+      else if (c) this.#cookies.delete(key);
+    }
     sock.send(datagram, to);
     return true;
   }
 
   #newSession(local: Identity, remote: Sid, source: PeerSource): Session | undefined {
-    const shared = this.#o.crypto.x25519(local.secret, remote);
+    const shared = this.#shared(local, remote);
     if (!shared) return undefined;
     const sendKey = this.#o.crypto.hkdf(shared, this.boot, concat3(KDF_LABEL, local.sid, remote), 32);
     return {
@@ -955,7 +1045,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     for (const s of this.#sessions.values()) if (s.live && s.address) liveAt.add(endpointKey(s.address));
     for (const target of this.#probeTargets()) {
       if (liveAt.has(endpointKey(target))) continue;
-      for (const id of this.#identities) this.#transmit(encodeProbe(id.sid, this.boot), target);
+      for (const id of this.#identities) this.#transmit(encodeProbe(id.sid, this.boot), target, true);
     }
     this.#timer = this.#o.clock.setTimeout(() => this.#tick(), this.helloIntervalMs);
   }

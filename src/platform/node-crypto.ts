@@ -20,8 +20,16 @@ function wrap(prefix: Uint8Array, raw: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Parsed private keys by secret: an identity's secret is the same object for the node's life, and parsing costs more than the agreement. */
+const privateKeys = new WeakMap<Uint8Array, crypto.KeyObject>();
+
 function privateKeyOf(secret: Uint8Array): crypto.KeyObject {
-  return crypto.createPrivateKey({ key: Buffer.from(wrap(PKCS8_X25519_PREFIX, secret)), format: "der", type: "pkcs8" });
+  let key = privateKeys.get(secret);
+  if (!key) {
+    key = crypto.createPrivateKey({ key: Buffer.from(wrap(PKCS8_X25519_PREFIX, secret)), format: "der", type: "pkcs8" });
+    privateKeys.set(secret, key);
+  }
+  return key;
 }
 
 function rawPublic(key: crypto.KeyObject): Uint8Array {

@@ -50,6 +50,8 @@ export interface StatusReport {
   routes?: MeshRoute[];
   /** Embedded backend: the routing protocol's own figures. */
   routing?: RoutingStatus;
+  /** Embedded backend: the flood guard (crypto for senders that are not live peers at their address). */
+  floodGuard?: FloodGuardStatus;
   /** servald backend only: where the daemon is and how svp asked it. */
   servald?: ServaldStatus;
 }
@@ -160,6 +162,18 @@ export interface RoutingStatus {
   /** Frames forwarded for other nodes, and their bytes. */
   forwardedPackets: number;
   forwardedBytes: number;
+}
+
+export interface FloodGuardStatus {
+  /** Unknown senders must return a cookie before the node works for them (a flood is being refused). */
+  underLoad: boolean;
+  /** Datagrams from senders that are not live peers at their address: paid from the shared budget, refused, or paid by their address's cookie. */
+  admitted: number;
+  refused: number;
+  cookieAdmitted: number;
+  /** Cookies sent to refused senders, and cookies returned that were not valid. */
+  cookiesSent: number;
+  badCookies: number;
 }
 
 export interface PortStatus {

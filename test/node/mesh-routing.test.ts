@@ -177,7 +177,7 @@ describe("multi-hop mesh (overlay, in-memory UDP, manual clock)", () => {
     assert.deepEqual(c2.got.map((g) => str(g.payload)), ["to the new c"]);
   });
 
-  test("at the destination a frame needs only its end-to-end seal: a copy injected by anyone is a replay, a made-up one forged, and no session is made from it", () => {
+  test("at the destination a frame from the neighbour's address needs only its end-to-end seal; from elsewhere its hop tag too; no session is made from either", () => {
     const { net, n } = mesh([["a", "b"], ["b", "c"]]);
     const { a, b, c } = n as Record<"a" | "b" | "c", TestNode>;
     a.o.send(a.sid, 1, c.sid, 2, text("once"));
@@ -185,17 +185,22 @@ describe("multi-hop mesh (overlay, in-memory UDP, manual clock)", () => {
     assert.equal(c.got.length, 1);
     const hop = forwardsBetween(net, b, c).at(-1)!;
     const peersBefore = c.o.peerInfo().length;
-    // The same datagram from an address nobody knows, and one with the hop tag zeroed.
-    net.inject(hop.data, { host: "10.66.66.66", port: 9 }, c.local);
+    // From b's address: the same datagram, and one with the hop tag zeroed, are end-to-end replays.
+    net.inject(hop.data, b.local, c.local);
     const noTag = hop.data.slice();
     noTag.fill(0, noTag.length - 16);
-    net.inject(noTag, { host: "10.66.66.66", port: 9 }, c.local);
+    net.inject(noTag, b.local, c.local);
     assert.equal(c.o.drops.replay, 2);
     // A frame that claims a's SID but was not sealed by a.
     const fake = hop.data.slice();
     fake[fake.length - 30]! ^= 0xff;
     fake[SEALED_HEADER_BYTES + 1 + 91]! ^= 0x40; // a counter a never used
-    net.inject(fake, { host: "10.66.66.66", port: 9 }, c.local);
+    net.inject(fake, b.local, c.local);
+    assert.equal(c.o.drops.forged, 1);
+    // From an address nobody knows, the hop is checked first: b's counter was used already.
+    const elsewhere = { host: "10.66.66.66", port: 9 };
+    for (const d of [hop.data, noTag, fake]) net.inject(d, elsewhere, c.local);
+    assert.equal(c.o.drops.replay, 5);
     assert.equal(c.o.drops.forged, 1);
     assert.equal(c.got.length, 1, "nothing more delivered");
     assert.equal(c.o.peerInfo().length, peersBefore, "no session from an unauthenticated hop");
