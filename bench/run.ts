@@ -28,6 +28,8 @@
  *     memory with idle streams); its stdout goes into RESULTS.md's node section.
  *   - bench/msp-link.ts: one MSP stream (and eight) between two embedded nodes across the link
  *     emulator, with svp's MSP extension and with servald's window; RESULTS.md's link section.
+ *   - bench/flood.ts: one MSP stream between two embedded nodes with and without a forged-
+ *     packet flood from one process (20,000/s and as fast as it sends); RESULTS.md's flood section.
  *   - bench/soak.ts: a soak of `--soak` minutes (default 30; `--skip soak` leaves it out):
  *     socks fetches, a steady mesh stream, listen and both daemons, RSS and fds of each
  *     sampled every minute; RESULTS.md's soak section.
@@ -43,7 +45,7 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-1, svp-node, naive, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,routing,servald,link,soak,
+ * names: direct, svp, svp-1, svp-node, naive, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,routing,servald,link,flood,soak,
  * --soak MINUTES (default 30), --no-write.
  */
 
@@ -697,6 +699,7 @@ async function main(): Promise<void> {
   const routing = skip.has("routing") ? undefined : runPart("routing", ["--seconds", String(SECONDS), "--rounds", String(ROUNDS)], 3_600_000, ["--expose-gc", "--max-old-space-size=8192"]);
   const servald = skip.has("servald") ? undefined : runServaldBench();
   const link = skip.has("link") ? undefined : runPart("msp-link", ["--seconds", String(Math.max(SECONDS, 8))], 1_200_000);
+  const flood = skip.has("flood") ? undefined : runPart("flood", ["--seconds", String(Math.max(SECONDS, 4)), "--rounds", String(ROUNDS)], 600_000);
   const soakMinutes = Number(opts.soak);
   if (!skip.has("soak") && !(soakMinutes >= 1)) throw new Error("--soak must be a number of minutes, at least 1");
   const soak = skip.has("soak") ? undefined : runPart("soak", ["--minutes", String(soakMinutes), "--warmup", String(Math.min(5, soakMinutes / 3)), "--sample", "60"], (soakMinutes + 5) * 60_000);
@@ -716,10 +719,11 @@ async function main(): Promise<void> {
   if (routing !== undefined) process.stdout.write(`\nRouting (bench/routing.ts):\n${routing}\n`);
   if (servald !== undefined) process.stdout.write(`\nservald backend (bench/servald.ts):\n${servald}\n`);
   if (link !== undefined) process.stdout.write(`\nMSP on emulated links (bench/msp-link.ts):\n${link}\n`);
+  if (flood !== undefined) process.stdout.write(`\nFlood (bench/flood.ts):\n${flood}\n`);
   if (soak !== undefined) process.stdout.write(`\nSoak (bench/soak.ts):\n${soak}\n`);
 
   mkdirSync(`${root}bench/results`, { recursive: true });
-  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, routing, servald, link, soak }, null, 2) + "\n");
+  writeFileSync(`${root}bench/results/latest.json`, JSON.stringify({ date, machine: machine(), seconds: SECONDS, results, startup, notes, msp, mesh, node: embedded, routing, servald, link, flood, soak }, null, 2) + "\n");
   if (opts["no-write"]) return;
   const path = `${root}bench/RESULTS.md`;
   let doc = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmark results\n\nLatest `npm run bench` results. Sections between `bench:` markers are rewritten by bench/run.ts on every run; the rest is kept.\n";
@@ -732,6 +736,7 @@ async function main(): Promise<void> {
   if (routing !== undefined) doc = replaceSection(doc, "routing", `## Routing: multi-hop mesh (output of bench/routing.ts)\n\n${routing}`);
   if (servald !== undefined) doc = replaceSection(doc, "servald", `## servald backend: svp next to servald's own tools (output of bench/servald.ts)\n\n${servald}`);
   if (link !== undefined) doc = replaceSection(doc, "link", `## MSP on emulated links (output of bench/msp-link.ts)\n\n${link}`);
+  if (flood !== undefined) doc = replaceSection(doc, "flood", `## Flood: a stream under a forged-packet flood (output of bench/flood.ts)\n\n${flood}`);
   if (soak !== undefined) doc = replaceSection(doc, "soak", `## Soak: memory and descriptors over a long run (output of bench/soak.ts)\n\n${soak}`);
   writeFileSync(path, doc);
   log(`wrote bench/RESULTS.md and bench/results/latest.json`);

@@ -140,8 +140,9 @@ export function formatStatus(r: StatusReport): string {
   const drops = Object.entries(r.drops).filter(([, n]) => n > 0);
   if (drops.length) out.push(`\n${c.bold("dropped")}  ${drops.map(([k, n]) => `${k} ${n}`).join(", ")}\n`);
   const g = r.floodGuard;
-  if (g && (g.underLoad || g.refused > 0)) {
-    out.push(`\n${c.bold("flood guard")}  ${g.underLoad ? c.bold("under load: unknown senders must return a cookie") : "not under load"}; refused ${g.refused}, cookies sent ${g.cookiesSent}, admitted by cookie ${g.cookieAdmitted}\n`);
+  if (g && (g.underLoad || g.kernelFilter || g.refused > 0)) {
+    const state = [g.underLoad ? c.bold("under load: unknown senders must return a cookie") : "not under load", ...(g.kernelFilter ? [c.bold("kernel filter on")] : [])].join(", ");
+    out.push(`\n${c.bold("flood guard")}  ${state}; refused ${g.refused}, cookies sent ${g.cookiesSent}, admitted by cookie ${g.cookieAdmitted}\n`);
   }
   return out.join("");
 }

@@ -40,6 +40,11 @@
  *                              how Node 20, which has no reusePort, lets several event loops
  *                              (worker threads) accept on one listening socket, each closing
  *                              only its own descriptor (src/platform/loops.ts)
+ *   socketFilter(fd, prog|null) attach a classic BPF program (Uint8Array of struct
+ *                              sock_filter, 8 bytes each, native byte order) to socket `fd`
+ *                              (SO_ATTACH_FILTER), or detach it (null; no error when none is
+ *                              attached): how the embedded node's overlay drops a flood in the
+ *                              kernel (src/platform/udp.ts); throws the errno name on failure
  */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
@@ -58,6 +63,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <dlfcn.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #if defined(__has_include)
 #if __has_include(<uv.h>)
 #include <uv.h>
@@ -700,6 +708,37 @@ static napi_value js_dup(napi_env env, napi_callback_info info) {
   return r;
 }
 
+static napi_value js_socket_filter(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd = -1;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "EINVAL", "socketFilter: expected a file descriptor");
+    return NULL;
+  }
+#ifdef SO_ATTACH_FILTER
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  if (t == napi_null || t == napi_undefined) {
+    int zero = 0; /* the kernel wants an int-sized option value even here */
+    if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof zero) != 0 && errno != ENOENT) return throw_errno(env, "setsockopt(SO_DETACH_FILTER)", errno);
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  napi_typedarray_type at;
+  if (napi_get_typedarray_info(env, argv[1], &at, &len, &data, NULL, NULL) != napi_ok || at != napi_uint8_array || len == 0 || len % sizeof(struct sock_filter) != 0 || len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    napi_throw_type_error(env, "EINVAL", "socketFilter: expected a Uint8Array of whole sock_filter instructions");
+    return NULL;
+  }
+  struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)data};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) return throw_errno(env, "setsockopt(SO_ATTACH_FILTER)", errno);
+  return NULL;
+#else
+  napi_throw_error(env, "ENOSYS", "socketFilter: no socket filters on this platform");
+  return NULL;
+#endif
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -713,6 +752,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"mode", NULL, js_mode, NULL, NULL, NULL, napi_enumerable, NULL},
     {"peerCred", NULL, js_peer_cred, NULL, NULL, NULL, napi_enumerable, NULL},
     {"dup", NULL, js_dup, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"socketFilter", NULL, js_socket_filter, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

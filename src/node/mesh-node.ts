@@ -393,7 +393,7 @@ export class MeshNode extends Emitter<MeshNodeEvents> {
         forwardedPackets: this.overlay.forwarded.packets,
         forwardedBytes: this.overlay.forwarded.bytes,
       },
-      floodGuard: { underLoad: this.overlay.guard.underLoad, ...this.overlay.guard.stats },
+      floodGuard: { underLoad: this.overlay.guard.underLoad, kernelFilter: this.overlay.kernelFilter, ...this.overlay.guard.stats },
     };
   }
 

@@ -8,6 +8,8 @@
  * Cryptographic primitives: X25519, HKDF-SHA256 and ChaCha20-Poly1305 (IETF, 12-byte
  * nonce, 16-byte tag). Keys and public keys are raw 32-byte values.
  */
+import type { SocketFilterSpec } from "./socket-filter.ts";
+
 export interface NodeCrypto {
   /** A fresh X25519 key pair; `publicKey` is the SID. */
   generateKeyPair(): { secret: Uint8Array; publicKey: Uint8Array };
@@ -44,6 +46,11 @@ export interface UdpSocket {
   /** Send one datagram; errors (unreachable, no buffer space) are reported to `onError`, never thrown. */
   send(data: Uint8Array, to: UdpEndpoint): void;
   close(): void;
+  /**
+   * Filter what the kernel queues for this socket (see socket-filter.ts), or stop filtering
+   * (undefined). False when the platform cannot (then everything keeps arriving). Optional.
+   */
+  setFilter?(spec: SocketFilterSpec | undefined): boolean;
 }
 
 export interface UdpBindRequest {

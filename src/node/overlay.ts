@@ -72,6 +72,7 @@ import {
   type SealedHeader,
 } from "./overlay-packet.ts";
 import { ReplayWindow } from "./replay-window.ts";
+import type { SocketFilterSpec } from "./socket-filter.ts";
 import { COOKIE_USE_MS, FloodGuard, type FloodGuardOptions, WORK_COST } from "./flood-guard.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { LinkQuality } from "./link-quality.ts";
@@ -209,6 +210,20 @@ const MAX_E2E_KEYS = 4096;
 const MAX_SHARED_KEYS = 8192;
 /** Cookies held (per address of a node that was under load). */
 const MAX_COOKIES = 1024;
+/** Kernel filter under load: one in this many datagrams from other addresses pass. */
+const FILTER_SAMPLE_ONE_IN = 8;
+/** How often the filter is brought up to date while under load, ms. */
+const FILTER_UPDATE_MS = 200;
+/** A refused node is probed again with its cookie after this long, ms (> FILTER_UPDATE_MS). */
+const COOKIE_PROBE_DELAY_MS = 300;
+/** An address sent a cookie passes the filter this long (to bring the cookie back), ms. */
+const FILTER_COOKIE_ALLOW_MS = 10_000;
+/** Refusals in a second that get an address refused by the filter, and for how long (ms). */
+const BAN_REFUSALS_PER_S = 200;
+const BAN_MS = 60_000;
+const MAX_FILTER_COOKIE_ADDRESSES = 256;
+const MAX_FILTER_REFUSAL_ADDRESSES = 4096;
+const MAX_FILTER_BANNED = 256;
 /** Broadcast (origin, id) pairs remembered for duplicate suppression. */
 const MAX_FLOOD_IDS = 4096;
 /** Broadcasts relayed per second (sustained) and in a burst; more are dropped as "flood-limit". */
@@ -266,6 +281,12 @@ export class Overlay extends Emitter<OverlayEvents> {
   #floodAt = 0;
   #reach = new Map<string, ReachInfo>();
   #cookies = new Map<string, { cookie: Uint8Array; at: number; probedAt: number }>();
+  /** The kernel filter while under load (see #filterTick): what it was last set to, and what it is made from. */
+  #filterTimer: Timer | undefined;
+  #filterKey: string | undefined;
+  #cookieSentTo = new Map<string, { ep: UdpEndpoint; at: number }>();
+  #refusals = new Map<string, { since: number; n: number }>();
+  #banned = new Map<string, { ep: UdpEndpoint; until: number }>();
   /** Pays for crypto done for senders that are not live peers at their address (flood resistance). */
   readonly guard: FloodGuard;
   /** Frames this node forwarded for others (status, benchmarks). */
@@ -326,10 +347,17 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#filterTimer?.cancel();
+    this.#filterTimer = undefined;
     this.router.stop();
     for (const s of this.#sessions.values()) if (s.live && s.address) this.#sendHello(s, HELLO_FLAG.GOODBYE, 0);
     for (const s of this.#sockets) s.close();
     this.#sockets = [];
+  }
+
+  /** True while the sockets carry a kernel filter against a flood (see #filterTick). */
+  get kernelFilter(): boolean {
+    return this.#filterKey !== undefined;
   }
 
   countDrop(reason: DropReason): void {
@@ -566,9 +594,56 @@ export class Overlay extends Emitter<OverlayEvents> {
   #earn(cost: number, from: UdpEndpoint, cookie: Uint8Array | undefined, senderBoot: Uint8Array): boolean {
     if (this.guard.admit(cost, from, cookie)) return true;
     this.drops.overload++;
+    const now = this.#o.clock.now();
+    const key = endpointKey(from);
     const reply = this.guard.cookieReply(from);
-    if (reply) this.#transmit(encodeCookie(senderBoot, reply), from);
+    if (reply) {
+      this.#transmit(encodeCookie(senderBoot, reply), from);
+      remember(this.#cookieSentTo, key, { ep: from, at: now }, MAX_FILTER_COOKIE_ADDRESSES);
+    }
+    // An address that keeps being refused is left to the kernel filter to drop.
+    let r = this.#refusals.get(key);
+    if (!r || now - r.since >= 1000) remember(this.#refusals, key, (r = { since: now, n: 0 }), MAX_FILTER_REFUSAL_ADDRESSES);
+    if (++r.n === BAN_REFUSALS_PER_S) remember(this.#banned, key, { ep: from, until: now + BAN_MS }, MAX_FILTER_BANNED);
+    if (!this.#filterTimer) this.#filterTick();
     return false;
+  }
+
+  /**
+   * While under load, keep the sockets' kernel filter (socket-filter.ts) in step: live peers'
+   * addresses and those just sent a cookie pass, addresses that kept being refused do not
+   * (for BAN_MS), and one datagram in FILTER_SAMPLE_ONE_IN of the rest. Off again once the
+   * load and the last refusal are gone.
+   */
+  #filterTick(): void {
+    this.#filterTimer = undefined;
+    if (this.#stopped) return;
+    const now = this.#o.clock.now();
+    for (const [k, b] of this.#banned) if (b.until <= now) this.#banned.delete(k);
+    // A refused address hides its flood from us, so the filter stays while any refusal lasts.
+    if (!this.guard.underLoad && this.#banned.size === 0) {
+      if (this.#filterKey !== undefined) {
+        this.#filterKey = undefined;
+        for (const sock of this.#sockets) sock.setFilter?.(undefined);
+        this.#log("info", "flood over: kernel filter removed");
+      }
+      this.#cookieSentTo.clear();
+      this.#refusals.clear();
+      return;
+    }
+    for (const [k, c] of this.#cookieSentTo) if (now - c.at > FILTER_COOKIE_ALLOW_MS) this.#cookieSentTo.delete(k);
+    const allow: UdpEndpoint[] = [];
+    for (const s of this.#sessions.values()) if (s.live && s.address) allow.push(s.address);
+    for (const c of this.#cookieSentTo.values()) allow.push(c.ep);
+    const spec: SocketFilterSpec = { allow, deny: [...this.#banned.values()].map((b) => b.ep), sampleOneIn: FILTER_SAMPLE_ONE_IN };
+    const key = `${spec.allow.map(endpointKey).join(",")}|${spec.deny.map(endpointKey).join(",")}`;
+    if (key !== this.#filterKey) {
+      let applied = false;
+      for (const sock of this.#sockets) applied = sock.setFilter?.(spec) === true || applied;
+      if (this.#filterKey === undefined) this.#log(applied ? "warn" : "info", applied ? `under a flood: kernel filter on (${spec.allow.length} addresses pass, ${spec.deny.length} refused, 1 in ${FILTER_SAMPLE_ONE_IN} of the rest)` : "under a flood: no kernel filter on this platform; refusing in the node");
+      this.#filterKey = key;
+    }
+    this.#filterTimer = this.#o.clock.setTimeout(() => this.#filterTick(), FILTER_UPDATE_MS);
   }
 
   /** A node under load refused one of our datagrams: keep its cookie for that address, and probe again with it at once. */
@@ -587,7 +662,12 @@ export class Overlay extends Emitter<OverlayEvents> {
     // At most one probe per address per resync interval, so a peer that keeps refusing cannot make a loop of us.
     if (now - entry.probedAt < RESYNC_MIN_INTERVAL_MS) return;
     entry.probedAt = now;
-    for (const id of this.#identities) this.#transmit(encodeProbe(id.sid, this.boot), from, true);
+    // Probe again with the cookie, a little later: a node under load lets the address we were
+    // refused at through its kernel filter at its next filter update (FILTER_UPDATE_MS).
+    this.#o.clock.setTimeout(() => {
+      if (this.#stopped) return;
+      for (const id of this.#identities) this.#transmit(encodeProbe(id.sid, this.boot), from, true);
+    }, COOKIE_PROBE_DELAY_MS);
   }
 
   #onHello(s: Session, hello: HelloBody): void {
@@ -1071,6 +1151,13 @@ export class Overlay extends Emitter<OverlayEvents> {
     }
     return out;
   }
+}
+
+/** Set `key` in a bounded map: when full, the oldest entry goes. */
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  if (map.size >= max) map.delete(map.keys().next().value!);
+  map.set(key, value);
 }
 
 /** Key of the session between one of our identities and a peer. */

@@ -2,6 +2,8 @@
 
 import * as dgram from "node:dgram";
 import type { UdpBinder, UdpSocket } from "../node/node-io.ts";
+import { compileSocketFilter } from "../node/socket-filter.ts";
+import { setSocketFilter } from "./unix-dgram.ts";
 
 export const bindUdp: UdpBinder = (req) =>
   new Promise((resolve, reject) => {
@@ -50,6 +52,13 @@ export const bindUdp: UdpBinder = (req) =>
             if (--inFlight === 0 && closed) reallyClose();
           });
         },
+        setFilter(spec) {
+          // Linux socket filters, through the native addon, on the descriptor under node:dgram (Node only).
+          if (req.family !== "IPv4") return false;
+          const fd = descriptorOf(sock);
+          if (fd === undefined) return false;
+          return setSocketFilter(fd, spec ? compileSocketFilter(spec) : null);
+        },
         close() {
           if (closed) return;
           closed = true;
@@ -62,3 +71,10 @@ export const bindUdp: UdpBinder = (req) =>
       resolve(socket);
     });
   });
+
+/** The OS descriptor of a bound node:dgram socket, where the runtime exposes it (Node does, internally; Deno does not). */
+function descriptorOf(sock: dgram.Socket): number | undefined {
+  const state = Object.getOwnPropertySymbols(sock).find((x) => x.description === "state symbol");
+  const fd = state ? (sock as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle?.fd : undefined;
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+}

@@ -40,6 +40,8 @@ interface Addon {
   peerCred?(fd: number): { pid: number; uid: number; gid: number } | null;
   /** A second close-on-exec descriptor for the same open file (older builds lack it). */
   dup?(fd: number): number;
+  /** Attach a classic BPF program to socket `fd`, or detach it (null); older builds lack it. */
+  socketFilter?(fd: number, program: Uint8Array | null): void;
 }
 
 /**
@@ -75,6 +77,22 @@ export function dupDescriptor(fd: number): number | undefined {
 export function canDuplicateDescriptors(): boolean {
   const r = loadAddon();
   return !(r instanceof SvpError) && typeof r.addon.dup === "function";
+}
+
+/**
+ * Attach `program` (classic BPF, see src/node/socket-filter.ts) to socket `fd`, or detach the
+ * filter (null). False when it cannot be done here (no addon or an older build, another
+ * platform, or the kernel refused).
+ */
+export function setSocketFilter(fd: number, program: Uint8Array | null): boolean {
+  const r = loadAddon();
+  if (r instanceof SvpError || typeof r.addon.socketFilter !== "function") return false;
+  try {
+    r.addon.socketFilter(fd, program);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function loadAddon(): { addon: Addon; path: string } | SvpError {

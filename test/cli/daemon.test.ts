@@ -74,7 +74,7 @@ describe("svp daemon", () => {
     const json = await svp(["status", "--home", h, "--json"]);
     assert.equal(json.code, 0, json.stderr);
     const doc = JSON.parse(json.stdout);
-    assert.deepEqual(Object.keys(doc), ["schema", "backend", "identity", "daemon", "peers", "ports", "streams", "drops", "routes", "routing"]);
+    assert.deepEqual(Object.keys(doc), ["schema", "backend", "identity", "daemon", "peers", "ports", "streams", "drops", "routes", "routing", "floodGuard"]);
     assert.equal(doc.schema, 1);
     assert.equal(doc.backend, "embedded");
     assert.deepEqual(Object.keys(doc.identity), ["sid", "base32", "sids"]);
@@ -90,6 +90,7 @@ describe("svp daemon", () => {
     assert.deepEqual([doc.peers, doc.ports, doc.streams, doc.routes], [[], [], [], []]);
     assert.deepEqual(Object.keys(doc.routing), ["seqno", "updateIntervalMs", "packetsOut", "bytesOut", "packetsIn", "bytesIn", "seqnoRequestsOut", "forwardedPackets", "forwardedBytes"]);
     assert.equal(doc.drops.forged, 0);
+    assert.deepEqual(doc.floodGuard, { underLoad: false, kernelFilter: false, admitted: doc.floodGuard.admitted, refused: 0, cookieAdmitted: 0, cookiesSent: 0, badCookies: 0 });
 
     const human = await svp(["status", "--home", h]);
     assert.equal(human.code, 0);

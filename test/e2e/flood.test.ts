@@ -30,7 +30,7 @@ after(() => lab?.close());
 
 interface Status {
   drops: Record<string, number>;
-  floodGuard?: { underLoad: boolean; refused: number; admitted: number };
+  floodGuard?: { underLoad: boolean; kernelFilter: boolean; refused: number; admitted: number };
 }
 
 async function status(n: Node): Promise<Status> {
@@ -79,7 +79,8 @@ describe("forged-packet flood, real processes", { skip: !linux && "reads /proc/n
       assert.equal(sha(listen.stdout), sha(input), "intact");
       // The flood went on for the whole transfer.
       assert.equal(flooder.exitCode, null, "the flooder was still running");
-      assert.ok((await status(b)).floodGuard?.underLoad, "B was still under load at the end");
+      const g = (await status(b)).floodGuard;
+      assert.ok(g?.underLoad || g?.kernelFilter, "B was still refusing the flood at the end");
     } finally {
       flooder.kill("SIGTERM");
       await flooderExit;
@@ -97,7 +98,7 @@ describe("forged-packet flood, real processes", { skip: !linux && "reads /proc/n
     const why = `sent ${sent}, B counted ${counted(after) - counted(before)}, the kernel dropped ${kernelDrops(port) - kernelBefore}`;
     assert.ok(counted(after) - counted(before) + kernelDrops(port) - kernelBefore >= sent, why);
     assert.ok(counted(after) - counted(before) <= sent, why);
-    assert.ok((after.drops.overload ?? 0) - (before.drops.overload ?? 0) > sent / 2, "most refused before any crypto");
+    assert.ok(counted(after) - counted(before) < sent / 2 || (after.drops.overload ?? 0) - (before.drops.overload ?? 0) > sent / 2, "most dropped by the kernel filter, or refused before any crypto");
     assert.deepEqual(await lab.livePeers(a), [b.sid], "A and B are still peers");
   });
 });

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { addIdentity, createIdentity, type Keyring } from "../../src/node/keyring.ts";
 import type { UdpEndpoint, UdpSocket } from "../../src/node/node-io.ts";
+import type { SocketFilterSpec } from "../../src/node/socket-filter.ts";
 import { endpointKey, Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
 import { nodeCrypto } from "../../src/platform/node-crypto.ts";
 
@@ -30,6 +31,10 @@ export class FakeUdpNet {
   bytesFrom = new Map<string, number>();
   /** Called for every datagram before delivery; return false to drop it. */
   filter: ((d: Datagram) => boolean) | undefined;
+  /** Kernel filters the sockets asked for (setFilter), by local address; sampling is deterministic (every n-th). */
+  socketFilters = new Map<string, { spec: SocketFilterSpec; seen: number }>();
+  /** Datagrams the socket filters dropped. */
+  filtered = 0;
 
   constructor(withLinks = true) {
     this.links = withLinks ? new Set() : undefined;
@@ -59,12 +64,27 @@ export class FakeUdpNet {
         this.bytesFrom.set(local.host, (this.bytesFrom.get(local.host) ?? 0) + data.length);
       },
       close: () => this.handlers.delete(endpointKey(local)),
+      setFilter: (spec) => {
+        if (spec) this.socketFilters.set(endpointKey(local), { spec, seen: 0 });
+        else this.socketFilters.delete(endpointKey(local));
+        return true;
+      },
     };
+  }
+
+  /** What the socket filter of `to` does with a datagram from `from` (as compileSocketFilter's program would). */
+  #passes(from: UdpEndpoint, to: UdpEndpoint): boolean {
+    const f = this.socketFilters.get(endpointKey(to));
+    if (!f) return true;
+    const is = (e: UdpEndpoint) => e.host === from.host && e.port === from.port;
+    const pass = f.spec.deny.some(is) ? false : f.spec.allow.some(is) ? true : f.seen++ % f.spec.sampleOneIn === 0;
+    if (!pass) this.filtered++;
+    return pass;
   }
 
   /** Deliver one datagram now as if it came from `from`. */
   inject(data: Uint8Array, from: UdpEndpoint, to: UdpEndpoint): void {
-    this.handlers.get(endpointKey(to))?.(data, from);
+    if (this.#passes(from, to)) this.handlers.get(endpointKey(to))?.(data, from);
   }
 
   flush(max = 200_000): number {
@@ -74,6 +94,7 @@ export class FakeUdpNet {
       n++;
       if (this.links && d.from.host !== d.to.host && !this.links.has(FakeUdpNet.key(d.from.host, d.to.host))) continue;
       if (this.filter && !this.filter(d)) continue;
+      if (!this.#passes(d.from, d.to)) continue;
       this.handlers.get(endpointKey(d.to))?.(d.data, d.from);
     }
     assert.ok(n < max, "network did not settle");
