@@ -415,7 +415,10 @@ export async function startDaemonBackground(home: string, options: StartDaemonOp
   const child = spawn(cmd.command, [...cmd.args, "daemon", "run", "--home", home, ...(options.args ?? [])], {
     detached: true,
     stdio: ["ignore", "ignore", logFd],
-    env: { ...process.env, SVP_HOME: home, NO_COLOR: "1" },
+    // Two malloc arenas (unless the user chose): the daemon's datagram buffers are freed on
+    // whichever thread's arena, and with one arena per thread glibc's fragmentation showed
+    // as slow RSS growth in long soaks (bench/RESULTS.md, "Soak").
+    env: { MALLOC_ARENA_MAX: "2", ...process.env, SVP_HOME: home, NO_COLOR: "1" },
   });
   closeSync(logFd);
   let exited: string | undefined;
