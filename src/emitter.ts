@@ -23,15 +23,23 @@ export class Emitter<E extends EventMap> {
     const wrapper = ((...args: Parameters<E[K]>) => {
       this.off(event, wrapper);
       fn(...args);
-    }) as E[K];
+    }) as E[K] & { listener?: E[K] };
+    // So that off(event, fn) finds it, as with node:events.
+    wrapper.listener = fn;
     return this.on(event, wrapper);
   }
 
+  /** Remove `fn` (added with on or once); the most recently added copy first, as node:events does. */
   off<K extends keyof E>(event: K, fn: E[K]): this {
     const list = this.#listeners[event];
     if (list) {
-      const i = list.indexOf(fn);
-      if (i >= 0) list.splice(i, 1);
+      for (let i = list.length - 1; i >= 0; i--) {
+        const l = list[i] as E[K] & { listener?: E[K] };
+        if (l === fn || l.listener === fn) {
+          list.splice(i, 1);
+          break;
+        }
+      }
     }
     return this;
   }
