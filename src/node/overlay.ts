@@ -489,7 +489,10 @@ export class Overlay extends Emitter<OverlayEvents> {
     const parsed = parseDatagram(data);
     if (!parsed.ok) return void this.drops[parsed.reason]++;
     if (!("aad" in parsed)) {
-      if (!this.#earn(WORK_COST.handshake, from, cookie, parsed.packet.senderBoot)) return;
+      // A live peer's LAN probe (sent to a broadcast address every hello interval) is free.
+      const known = this.#sessions.get(sessionKey(this.#identities[0]!.sid, parsed.packet.sender));
+      const fromPeer = known !== undefined && known.live && known.address?.port === from.port && known.address.host === from.host;
+      if (!fromPeer && !this.#earn(WORK_COST.handshake, from, cookie, parsed.packet.senderBoot)) return;
       return this.#onProbe(parsed.packet.sender, parsed.packet.senderBoot, from);
     }
     const h = parsed.packet;
