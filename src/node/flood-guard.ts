@@ -49,7 +49,7 @@ export const COOKIE_BYTES = 16;
 export const COOKIE_SECRET_MS = 120_000;
 /** A sender uses a cookie this long after receiving it (a little less than it stays valid). */
 export const COOKIE_USE_MS = 110_000;
-/** The node counts as under load until this long after the bucket last ran dry. */
+/** The node counts as under load until this long after the bucket last ran dry (or until it refills to half). */
 const LOAD_HOLD_MS = 1000;
 /** Addresses with a budget of their own (cookie holders) remembered at most. */
 const MAX_ADDRESS_BUDGETS = 1024;
@@ -67,9 +67,12 @@ class Bucket {
     this.tokens = burst;
     this.#at = now;
   }
-  take(cost: number, now: number): boolean {
+  refill(now: number): void {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.#at) * this.rate) / 1000);
     this.#at = now;
+  }
+  take(cost: number, now: number): boolean {
+    this.refill(now);
     if (this.tokens < cost) return false;
     this.tokens -= cost;
     return true;
@@ -130,6 +133,11 @@ export class FloodGuard {
         return false;
       }
       this.stats.badCookies++;
+    }
+    if (this.underLoad) {
+      // Load ends early once the bucket has refilled to half: a trickle after a flood must not keep it.
+      this.#shared.refill(now);
+      if (this.#shared.tokens >= this.#shared.burst / 2) this.#dryAt = -Infinity;
     }
     if (!this.underLoad && this.#shared.take(cost, now)) {
       this.stats.admitted++;
