@@ -9,7 +9,7 @@
  * half claiming the SID of the victim's real peer `--peer` (an AEAD check each), all from
  * this process's own address. `--rate 0` sends as fast as one core can. Loopback only;
  * bounded by `--seconds` (default 30) and by SIGTERM/SIGINT. On exit it prints
- * `{"sent": N, "seconds": S}` on stdout.
+ * `{"sent": N, "seconds": S}` on stdout, N counting only datagrams the kernel took.
  */
 
 import * as dgram from "node:dgram";
@@ -42,7 +42,9 @@ for (let i = 0; i < POOL; i++) {
 }
 
 const sock = dgram.createSocket("udp4");
+/** Datagrams handed to the socket, and those the kernel took (what is reported: the rest never left). */
 let sent = 0;
+let handedOver = 0;
 let outstanding = 0;
 let stopping = false;
 const started = performance.now();
@@ -50,7 +52,7 @@ const started = performance.now();
 function finish(): void {
   if (stopping) return;
   stopping = true;
-  process.stdout.write(JSON.stringify({ sent, seconds: (performance.now() - started) / 1000 }) + "\n");
+  process.stdout.write(JSON.stringify({ sent: handedOver, seconds: (performance.now() - started) / 1000 }) + "\n");
   sock.close();
   process.exit(0);
 }
@@ -58,7 +60,10 @@ process.on("SIGTERM", finish);
 process.on("SIGINT", finish);
 setTimeout(finish, seconds * 1000);
 
-const done = () => void outstanding--;
+const done = (err: Error | null) => {
+  outstanding--;
+  if (!err) handedOver++;
+};
 function sendOne(): void {
   outstanding++;
   sock.send(pool[sent % POOL]!, port, "127.0.0.1", done);
