@@ -4,7 +4,7 @@
  */
 
 import type { CAC } from "cac";
-import { UsageError } from "../src/index.ts";
+import { UsageError } from "../src/errors.ts";
 import { SHELLS, type CliSpec, type Shell, commandSpec } from "./command-spec.ts";
 import { bashScript } from "./completion-bash.ts";
 import { fishScript } from "./completion-fish.ts";

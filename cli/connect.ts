@@ -6,37 +6,26 @@
  */
 
 import type { CAC } from "cac";
-import {
-  ERROR_TABLE,
-  EXIT,
-  ForwardServer,
-  LoopGroup,
-  MeshConnector,
-  SvpError,
-  UsageError,
-  dialMesh,
-  defaultLoopCount,
-  dialVia,
-  formatListenAddress,
-  forwardTimeoutMessage,
-  formatMeshTarget,
-  isLoopbackAddress,
-  listen,
-  listenSharing,
-  mspTelemetry,
-  netcat,
-  openMesh,
-  parseDuration,
-  parseListenAddress,
-  parseMeshTarget,
-  parsePositiveInt,
-  sharedCounts,
-  sidToHex,
-  stdioStream,
-  toSvpError,
-  upperSidLabels,
-} from "../src/index.ts";
-import type { ForwardRecord, ListenAddress, Listener, MeshSession, MeshTarget, OpenMeshOptions } from "../src/index.ts";
+import { ERROR_TABLE, EXIT, SvpError, UsageError, toSvpError } from "../src/errors.ts";
+import { LoopGroup } from "../src/loops.ts";
+import { sidToHex, upperSidLabels } from "../src/mesh/sid.ts";
+import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddress, parsePositiveInt } from "../src/options.ts";
+import type { ListenAddress } from "../src/options.ts";
+import { defaultLoopCount, listenSharing } from "../src/platform/loops.ts";
+import { listen } from "../src/platform/net.ts";
+import type { Listener } from "../src/platform/net.ts";
+import { openSession } from "../src/platform/open-session.ts";
+import { stdioStream } from "../src/platform/stdio-stream.ts";
+import { ForwardServer, forwardTimeoutMessage } from "../src/service/forward-server.ts";
+import type { ForwardRecord } from "../src/service/forward-server.ts";
+import { dialMesh, dialVia } from "../src/service/mesh-dialer.ts";
+import { MeshConnector } from "../src/service/mesh-session.ts";
+import type { MeshSession, OpenMeshOptions } from "../src/service/mesh-session.ts";
+import { formatMeshTarget, parseMeshTarget } from "../src/service/mesh-target.ts";
+import type { MeshTarget } from "../src/service/mesh-target.ts";
+import { netcat } from "../src/service/netcat.ts";
+import { mspTelemetry } from "../src/service/stream-registry.ts";
+import { sharedCounts } from "../src/socks/server.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
@@ -174,7 +163,7 @@ async function runStdio(cfg: ConnectConfig): Promise<number> {
   const what = describeTarget(cfg);
   let session: MeshSession;
   try {
-    session = await openMesh(cfg.mesh);
+    session = await openSession(cfg.mesh);
   } catch (err) {
     return reportError("connect", "open the mesh", err);
   }
@@ -256,11 +245,11 @@ async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger
   // Fail early when there is no mesh at all; later losses reconnect on the next connection.
   let first: MeshSession;
   try {
-    first = await openMesh(cfg.mesh);
+    first = await openSession(cfg.mesh);
   } catch (err) {
     return reportError("connect", "open the mesh", err);
   }
-  const connector = new MeshConnector(() => openMesh(cfg.mesh), {
+  const connector = new MeshConnector(() => openSession(cfg.mesh), {
     onLost: (s) => log.warn(`lost the mesh backend (${s.description}); the next connection reconnects`),
   });
   connector.adopt(first);

@@ -6,19 +6,11 @@
  */
 
 import type { CAC } from "cac";
-import {
-  daemonState,
-  effectiveNodeConfig,
-  parseDuration,
-  parsePort,
-  resolveHome,
-  runDaemon,
-  sidToHex,
-  startDaemonBackground,
-  stopDaemon,
-  UsageError,
-  type EmbeddedNodeOptions,
-} from "../src/index.ts";
+import { UsageError } from "../src/errors.ts";
+import { sidToHex } from "../src/mesh/sid.ts";
+import { parseDuration, parsePort } from "../src/options.ts";
+import { daemonState, effectiveNodeConfig, resolveHome, runDaemon, startDaemonBackground, stopDaemon } from "../src/platform/embedded-node.ts";
+import type { EmbeddedNodeOptions } from "../src/platform/embedded-node.ts";
 import { createLogger, errColor, parseLogFormat } from "./render.ts";
 import { VERSION } from "./version.ts";
 

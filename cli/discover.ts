@@ -5,8 +5,13 @@
  */
 
 import type { CAC } from "cac";
-import { UsageError, discoverServices, openMesh, parseDuration, sidToHex } from "../src/index.ts";
-import type { MeshSession, ServiceAnswer } from "../src/index.ts";
+import { UsageError } from "../src/errors.ts";
+import { sidToHex } from "../src/mesh/sid.ts";
+import { parseDuration } from "../src/options.ts";
+import { openSession } from "../src/platform/open-session.ts";
+import { discoverServices } from "../src/service/discovery.ts";
+import type { ServiceAnswer } from "../src/service/discovery.ts";
+import type { MeshSession } from "../src/service/mesh-session.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
@@ -37,7 +42,7 @@ async function runDiscover(argv: readonly string[], pattern: string | undefined)
   const mesh = meshOptions(argv, "svp discover");
   let session: MeshSession;
   try {
-    session = await openMesh(mesh);
+    session = await openSession(mesh);
   } catch (err) {
     return reportError("discover", "open the mesh", err);
   }

@@ -1,8 +1,13 @@
 /** `svp id`: print this instance's primary SID (creating the identity on first use). */
 
 import type { CAC } from "cac";
-import { UsageError, connectServald, isSvpError, parseMeshMode, readIdentity, resolveHome, sidToBase32, sidToHex, unixDatagramSupport } from "../src/index.ts";
-import type { Sid } from "../src/index.ts";
+import { UsageError, isSvpError } from "../src/errors.ts";
+import { sidToBase32, sidToHex } from "../src/mesh/sid.ts";
+import type { Sid } from "../src/mesh/sid.ts";
+import { readIdentity, resolveHome } from "../src/platform/embedded-node.ts";
+import { connectServald } from "../src/platform/servald.ts";
+import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
+import { parseMeshMode } from "../src/service/mesh-session.ts";
 import { reportError } from "./render.ts";
 
 export function register(cli: CAC): void {

@@ -5,21 +5,19 @@
  */
 
 import type { CAC } from "cac";
-import {
-  ERROR_TABLE,
-  SvpError,
-  UsageError,
-  isValidServiceName,
-  listenTarget,
-  openMesh,
-  parseHostPort,
-  parseMdpPort,
-  readTextFile,
-  sidToHex,
-  startListenService,
-  toSvpError,
-} from "../src/index.ts";
-import type { ListenRecord, ListenService, ListenTargetSpec, MeshSession, OpenMeshOptions, Sid } from "../src/index.ts";
+import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
+import { sidToHex } from "../src/mesh/sid.ts";
+import type { Sid } from "../src/mesh/sid.ts";
+import { parseHostPort } from "../src/options.ts";
+import { readTextFile } from "../src/platform/files.ts";
+import { listenTarget } from "../src/platform/listen-target.ts";
+import type { ListenTargetSpec } from "../src/platform/listen-target.ts";
+import { openSession } from "../src/platform/open-session.ts";
+import { isValidServiceName } from "../src/service/discovery.ts";
+import { startListenService } from "../src/service/listen-service.ts";
+import type { ListenRecord, ListenService } from "../src/service/listen-service.ts";
+import type { MeshSession, OpenMeshOptions } from "../src/service/mesh-session.ts";
+import { parseMdpPort } from "../src/service/mesh-target.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
 
@@ -146,7 +144,7 @@ async function runListen(argv: readonly string[], portArg: string): Promise<numb
 async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals): Promise<number> {
   let session: MeshSession;
   try {
-    session = await openMesh(cfg.mesh);
+    session = await openSession(cfg.mesh);
   } catch (err) {
     return reportError("listen", "open the mesh", err);
   }

@@ -4,7 +4,7 @@
  */
 
 import { cac, type CAC } from "cac";
-import { UsageError } from "../src/index.ts";
+import { UsageError } from "../src/errors.ts";
 import { reportError, tidyHelp } from "./render.ts";
 import { register as registerSocks } from "./socks.ts";
 import { register as registerDaemon } from "./daemon.ts";

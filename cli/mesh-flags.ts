@@ -4,8 +4,12 @@
  */
 
 import type { Command } from "cac";
-import { UsageError, parseMeshMode, parseMeshName, parseSid } from "../src/index.ts";
-import type { OpenMeshOptions, Sid } from "../src/index.ts";
+import { UsageError } from "../src/errors.ts";
+import { parseMeshName } from "../src/mesh/names.ts";
+import { parseSid } from "../src/mesh/sid.ts";
+import type { Sid } from "../src/mesh/sid.ts";
+import { parseMeshMode } from "../src/service/mesh-session.ts";
+import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { hasFlag, rawValue } from "./flags.ts";
 
 /** The value-taking flags `addMeshOptions` adds (for `rawPositionals`). */

@@ -5,7 +5,8 @@
  */
 
 import kleur from "kleur";
-import { ERROR_TABLE, type MspTelemetry, SvpError, UsageError, toSvpError } from "../src/index.ts";
+import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
+import type { MspTelemetry } from "../src/status/status-report.ts";
 
 const stderrIsTTY = Boolean(process.stderr.isTTY);
 const stdoutIsTTY = Boolean(process.stdout.isTTY);

@@ -5,26 +5,24 @@
  */
 
 import type { CAC } from "cac";
-import {
-  MeshConnector,
-  UsageError,
-  createMeshDialer,
-  defaultLoopCount,
-  formatListenAddress,
-  formatUpstream,
-  isLoopbackAddress,
-  parseCredential,
-  parseCredentialsFile,
-  parseDuration,
-  parseListenAddress,
-  parsePositiveInt,
-  parseUpstream,
-  openMesh,
-  readTextFile,
-  sidToHex,
-  startSocksProxy,
-} from "../src/index.ts";
-import type { Credential, ListenAddress, MeshDialer, OpenMeshOptions, SocksProxy, StreamRecord, UpstreamProxy } from "../src/index.ts";
+import { UsageError } from "../src/errors.ts";
+import { sidToHex } from "../src/mesh/sid.ts";
+import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddress, parsePositiveInt } from "../src/options.ts";
+import type { ListenAddress } from "../src/options.ts";
+import { readTextFile } from "../src/platform/files.ts";
+import { defaultLoopCount } from "../src/platform/loops.ts";
+import { openSession } from "../src/platform/open-session.ts";
+import { startSocksProxy } from "../src/platform/socks-proxy.ts";
+import type { SocksProxy } from "../src/platform/socks-proxy.ts";
+import { createMeshDialer } from "../src/service/mesh-dialer.ts";
+import { MeshConnector } from "../src/service/mesh-session.ts";
+import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
+import { parseCredential, parseCredentialsFile } from "../src/socks/auth.ts";
+import type { Credential } from "../src/socks/auth.ts";
+import type { MeshDialer } from "../src/socks/dialer.ts";
+import type { StreamRecord } from "../src/socks/server.ts";
+import { formatUpstream, parseUpstream } from "../src/socks/upstream.ts";
+import type { UpstreamProxy } from "../src/socks/upstream.ts";
 import { commandArgs, rawValue, rawValues, hasFlag } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
@@ -150,7 +148,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
   let proxy: SocksProxy | undefined;
   // Mesh routes: the backend the flags select, opened when first needed (so the proxy runs,
   // and direct routes work, without one) and reopened after it went away.
-  const connector = new MeshConnector(() => openMesh(cfg.mesh), {
+  const connector = new MeshConnector(() => openSession(cfg.mesh), {
     onOpen: (s) => log.info(`mesh: ${s.description}, SID ${sidToHex(s.sid ?? s.transport.localSid)}`),
     onLost: (s) => log.warn(`mesh: lost ${s.description}; mesh requests fail until it is back (the next one reconnects)`),
   });
@@ -190,7 +188,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
     if (cfg.direct === "deny") log.info("--direct deny: only mesh destinations are served");
     if (!ctx.mesh) {
       // Use a backend that already runs; start none until a mesh destination is asked for.
-      void connector.probe(() => openMesh({ ...cfg.mesh, autostart: false })).then((s) => {
+      void connector.probe(() => openSession({ ...cfg.mesh, autostart: false })).then((s) => {
         if (s || proxy === undefined) return;
         if (cfg.mesh.autostart !== false && cfg.mesh.mesh !== "servald") log.info("mesh: no mesh backend running yet; the embedded node starts with the first mesh request");
         else log.warn(`mesh: no ${cfg.mesh.mesh === "servald" ? "servald answers" : "svp daemon is running"}; mesh destinations are refused (mesh backend not available) until one runs`);

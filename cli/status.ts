@@ -5,7 +5,12 @@
  */
 
 import type { CAC } from "cac";
-import { EXIT, UsageError, isSvpError, parseMeshMode, queryServaldStatus, queryStatus, resolveHome, unixDatagramSupport, type StatusReport } from "../src/index.ts";
+import { EXIT, UsageError, isSvpError } from "../src/errors.ts";
+import { queryStatus, resolveHome } from "../src/platform/embedded-node.ts";
+import { queryServaldStatus } from "../src/platform/servald-cli.ts";
+import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
+import { parseMeshMode } from "../src/service/mesh-session.ts";
+import type { StatusReport } from "../src/status/status-report.ts";
 import { formatBytes, formatDuration, reportError, stdoutColor } from "./render.ts";
 
 // Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).

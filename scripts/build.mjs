@@ -1,6 +1,12 @@
-// Bundle the CLI into one CommonJS file, dist/svp.cjs (the input of the single binary).
+// The build (`npm run build`, `make`, and `npm pack` through "prepack"):
+//   dist/svp.cjs        the CLI bundled into one CommonJS file (the `svp` command and the input of the single binary);
+//   dist/index.js       the library (src/index.ts) bundled into one ES module: what `import … from "svp"` loads;
+//   dist/types/         its type declarations (tsc --emitDeclarationOnly, tsconfig.types.json).
+// `--no-types` skips the declarations (a few seconds of tsc) when only the bundles are wanted.
 import { build } from "esbuild";
-import { readFileSync, chmodSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
@@ -20,3 +26,35 @@ await build({
   logLevel: "warning",
 });
 chmodSync("dist/svp.cjs", 0o755);
+
+await build({
+  entryPoints: ["src/index.ts"],
+  outfile: "dist/index.js",
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  minify: false,
+  sourcemap: false,
+  legalComments: "none",
+  logLevel: "warning",
+});
+
+if (!process.argv.includes("--no-types")) {
+  rmSync("dist/types", { recursive: true, force: true });
+  const tsc = join("node_modules", ".bin", "tsc");
+  const r = spawnSync(tsc, ["-p", "tsconfig.types.json"], { stdio: "inherit" });
+  if (r.status !== 0) {
+    process.stderr.write(`build: ${tsc} -p tsconfig.types.json failed (${r.status ?? r.error?.message})\n`);
+    process.exit(1);
+  }
+  // The sources import "./x.ts"; a consumer's TypeScript resolves the declarations as "./x.js".
+  const fix = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) fix(p);
+      else if (p.endsWith(".d.ts")) writeFileSync(p, readFileSync(p, "utf8").replace(/(from\s+|import\()(["'])(\.{1,2}\/[^"']+)\.ts\2/g, "$1$2$3.js$2"));
+    }
+  };
+  fix("dist/types");
+}

@@ -1,6 +1,6 @@
 /**
  * What the embedded node needs from the runtime, as small interfaces. The node layer never
- * imports `src/platform/`: `src/index.ts` (the composition root) hands it implementations
+ * imports `src/platform/`: the composition in `src/platform/` hands it implementations
  * (node:crypto, node:dgram, the file system), and tests may hand it fakes.
  */
 

@@ -2,7 +2,7 @@
  * Wiring of the embedded mesh node to the platform: instance directory, keyring file,
  * UDP sockets, node:crypto, same-host discovery directory, the local API Unix socket,
  * signals, and the background daemon's process lifecycle (start/stop/status/auto-start).
- * `src/index.ts` re-exports the public part.
+ * The commands use it directly; the library façade (src/platform/mesh.ts) through `openSession`.
  */
 
 import { spawn } from "node:child_process";

@@ -149,10 +149,11 @@ function findAddon(): string | undefined {
   if (fromSea) return fromSea;
   const candidates: string[] = [];
   try {
-    // Source tree (tsx, deno): src/platform/ → native/build/. In the CommonJS bundle
+    // Source tree (tsx, deno): src/platform/ → native/build/; the library bundle (the
+    // package's dist/index.js): dist/ → native/build/. In the CommonJS bundle
     // import.meta.url is undefined and this throws; the entry-script rule below covers it.
     const here = (import.meta as { url?: string }).url;
-    if (here) candidates.push(fileURLToPath(new URL(`../../native/build/${ADDON_FILE}`, here)));
+    if (here) candidates.push(fileURLToPath(new URL(`../../native/build/${ADDON_FILE}`, here)), fileURLToPath(new URL(`../native/build/${ADDON_FILE}`, here)));
   } catch {
     // not a file: URL
   }
@@ -312,7 +313,7 @@ export class UnixDatagramSocket extends Emitter<DatagramSocketEvents> implements
   }
 }
 
-/** The environment the servald backend reads (SERVALINSTANCE_PATH), for src/index.ts to pass in. */
+/** The environment the servald backend reads (SERVALINSTANCE_PATH), for src/platform/servald.ts to pass in. */
 export function servaldEnvironment(): Record<string, string | undefined> {
   return { SERVALINSTANCE_PATH: process.env.SERVALINSTANCE_PATH };
 }

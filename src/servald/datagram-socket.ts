@@ -2,7 +2,7 @@
  * What the servald backend needs from the platform: an AF_UNIX datagram socket whose
  * addresses are raw `sun_path` bytes of exact length. servald's sockets live in the Linux
  * abstract namespace (a leading NUL byte, no trailing NUL), which is why the length matters.
- * `src/platform/unix-dgram.ts` implements it with the native addon; `src/index.ts` wires it in.
+ * `src/platform/unix-dgram.ts` implements it with the native addon; `src/platform/servald.ts` wires it in.
  */
 
 import type { SvpError } from "../errors.ts";

@@ -54,7 +54,7 @@ export const SID_INTERNAL: Sid = (() => {
 export const MDP_COMMAND = { LISTEN: 0, IDENTITY: 1, SEARCH_IDS: 2, SYNC_CONFIG: 3, INTERFACE: 4, ROUTE_TABLE: 5 } as const;
 
 export interface ServaldTransportOptions {
-  /** Opens the AF_UNIX datagram socket (the platform's native addon; wired by src/index.ts). */
+  /** Opens the AF_UNIX datagram socket (the platform's native addon; wired by src/platform/servald.ts). */
   openSocket: OpenDatagramSocket;
   /** `--servald-instance DIR`: the daemon's instance (run) directory. */
   instance?: string | undefined;

@@ -1,6 +1,6 @@
 /**
  * `svp connect --forward [ADDR:]PORT`: every accepted local connection gets its own MSP
- * stream to the one target. The local listener is the platform's (src/index.ts wires it
+ * stream to the one target. The local listener is the platform's (cli/connect.ts wires it
  * to `handle()`); this class only dials, relays and logs, through the shared `Bridge`
  * (src/relay/bridge.ts): the client's bytes wait until the MSP stream is up, and when the
  * dial fails the client is reset, so it sees a refused/reset connection rather than an

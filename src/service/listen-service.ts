@@ -160,10 +160,7 @@ export class ListenService {
   #onAccept(s: MspStream): void {
     this.#session.streams.add(s);
     const record: ListenRecord = { peerSid: sidToHex(s.remote.sid), peerPort: s.remote.port, target: this.#targetLabel, outcome: "ok", up: 0, down: 0, durationMs: 0 };
-    const refuse =
-      this.#allow && !this.#allow.some((sid) => sidEquals(sid, s.remote.sid))
-        ? new SvpError("ERR_NOT_ALLOWED", `caller ${sidToHex(s.remote.sid)} is not allowed (--allow)`)
-        : undefined;
+    const refuse = callerRefusal(this.#allow, s.remote.sid);
     this.#bridge.handle(s, record, refuse);
     // --once: the one caller is taken; stop listening (and answering discovery) now.
     if (!this.#bridge.accepting) {
@@ -173,8 +170,23 @@ export class ListenService {
   }
 }
 
-/** Bind the port (and port 11 for `service`) and start serving. */
-export async function startListenService(session: MeshSession, options: ListenServiceOptions): Promise<ListenService> {
+/**
+ * Why a caller is refused (`ERR_NOT_ALLOWED`), or undefined when `allow` admits it
+ * (undefined `allow` = anyone). The one allow check of `svp listen` and the library's `listen`.
+ */
+export function callerRefusal(allow: readonly Sid[] | undefined, caller: Sid): SvpError | undefined {
+  if (!allow || allow.some((sid) => sidEquals(sid, caller))) return undefined;
+  return new SvpError("ERR_NOT_ALLOWED", `caller ${sidToHex(caller)} is not allowed (--allow)`);
+}
+
+/** What `bindListenPort` needs: the port, and what `ListenServiceOptions` says about discovery, MSP and limits. */
+export type ListenPortOptions = Pick<ListenServiceOptions, "port" | "service" | "onDiscoveryUnavailable" | "clock" | "msp" | "maxConnections">;
+
+/**
+ * Bind the MDP port (on the session's identity) and, for `service`, the discovery
+ * responder on port 11. Shared by `startListenService` and the library's `listen`.
+ */
+export async function bindListenPort(session: MeshSession, options: ListenPortOptions): Promise<{ listener: MspListener; responder: ServiceResponder | undefined }> {
   const clock = options.clock ?? systemClock;
   const listener = await listenMsp(session.transport, options.port, {
     ...options.msp,
@@ -195,5 +207,11 @@ export async function startListenService(session: MeshSession, options: ListenSe
       }
     }
   }
+  return { listener, responder };
+}
+
+/** Bind the port (and port 11 for `service`) and start serving. */
+export async function startListenService(session: MeshSession, options: ListenServiceOptions): Promise<ListenService> {
+  const { listener, responder } = await bindListenPort(session, options);
   return new ListenService(listener, responder, session, options);
 }

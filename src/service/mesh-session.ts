@@ -8,7 +8,7 @@
  * - auto (default): servald when its socket answers, else the embedded node. An explicit
  *   servald instance (`--servald-instance`) means servald: no silent fallback then.
  *
- * The backends themselves are injected (src/index.ts wires the platform's), so the choice
+ * The backends themselves are injected (src/platform/open-session.ts wires the platform's), so the choice
  * is tested without either.
  */
 

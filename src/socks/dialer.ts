@@ -1,7 +1,7 @@
 /**
  * Routing: which way a destination goes (mesh, direct TCP, upstream proxy, or refused)
  * and opening the stream. The proxy server only sees the `Dialer` interface; the
- * composition root (src/index.ts) builds one from the platform's TCP connect, the
+ * composition (src/platform/socks-proxy.ts) builds one from the platform's TCP connect, the
  * `--direct`/`--upstream` flags and, once a mesh backend exists, a `MeshDialer`.
  */
 
@@ -81,7 +81,7 @@ export interface MeshDialer {
   dial(name: MeshName, port: number, signal: AbortSignal): Promise<ByteStream>;
 }
 
-/** Open a TCP connection (the platform's connect, wired in by src/index.ts). */
+/** Open a TCP connection (the platform's connect, wired in by src/platform/socks-proxy.ts). */
 export type TcpConnect = (host: string, port: number, signal: CancelSignal) => Promise<ByteStream>;
 
 export interface RouterOptions {

@@ -2,7 +2,7 @@
  * The proxy server: for each accepted client stream, run the handshake (with a timer),
  * dial the destination through the injected `Dialer` (with a timer), answer only once
  * the outcome is known, then hand both streams to the relay. Listening sockets are not
- * its business (src/index.ts wires the platform's listeners to `handle()`).
+ * its business (src/platform/socks-proxy.ts wires the platform's listeners to `handle()`).
  *
  * After the handshake a connection holds no parser, buffer or timer of its own: the
  * relay is all that is left.

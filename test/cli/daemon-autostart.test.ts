@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectEmbedded, daemonState, ensureDaemon, stopDaemon } from "../../src/index.ts";
+import { connectEmbedded, daemonState, ensureDaemon, stopDaemon } from "../../src/platform/embedded-node.ts";
 import { isSvpError, EXIT, ERROR_TABLE } from "../../src/errors.ts";
 import { sidEquals } from "../../src/mesh/sid.ts";
 import { svpCommand } from "./entry.ts";

@@ -1,8 +1,9 @@
 /** Real-socket helpers for the proxy's end-to-end tests. Loopback only; every wait bounded. */
 
 import * as net from "node:net";
-import { startSocksProxy } from "../../src/index.ts";
-import type { SocksProxy, SocksProxyOptions, StreamRecord } from "../../src/index.ts";
+import { startSocksProxy } from "../../src/platform/socks-proxy.ts";
+import type { SocksProxy, SocksProxyOptions } from "../../src/platform/socks-proxy.ts";
+import type { StreamRecord } from "../../src/socks/server.ts";
 
 export const enc = (s: string) => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -5,8 +5,9 @@
  * {"stopped"} once no loop accepts after SIGTERM, {"closed"} when drained. A fake mesh
  * backend echoes (to the end, then closes) in the main thread.
  */
-import { memoryPair, startSocksProxy } from "../../src/index.ts";
-import type { ByteStream } from "../../src/index.ts";
+import { startSocksProxy } from "../../src/platform/socks-proxy.ts";
+import type { ByteStream } from "../../src/stream/byte-stream.ts";
+import { memoryPair } from "../../src/stream/memory-pair.ts";
 
 function echoStream(): ByteStream {
   const [a, b] = memoryPair();

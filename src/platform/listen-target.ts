@@ -1,0 +1,48 @@
+/** What `svp listen` connects each caller to, opened with the platform's sockets, programs or stdio. */
+
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { SvpError as ServiceError, toSvpError as toServiceError } from "../errors.ts";
+import type { OpenTarget } from "../service/listen-service.ts";
+import { sidToHex as sidHex } from "../mesh/sid.ts";
+import { formatHostPort } from "../socks/ip.ts";
+import { connectTcp } from "./net.ts";
+import { spawnExec as spawnExecStream } from "./exec-stream.ts";
+import { stdioStream as openStdio } from "./stdio-stream.ts";
+
+/** What `svp listen` connects each caller to. */
+export type ListenTargetSpec = { kind: "tcp"; host: string; port: number } | { kind: "exec"; command: string } | { kind: "stdio" };
+
+/** The platform's opener for a listen target, and its label for log lines. */
+export function listenTarget(spec: ListenTargetSpec, clock: Clock = systemClock): { open: OpenTarget; label: string } {
+  if (spec.kind === "tcp") {
+    const label = formatHostPort(spec.host, spec.port);
+    return {
+      label,
+      open: async (_caller, signal) => {
+        try {
+          return await connectTcp(spec.host, spec.port, { signal, timeoutMs: 0, clock });
+        } catch (err) {
+          const e = toServiceError(err);
+          if (signal.aborted && signal.reason instanceof ServiceError) throw signal.reason;
+          throw new ServiceError(e.code, `forward to ${label}: ${e.message}`, { cause: e });
+        }
+      },
+    };
+  }
+  if (spec.kind === "exec") {
+    return {
+      label: `exec: ${spec.command}`,
+      open: (caller, signal) => spawnExecStream(spec.command, { signal, env: { SVP_PEER_SID: sidHex(caller.sid), SVP_PEER_PORT: String(caller.port) } }),
+    };
+  }
+  let used = false;
+  return {
+    label: "stdio",
+    open: () => {
+      if (used) return Promise.reject(new ServiceError("ERR_NOT_ALLOWED", "stdin/stdout already carry a connection"));
+      used = true;
+      return Promise.resolve(openStdio());
+    },
+  };
+}
