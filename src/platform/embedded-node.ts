@@ -305,8 +305,11 @@ export interface ConnectEmbeddedOptions {
   autostart?: boolean;
   /** Told about an auto-start (default: a line on stderr). */
   onNote?: (message: string) => void;
-  /** How to run svp for the auto-start (default: this process's own command). */
-  command?: SvpCommand;
+  /**
+   * How to run svp for the auto-start (default: this process's own command). A function is
+   * called only when a daemon has to be started (it may throw: no svp to run).
+   */
+  command?: SvpCommand | (() => SvpCommand);
   /** Handshake/request timeout (default 10 s). */
   requestTimeoutMs?: number;
 }
@@ -521,7 +524,8 @@ export async function ensureDaemon(home: string | undefined, options: Omit<Conne
     throw new SvpError("ERR_MESH_DOWN", `no svp daemon is running for ${h} (start one with "svp daemon start", or leave out --no-autostart)`);
   }
   try {
-    const info = await startDaemonBackground(h, options.command ? { command: options.command } : {});
+    const command = typeof options.command === "function" ? options.command() : options.command;
+    const info = await startDaemonBackground(h, command ? { command } : {});
     const note = options.onNote ?? ((m: string) => process.stderr.write(m + "\n"));
     note(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
     for (const n of info.notes) note(`svp: the mesh daemon warns: ${n}`);

@@ -8,6 +8,8 @@
  * (src/platform/mesh-stream.ts). docs/library.md shows it in use.
  */
 
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { SvpError, UsageError, toSvpError } from "../errors.ts";
 import type { ErrorCode } from "../errors.ts";
 import { parseSid, sidToHex } from "../mesh/sid.ts";
@@ -25,6 +27,7 @@ import { MDP_PORT_MAX, parseMeshTarget } from "../service/mesh-target.ts";
 import type { StatusReport } from "../status/status-report.ts";
 import { MeshStream } from "./mesh-stream.ts";
 import type { MeshPeer } from "./mesh-stream.ts";
+import type { SvpCommand } from "./embedded-node.ts";
 import { openSession } from "./open-session.ts";
 import { queryServaldStatus } from "./servald-cli.ts";
 import { startSocksProxy } from "./socks-proxy.ts";
@@ -152,8 +155,24 @@ export async function openMesh(options: MeshOptions = {}): Promise<Mesh> {
     name: options.name ?? "svp library",
     onNote: options.onNote ?? (() => {}),
     discoveryGraceMs: options.discoveryGraceMs,
-  });
+  }, { daemonCommand: packageSvpCommand });
   return new OpenMesh(session);
+}
+
+/**
+ * The `svp` that auto-starts the daemon for a library user: the package's own CLI bundle
+ * (dist/svp.cjs beside the library bundle dist/index.js, or the source tree's build), run
+ * by this runtime. Not this process's script, which is the user's program.
+ */
+function packageSvpCommand(): SvpCommand {
+  const here = (import.meta as { url?: string }).url;
+  const candidates = here ? [new URL("./svp.cjs", here), new URL("../../dist/svp.cjs", here)].map((u) => fileURLToPath(u)) : [];
+  const cli = candidates.find((p) => existsSync(p));
+  if (!cli) {
+    throw new SvpError("ERR_MESH_DOWN", `cannot auto-start the svp daemon: svp's CLI bundle is not there (looked for ${candidates.join(", ") || "it beside this module"}; run "npm run build", or start one with "svp daemon start")`);
+  }
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  return deno ? { command: deno.execPath(), args: ["run", "-A", cli] } : { command: process.execPath, args: [cli] };
 }
 
 class OpenMesh implements Mesh {

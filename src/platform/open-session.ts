@@ -8,6 +8,7 @@ import type { MeshSession, OpenMeshOptions } from "../service/mesh-session.ts";
 import { openMeshSession } from "../service/mesh-session.ts";
 import { EmbeddedTransport } from "../node/embedded-transport.ts";
 import { connectEmbedded as connectEmbeddedNode, ensureDaemon as ensureEmbeddedDaemon, resolveHome as resolveEmbeddedHome } from "./embedded-node.ts";
+import type { SvpCommand } from "./embedded-node.ts";
 import { sidEquals, sidToHex as sidHex } from "../mesh/sid.ts";
 import { SvpError as ServiceError } from "../errors.ts";
 import { mspExtensionSetting } from "./msp-env.ts";
@@ -19,7 +20,7 @@ import { connectServald } from "./servald.ts";
  * daemon, auto-started unless `autostart` is false. On the embedded node the session's live
  * streams show up in `svp status`.
  */
-export async function openSession(options: OpenMeshOptions = {}): Promise<MeshSession> {
+export async function openSession(options: OpenMeshOptions = {}, platform: { daemonCommand?: () => SvpCommand } = {}): Promise<MeshSession> {
   const ext = mspExtensionSetting();
   const session = await openMeshSession(
     {
@@ -28,7 +29,10 @@ export async function openSession(options: OpenMeshOptions = {}): Promise<MeshSe
         return { transport: t, description: `servald (instance ${t.instance.path})`, started: false };
       },
       async embedded({ home, autostart, sid, name, onNote }) {
-        const { started } = await ensureEmbeddedDaemon(home, { autostart, ...(onNote ? { onNote } : {}) });
+        // The command that runs `svp daemon` when one has to be started: this process's own
+        // by default (the CLI); the library passes the package's CLI (src/platform/mesh.ts).
+        const command = platform.daemonCommand;
+        const { started } = await ensureEmbeddedDaemon(home, { autostart, ...(onNote ? { onNote } : {}), ...(command ? { command } : {}) });
         const t = await connectEmbeddedNode({ ...(home !== undefined ? { home } : {}), name, autostart: false });
         if (sid && !t.sids.some((s) => sidEquals(s, sid))) {
           t.close();

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { isSvpError, openMesh, toWebStreams, SvpError } from "../../src/index.ts";
 import type { Mesh, MeshStream } from "../../src/index.ts";
-import { startEmbeddedNode, type EmbeddedNode } from "../../src/platform/embedded-node.ts";
+import { startEmbeddedNode, stopDaemon, type EmbeddedNode } from "../../src/platform/embedded-node.ts";
 import { within } from "../helpers/wait.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -29,6 +29,8 @@ let nodeB: EmbeddedNode;
 let sidA: string;
 let sidB: string;
 const opened: Mesh[] = [];
+/** Homes whose daemon a test auto-started (a real `svp daemon` process): stopped in `after`. */
+const autostarted: string[] = [];
 const savedDiscovery = process.env.SVP_DISCOVERY_DIR;
 
 /** The ```ts blocks of docs/library.md, each as an imported module. */
@@ -109,6 +111,7 @@ before(async () => {
 
 after(async () => {
   await Promise.all(opened.map((m) => m.close()));
+  for (const home of autostarted) await stopDaemon(home);
   await nodeA?.stop();
   await nodeB?.stop();
   if (savedDiscovery === undefined) delete process.env.SVP_DISCOVERY_DIR;
@@ -341,6 +344,20 @@ describe("openMesh streams", () => {
     for (let r = await reader.read(); !r.done; r = await reader.read()) got += d.decode(r.value, { stream: true });
     assert.equal(got, "echo me");
     await l.close();
+  });
+
+  test("autostart: on a home with no daemon, openMesh starts one (the package's CLI, a real process) and says so", async () => {
+    const home = join(root, "auto");
+    const notes: string[] = [];
+    autostarted.push(home);
+    const m = await within(openMesh({ home, mesh: "embedded", onNote: (n) => notes.push(n) }), 20_000, "an auto-started daemon");
+    opened.push(m);
+    assert.match(notes[0] ?? "", /started the mesh daemon \(pid \d+/);
+    const r = await m.status();
+    assert.equal(r.identity.sid, m.sid);
+    assert.notEqual(r.daemon.pid, process.pid, "a daemon process of its own");
+    assert.match(m.description, /^embedded node \(pid \d+/);
+    await m.close();
   });
 
   test("bad input is refused with a clear SvpError", async () => {
