@@ -10,7 +10,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -348,6 +348,8 @@ describe("openMesh streams", () => {
 
   test("autostart: on a home with no daemon, openMesh starts one (the package's CLI, a real process) and says so", async () => {
     const home = join(root, "auto");
+    mkdirSync(home, { mode: 0o700 });
+    writeFileSync(join(home, "svp.conf"), "port = 0\nhello-interval = 250ms\n"); // not the shared default 4111
     const notes: string[] = [];
     autostarted.push(home);
     const m = await within(openMesh({ home, mesh: "embedded", onNote: (n) => notes.push(n) }), 20_000, "an auto-started daemon");
