@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NPX := node_modules/.bin
 # Node 20's test runner needs an explicit list of files (a folder or quoted glob runs none).
 TEST_FILES := $(shell find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-SRC_FILES := $(shell find src cli -name '*.ts') package.json scripts/build.mjs
+SRC_FILES := $(shell find src cli -name '*.ts') package.json scripts/build.mjs tsconfig.types.json
 LISTEN ?= 127.0.0.1:1080
 
 .PHONY: all deps install uninstall run test test-node test-deno test-deps check typecheck layers dist bench bench-deps demo clean native
