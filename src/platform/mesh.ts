@@ -116,10 +116,11 @@ export interface Mesh {
   readonly description: string;
   /**
    * Open a stream to `port` on `node` (a SID, `<SID>.serval`, `<base32>.serval`, or
-   * `<service>.svc.serval`); `port` is an MDP port (1–4294967295) or a service name
-   * resolved by discovery. Resolves once the peer has answered.
+   * `<service>.svc.serval`, `<service>.<SID>.serval`); `port` is an MDP port
+   * (1–4294967295) or a service name resolved by discovery, and may be left out (undefined)
+   * when `node` names the service. Resolves once the peer has answered.
    */
-  dial(node: string, port: number | string, options?: DialOptions): Promise<MeshStream>;
+  dial(node: string, port?: number | string, options?: DialOptions): Promise<MeshStream>;
   /** Accept MSP connections on `port` (1–4294967295). */
   listen(port: number, options?: ListenOptions): Promise<MeshListener>;
   /** A SOCKS5/SOCKS4a/HTTP proxy into the mesh on this session (what `svp socks` runs). */
@@ -206,12 +207,13 @@ class OpenMesh implements Mesh {
     if (this.#closing) throw new SvpError("ERR_ABORTED", `${what}: the mesh is closed`);
   }
 
-  async dial(node: string, port: number | string, options: DialOptions = {}): Promise<MeshStream> {
+  async dial(node: string, port?: number | string, options: DialOptions = {}): Promise<MeshStream> {
     this.#check("dial");
     if (typeof node !== "string") throw new SvpError("ERR_BAD_ADDRESS", `dial: node must be a string, got ${typeof node}`);
     if (typeof port === "number") checkPort(port, "dial");
-    else if (typeof port !== "string") throw new SvpError("ERR_BAD_ADDRESS", `dial: port must be a number or a service name, got ${typeof port}`);
-    const target = parseMeshTarget(node, String(port));
+    else if (typeof port !== "string" && port !== undefined) throw new SvpError("ERR_BAD_ADDRESS", `dial: port must be a number or a service name, got ${typeof port}`);
+    checkKeys(options, ["signal", "waitRouteMs"], "dial");
+    const target = parseMeshTarget(node, port === undefined ? undefined : String(port));
     const user = options.signal;
     // The user's reason, as the SvpError every svp layer understands.
     const ac = new AbortController();

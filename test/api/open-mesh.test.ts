@@ -127,6 +127,15 @@ describe("docs/library.md examples, as written", () => {
     assert.equal(await within(ask(nodeB.home, sidA, "hello mesh"), 8000, "askUpper"), `${sidB.slice(0, 8)} said HELLO MESH`);
     const web = examples.askUpperWeb as unknown as (home: string, node: string, t: string) => Promise<string>;
     assert.equal(await within(web(nodeB.home, `${sidA.toLowerCase()}.serval`, "web streams"), 8000, "askUpperWeb"), `${sidB.slice(0, 8)} said WEB STREAMS`);
+    // The service named in the node name: on that node, and on any node offering it.
+    const b = await open(nodeB.home);
+    for (const name of [`upper.${sidA.toLowerCase()}.serval`, "upper.svc.serval"]) {
+      const s = await b.dial(name, undefined, { signal: AbortSignal.timeout(8000) });
+      assert.equal(s.peer.sid, sidA);
+      assert.equal(s.peer.port, 94);
+      s.end("x");
+      assert.equal(await readText(s), `${sidB.slice(0, 8)} said X`);
+    }
     await server.close();
   });
 
@@ -370,6 +379,8 @@ describe("openMesh streams", () => {
     assert.equal((await errorOf(b.dial("not-a-node", 80))).code, "ERR_BAD_ADDRESS");
     assert.equal((await errorOf(b.dial(sidA, 0))).code, "ERR_BAD_ADDRESS");
     assert.equal((await errorOf(b.dial(sidA, 1.5))).code, "ERR_BAD_ADDRESS");
+    assert.equal((await errorOf(b.dial(sidA))).code, "ERR_BAD_ADDRESS"); // no port, and the name names no service
+    assert.equal((await errorOf(b.dial(sidA, 80, { timeout: 5 } as never))).code, "ERR_USAGE");
     assert.equal((await errorOf(b.listen(0))).code, "ERR_BAD_ADDRESS");
     assert.equal((await errorOf(b.listen(103, { allow: ["nope"] }))).code, "ERR_BAD_ADDRESS");
     assert.equal((await errorOf(b.socks({ listen: "nowhere:x" }))).code, "ERR_USAGE");
