@@ -26,3 +26,15 @@ export function builtSvpCommand(override?: string): string[] | undefined {
   if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
   return undefined;
 }
+
+/** Write 64 KiB chunks to `s` as fast as it takes them (writing again on "drain"); the returned function stops it. */
+export function keepWriting(s: { writable: boolean; write(chunk: Uint8Array): boolean; on(event: "drain", fn: () => void): unknown }): () => void {
+  const chunk = new Uint8Array(64 * 1024);
+  let stop = false;
+  const pump = () => {
+    while (!stop && s.writable && s.write(chunk));
+  };
+  s.on("drain", pump);
+  pump();
+  return () => void (stop = true);
+}

@@ -23,7 +23,7 @@ import { connectEmbedded } from "../src/platform/embedded-node.ts";
 import type { EmbeddedTransport } from "../src/node/embedded-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
-import { builtSvpCommand, median, root, sleep } from "./common.ts";
+import { builtSvpCommand, keepWriting, median, root, sleep } from "./common.ts";
 
 const { values: opts } = parseArgs({ options: { seconds: { type: "string", default: "4" }, rounds: { type: "string", default: "3" }, svp: { type: "string" } } });
 const SECONDS = Math.max(1, Number(opts.seconds));
@@ -82,19 +82,13 @@ async function streamFor(ta: EmbeddedTransport, tb: EmbeddedTransport, port: num
   });
   const s = await connectMsp(ta, { sid: tb.localSid, port });
   s.resume();
-  const chunk = new Uint8Array(64 * 1024);
-  let stop = false;
-  const pump = () => {
-    while (!stop && s.writable && s.write(chunk));
-  };
-  s.on("drain", pump);
-  pump();
+  const stopWriting = keepWriting(s);
   await sleep(500);
   const b0 = received;
   const t0 = performance.now();
   await sleep(SECONDS * 1000);
   const mibps = (received - b0) / ((performance.now() - t0) / 1000) / (1024 * 1024);
-  stop = true;
+  stopWriting();
   s.abort();
   l.abort();
   await sleep(300);

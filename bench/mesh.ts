@@ -35,7 +35,7 @@ import { connectEmbedded } from "../src/platform/embedded-node.ts";
 import type { EmbeddedTransport } from "../src/node/embedded-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
-import { builtSvpCommand, median, root, sleep } from "./common.ts";
+import { builtSvpCommand, keepWriting, median, root, sleep } from "./common.ts";
 
 const { values: opts } = parseArgs({
   options: { seconds: { type: "string", default: "2" }, rounds: { type: "string", default: "3" }, svp: { type: "string" } },
@@ -308,20 +308,14 @@ async function mspAlone(ta: EmbeddedTransport, tb: EmbeddedTransport, window: nu
   });
   const s = await connectMsp(ta, { sid: tb.localSid, port }, { window });
   s.resume();
-  const chunk = new Uint8Array(64 * 1024);
-  let stop = false;
-  const pump = () => {
-    while (!stop && s.writable && s.write(chunk));
-  };
-  s.on("drain", pump);
-  pump();
+  const stopWriting = keepWriting(s);
   await sleep(WARMUP_S * 1000);
   const b0 = received;
   const t0 = performance.now();
   await sleep(SECONDS * 1000);
   const bytes = received - b0;
   const secs = (performance.now() - t0) / 1000;
-  stop = true;
+  stopWriting();
   const rttMs = s.stats.rttMs ?? NaN;
   s.abort();
   l.abort();
