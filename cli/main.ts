@@ -18,6 +18,7 @@ import { COMPLETE_COMMAND, runComplete } from "./complete.ts";
 import { commandSpec } from "./command-spec.ts";
 import { MAN_COMMAND, manPage } from "./man-page.ts";
 import { TAGLINE, VERSION, VERSION_LINE } from "./version.ts";
+import { pinYoungGeneration } from "../src/platform/young-generation.ts";
 
 /**
  * The command definitions: every subcommand registered on one cac instance. `--help`, the
@@ -41,6 +42,8 @@ export function buildCli(argv: readonly string[]): CAC {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // svp's commands are this process (the library never does this: the flag is process-wide).
+  pinYoungGeneration();
   // Hidden helpers of the completion scripts and `make install`; not in --help.
   if (argv[0] === COMPLETE_COMMAND) return runComplete(commandSpec(buildCli([])), argv.slice(1));
   if (argv[0] === MAN_COMMAND) {

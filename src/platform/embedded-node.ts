@@ -12,7 +12,7 @@ import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { basename, resolve as resolvePath } from "node:path";
 import { setImmediate } from "node:timers";
-import { setFlagsFromString } from "node:v8";
+import { pinYoungGeneration } from "./young-generation.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { SvpError, UsageError, errorCodeForExit, isSvpError } from "../errors.ts";
 import { type Sid, sidToHex } from "../mesh/sid.ts";
@@ -254,26 +254,6 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
 function credentialsOf(stream: SocketStream): PeerCredentials | undefined {
   const fd = (stream.socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
   return typeof fd === "number" ? peerCredentials(fd) : undefined;
-}
-
-/**
- * Keep V8's young generation at its initial size (1 MiB semi-spaces) in the daemon. By
- * default V8 doubles it whenever many objects survive a scavenge, up to 2 × 16 MiB; in a
- * 30-minute soak (bench/soak.ts) that was all the daemons' RSS growth after warm-up
- * (+35 MB each, in two steps at minutes 7 and 12, with the JS heap's live size flat and
- * heap snapshots unchanged), i.e. no leak, but memory that kept rising long after start.
- * The daemon's objects are short-lived (each datagram is handled in one turn), so a small
- * young generation costs little: frequent but cheap scavenges. Unlike --max-semi-space-size
- * (read only at start-up), the growth factor is read at each growth, so setting it here
- * works for every way the daemon is started (svp daemon start/run, systemd, the single
- * binary). Best effort: a runtime without the flag keeps its default.
- */
-function pinYoungGeneration(): void {
-  try {
-    setFlagsFromString("--semi-space-growth-factor=1");
-  } catch {
-    // not V8, or the flag is gone: the default sizing
-  }
 }
 
 /**
