@@ -114,6 +114,33 @@ export function toSvpError(err: unknown): SvpError {
   return new SvpError(code, code === "ERR_INTERNAL" ? message : ERROR_TABLE[code].reason, { cause: err });
 }
 
+/**
+ * Why an abort happened, as an SvpError: the reason itself when it is one (svp's layers
+ * abort with SvpErrors that say why: a timeout, a shutdown, a client gone), ERR_TIMEOUT
+ * for a `TimeoutError` (what `AbortSignal.timeout()` aborts with), else ERR_ABORTED
+ * "<what> aborted" (with the reason's message when it is an Error, kept as `cause`).
+ */
+export function abortError(reason: unknown, what: string): SvpError {
+  if (reason instanceof SvpError) return reason;
+  const timeout = reason instanceof Error && reason.name === "TimeoutError";
+  const detail = reason instanceof Error ? `: ${reason.message}` : "";
+  return new SvpError(timeout ? "ERR_TIMEOUT" : "ERR_ABORTED", `${what} ${timeout ? "timed out" : "aborted"}${detail}`, { cause: reason });
+}
+
+/** Throw `abortError(signal.reason, what)` when `signal` has been aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw abortError(signal.reason, what);
+}
+
+/**
+ * The error an operation run under `signal` failed with: the signal's own SvpError reason
+ * when it was aborted with one (it explains better than the operation's echo of the
+ * abort), else `err` as an SvpError.
+ */
+export function failureUnder(signal: { readonly aborted: boolean; readonly reason?: unknown }, err: unknown): SvpError {
+  return signal.aborted && signal.reason instanceof SvpError ? signal.reason : toSvpError(err);
+}
+
 /** "cannot <action>: <reason>" — the one-line message every edge prints. */
 export function describe(action: string, err: unknown): string {
   const e = toSvpError(err);

@@ -22,7 +22,7 @@
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { ErrorCode } from "./errors.ts";
-import { ERROR_TABLE, SvpError, toSvpError } from "./errors.ts";
+import { ERROR_TABLE, SvpError, toSvpError, abortError, failureUnder } from "./errors.ts";
 import type { MeshName } from "./mesh/names.ts";
 import type { ListenAddress } from "./options.ts";
 import { Bridge } from "./relay/bridge.ts";
@@ -223,7 +223,7 @@ export class LoopGroup {
       (stream) => {
         relays.delete(ac);
         if (ac.signal.aborted) {
-          stream.abort(ac.signal.reason instanceof SvpError ? ac.signal.reason : new SvpError("ERR_ABORTED", "dial abandoned"));
+          stream.abort(abortError(ac.signal.reason, "dial"));
           return;
         }
         const { port1, port2 } = messageChannel();
@@ -235,8 +235,7 @@ export class LoopGroup {
       },
       (err: unknown) => {
         relays.delete(ac);
-        const r: unknown = ac.signal.reason;
-        const e = ac.signal.aborted && r instanceof SvpError ? r : toSvpError(err);
+        const e = failureUnder(ac.signal, err);
         post({ t: "dial-failed", id, code: e.code, message: e.message });
       },
     );
@@ -343,8 +342,7 @@ export function runLoopWorker(): void {
       const entry = { resolve, reject, abandoned: false };
       pending.set(id, entry);
       const onAbort = () => {
-        const reason: unknown = signal.reason;
-        const e = reason instanceof SvpError ? reason : new SvpError("ERR_ABORTED", "connect aborted");
+        const e = abortError(signal.reason, "connect");
         entry.abandoned = true;
         post({ t: "dial-abort", id, code: e.code, message: e.message });
         reject(e);

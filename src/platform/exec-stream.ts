@@ -13,7 +13,7 @@
 
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { SvpError, toSvpError } from "../errors.ts";
+import { SvpError, toSvpError, abortError } from "../errors.ts";
 import { PipeStream } from "./stdio-stream.ts";
 
 export interface ExecOptions {
@@ -89,7 +89,7 @@ export class ExecStream extends PipeStream {
 /** Start `command` (through the shell); resolves once it runs. */
 export function spawnExec(command: string, options: ExecOptions = {}): Promise<ExecStream> {
   return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) return reject(options.signal.reason instanceof SvpError ? options.signal.reason : new SvpError("ERR_ABORTED", "aborted"));
+    if (options.signal?.aborted) return reject(abortError(options.signal.reason, "exec"));
     let child: ChildProcess;
     try {
       child = spawn(options.shell ?? "/bin/sh", ["-c", command], {
@@ -113,7 +113,7 @@ export function spawnExec(command: string, options: ExecOptions = {}): Promise<E
       });
       if (options.signal?.aborted) {
         stream.abort();
-        return reject(options.signal.reason instanceof SvpError ? options.signal.reason : new SvpError("ERR_ABORTED", "aborted"));
+        return reject(abortError(options.signal.reason, "exec"));
       }
       resolve(stream);
     };

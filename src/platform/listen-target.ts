@@ -2,7 +2,7 @@
 
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
-import { SvpError as ServiceError, toSvpError as toServiceError } from "../errors.ts";
+import { SvpError, failureUnder } from "../errors.ts";
 import type { OpenTarget } from "../service/listen-service.ts";
 import { sidToHex as sidHex } from "../mesh/sid.ts";
 import { formatHostPort } from "../socks/ip.ts";
@@ -23,9 +23,9 @@ export function listenTarget(spec: ListenTargetSpec, clock: Clock = systemClock)
         try {
           return await connectTcp(spec.host, spec.port, { signal, timeoutMs: 0, clock });
         } catch (err) {
-          const e = toServiceError(err);
-          if (signal.aborted && signal.reason instanceof ServiceError) throw signal.reason;
-          throw new ServiceError(e.code, `forward to ${label}: ${e.message}`, { cause: e });
+          const e = failureUnder(signal, err);
+          if (e === signal.reason) throw e;
+          throw new SvpError(e.code, `forward to ${label}: ${e.message}`, { cause: e });
         }
       },
     };
@@ -40,7 +40,7 @@ export function listenTarget(spec: ListenTargetSpec, clock: Clock = systemClock)
   return {
     label: "stdio",
     open: () => {
-      if (used) return Promise.reject(new ServiceError("ERR_NOT_ALLOWED", "stdin/stdout already carry a connection"));
+      if (used) return Promise.reject(new SvpError("ERR_NOT_ALLOWED", "stdin/stdout already carry a connection"));
       used = true;
       return Promise.resolve(openStdio());
     },

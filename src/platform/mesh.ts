@@ -10,8 +10,7 @@
 
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { SvpError, UsageError, toSvpError } from "../errors.ts";
-import type { ErrorCode } from "../errors.ts";
+import { SvpError, UsageError, toSvpError, abortError } from "../errors.ts";
 import { parseSid, sidToHex } from "../mesh/sid.ts";
 import type { Sid } from "../mesh/sid.ts";
 import type { MdpAddress } from "../mdp/transport.ts";
@@ -354,13 +353,6 @@ class OpenMesh implements Mesh {
     s.once("close", () => this.#streams.delete(s));
     return s;
   }
-}
-
-/** The abort reason as an SvpError: itself when it is one, ERR_TIMEOUT for a TimeoutError (AbortSignal.timeout), else ERR_ABORTED. */
-function abortError(reason: unknown, what: string): SvpError {
-  if (reason instanceof SvpError) return reason;
-  const code: ErrorCode = reason instanceof Error && reason.name === "TimeoutError" ? "ERR_TIMEOUT" : "ERR_ABORTED";
-  return new SvpError(code, `${what} ${code === "ERR_TIMEOUT" ? "timed out" : "aborted"}${reason instanceof Error ? `: ${reason.message}` : ""}`, { cause: reason });
 }
 
 function checkPort(port: number, what: string): void {

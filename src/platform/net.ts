@@ -8,7 +8,7 @@ import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from "node:fs"
 import { dirname } from "node:path";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
-import { SvpError, toSvpError } from "../errors.ts";
+import { SvpError, toSvpError, abortError } from "../errors.ts";
 import type { ListenAddress } from "../options.ts";
 import { formatListenAddress } from "../options.ts";
 import { SocketStream, adaptiveReadOptions } from "./socket-stream.ts";
@@ -47,10 +47,7 @@ export function connectTcp(host: string, port: number, options: ConnectOptions =
       }
     };
     const onConnect = () => finish();
-    const onAbort = () => {
-      const reason: unknown = options.signal?.reason;
-      finish(reason instanceof SvpError ? reason : new SvpError("ERR_ABORTED", "connect aborted"));
-    };
+    const onAbort = () => finish(abortError(options.signal?.reason, "connect"));
     const timer = timeoutMs > 0 ? clock.setTimeout(() => finish(new SvpError("ERR_TIMEOUT", `connect to ${host}:${port} timed out`)), timeoutMs) : undefined;
     socket.once("connect", onConnect);
     socket.once("error", finish);

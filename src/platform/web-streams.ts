@@ -13,7 +13,7 @@
  */
 
 import type { Duplex } from "node:stream";
-import { SvpError, toSvpError } from "../errors.ts";
+import { SvpError, abortError, toSvpError } from "../errors.ts";
 
 export interface WebStreamPair {
   readonly readable: ReadableStream<Uint8Array>;
@@ -81,7 +81,7 @@ export function toWebStreams(duplex: Duplex): WebStreamPair {
       });
     },
     abort(reason) {
-      duplex.destroy(reason instanceof SvpError ? reason : new SvpError("ERR_ABORTED", "the writer was aborted", { cause: reason }));
+      duplex.destroy(abortError(reason, "the writer"));
     },
   });
   return { readable, writable };

@@ -21,7 +21,7 @@ import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import type { ErrorCode } from "../errors.ts";
 import { durationText } from "../options.ts";
-import { SvpError, toSvpError } from "../errors.ts";
+import { SvpError, failureUnder } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { Relay } from "./relay.ts";
 
@@ -154,15 +154,14 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
         conn.abortOpen = undefined;
         if (conn.finished || accepted.closed || ac.signal.aborted) {
           opened.abort(gone());
-          if (!conn.finished) this.#fail(conn, ac.signal.reason instanceof SvpError ? ac.signal.reason : gone());
+          if (!conn.finished) this.#fail(conn, failureUnder(ac.signal, gone()));
           return;
         }
         this.#relay(conn, opened);
       },
       (err: unknown) => {
         accepted.off("close", onEarlyClose);
-        const r: unknown = ac.signal.reason;
-        this.#fail(conn, ac.signal.aborted && r instanceof SvpError ? r : toSvpError(err));
+        this.#fail(conn, failureUnder(ac.signal, err));
       },
     );
   }

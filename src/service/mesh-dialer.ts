@@ -16,7 +16,7 @@
 
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
-import { SvpError, toSvpError } from "../errors.ts";
+import { SvpError, toSvpError, failureUnder, throwIfAborted } from "../errors.ts";
 import type { MeshName } from "../mesh/names.ts";
 import { connectMsp } from "../msp/connect.ts";
 import type { MspStream } from "../msp/msp-stream.ts";
@@ -99,12 +99,11 @@ export async function dialVia(getSession: () => Promise<MeshSession>, target: Me
   try {
     session = await getSession();
   } catch (err) {
-    const e = toSvpError(err);
-    if (signal?.aborted && signal.reason instanceof SvpError) throw signal.reason;
-    if (e.code === "ERR_MESH_DOWN" || e.code === "ERR_ABORTED") throw e;
+    const e = signal ? failureUnder(signal, err) : toSvpError(err);
+    if (e === signal?.reason || e.code === "ERR_MESH_DOWN" || e.code === "ERR_ABORTED") throw e;
     throw new SvpError("ERR_MESH_DOWN", `no mesh backend: ${e.message}`, { cause: e });
   }
-  if (signal?.aborted) throw signal.reason instanceof SvpError ? signal.reason : new SvpError("ERR_ABORTED", "aborted");
+  throwIfAborted(signal, "dial");
   return dialMesh(session, target, options);
 }
 

@@ -12,7 +12,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { SvpError } from "../errors.ts";
+import { SvpError, throwIfAborted } from "../errors.ts";
 import type { MdpAddress } from "../mdp/transport.ts";
 import type { MeshName } from "../mesh/names.ts";
 import { parseMeshName } from "../mesh/names.ts";
@@ -91,7 +91,7 @@ export async function resolveMeshTarget(session: MeshSession, target: MeshTarget
     if (target.port !== undefined) return { sid, port: target.port };
     const service = target.service!;
     const answers = await discoverServices(t, { target: sid, pattern: service, first: true, timeoutMs: discoveryTimeoutMs, sid: session.sid, clock, signal });
-    throwIfAborted(signal);
+    throwIfAborted(signal, "service lookup");
     const a = answers[0];
     if (!a) throw new SvpError("ERR_NAME_NOT_FOUND", `node ${sidShort(sid)} did not answer for service "${service}" within ${seconds(discoveryTimeoutMs)}`);
     return { sid: a.sid, port: a.port };
@@ -101,19 +101,13 @@ export async function resolveMeshTarget(session: MeshSession, target: MeshTarget
   const grace = Math.max(0, session.discoveringUntil - clock.now());
   const timeoutMs = Math.max(discoveryTimeoutMs, grace, options.waitRouteMs ?? 0);
   const answers = await discoverServices(t, { pattern: service, first: true, timeoutMs, sid: session.sid, clock, signal });
-  throwIfAborted(signal);
+  throwIfAborted(signal, "service lookup");
   const a = answers[0];
   if (!a) {
     const peers = t.peers().length;
     throw new SvpError("ERR_NAME_NOT_FOUND", `no node answered for service "${service}" within ${seconds(timeoutMs)} (${peers} reachable peer${peers === 1 ? "" : "s"} asked)`);
   }
   return { sid: a.sid, port: a.port };
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
-  const r: unknown = signal.reason;
-  throw r instanceof SvpError ? r : new SvpError("ERR_ABORTED", "aborted");
 }
 
 function seconds(ms: number): string {

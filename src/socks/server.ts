@@ -12,7 +12,7 @@ import type { Clock, Timer } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import type { ErrorCode } from "../errors.ts";
-import { SvpError, toSvpError } from "../errors.ts";
+import { SvpError, toSvpError, failureUnder } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import type { Credentials } from "./auth.ts";
 import type { Destination } from "./destination.ts";
@@ -324,7 +324,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
         conn.timer = undefined;
         conn.abortDial = undefined;
         // An abort reason (timeout, shutdown, client gone) explains better than the dialer's echo of it.
-        const reason = ac.aborted && ac.reason instanceof SvpError ? ac.reason : toSvpError(err);
+        const reason = failureUnder(ac, err);
         this.#fail(conn, request, reason);
       },
     );

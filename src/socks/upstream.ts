@@ -4,7 +4,7 @@
  * caller opened to the upstream proxy.
  */
 
-import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../errors.ts";
+import { ERROR_TABLE, SvpError, UsageError, toSvpError, abortError } from "../errors.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import type { Destination } from "./destination.ts";
@@ -160,7 +160,7 @@ class StreamReader {
   };
   readonly #onEnd = () => this.#fail(new SvpError("ERR_RESET", "upstream proxy closed the connection during its handshake"));
   readonly #onClose = (err?: SvpError) => this.#fail(err ?? new SvpError("ERR_RESET", "upstream proxy closed the connection during its handshake"));
-  readonly #onAbort = () => this.#fail(this.#signal.reason instanceof SvpError ? this.#signal.reason : new SvpError("ERR_ABORTED", "connect aborted"));
+  readonly #onAbort = () => this.#fail(abortError(this.#signal.reason, "connect"));
 
   constructor(stream: ByteStream, signal: AbortSignal) {
     this.#stream = stream;
