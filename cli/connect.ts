@@ -31,7 +31,7 @@ import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
 const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", "workers", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
+import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 /** Signals that stop a stdio connection: the remote is sent STOP, svp exits 1. */
@@ -322,16 +322,7 @@ async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger
 }
 
 function logConnection(log: Logger, r: ForwardRecord): void {
-  const fields: Record<string, unknown> = {
-    event: "connection",
-    client: r.client.replace(/^tcp /, ""),
-    target: r.target,
-    outcome: r.outcome,
-    up_bytes: r.up,
-    down_bytes: r.down,
-    duration_ms: Math.round(r.durationMs),
-  };
-  if (r.message !== undefined) fields.message = r.message;
-  const outcome = r.outcome === "ok" ? "ok" : `failed (${r.outcome}): ${r.message ?? ""}`;
-  log.event(fields, `${fields.client} → ${r.target}: ${outcome}; ${formatBytes(r.up)} up, ${formatBytes(r.down)} down, ${formatDuration(r.durationMs)}`);
+  const client = r.client.replace(/^tcp /, "");
+  const { fields, text } = connectionEvent({ event: "connection", ids: { client, target: r.target }, who: `${client} → ${r.target}` }, r);
+  log.event(fields, text);
 }

@@ -23,7 +23,7 @@ import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidA
 
 const LISTEN_VALUE_FLAGS = ["forward", "exec", "service", "allow", "allow-file", "log", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, parseLogFormat, formatBytes, formatDuration, reportError } from "./render.ts";
+import { connectionEvent, createLogger, parseLogFormat, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 /** How long live connections may continue after SIGINT/SIGTERM. */
@@ -187,17 +187,12 @@ async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals)
 }
 
 function logConnection(log: Logger, r: ListenRecord): void {
-  const fields: Record<string, unknown> = {
+  const { fields, text } = connectionEvent({
     event: "connection",
-    peer: r.peerSid,
-    peer_port: r.peerPort,
-    target: r.target,
-    outcome: r.outcome,
-    up_bytes: r.up,
-    down_bytes: r.down,
-    duration_ms: Math.round(r.durationMs),
-  };
-  if (r.message !== undefined) fields.message = r.message;
-  const outcome = r.outcome === "ok" ? "ok" : `${r.outcome === "ERR_NOT_ALLOWED" ? "refused" : "failed"} (${r.outcome}): ${r.message ?? ""}`;
-  log.event(fields, `${r.peerSid}:${r.peerPort} → ${r.target}: ${outcome}; ${formatBytes(r.up)} in, ${formatBytes(r.down)} out, ${formatDuration(r.durationMs)}`);
+    ids: { peer: r.peerSid, peer_port: r.peerPort, target: r.target },
+    who: `${r.peerSid}:${r.peerPort} → ${r.target}`,
+    directions: ["in", "out"],
+    failed: r.outcome === "ERR_NOT_ALLOWED" ? "refused" : "failed",
+  }, r);
+  log.event(fields, text);
 }

@@ -105,6 +105,55 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)} h ${m % 60} m`;
 }
 
+/** What every per-connection record carries (the bridge's and the SOCKS server's alike). */
+export interface ConnectionCounts {
+  /** "ok", "served" (svp answered itself) or the error code. */
+  outcome: string;
+  /** Error text, or what was served. */
+  message?: string;
+  /** Bytes each way: towards the target, back from it. */
+  up: number;
+  down: number;
+  durationMs: number;
+}
+
+/** How one command names its connections in the log line. */
+export interface ConnectionNames {
+  /** The `event` field: "connection" or "stream". */
+  event: string;
+  /** The fields that say which connection (client, peer, dest…), logged before the outcome in this order. */
+  ids: Record<string, unknown>;
+  /** The same as text, before the colon: "127.0.0.1:5000 → node:80". */
+  who: string;
+  /** Fields after the counts, when present (user). */
+  extra?: Record<string, unknown>;
+  /** What the text calls the two directions. Default ["up", "down"]. */
+  directions?: readonly [string, string];
+  /** The word for a failure in the text. Default "failed". */
+  failed?: string;
+}
+
+/**
+ * The one per-connection log event of `svp socks`, `connect` and `listen`: the NDJSON
+ * fields (event, ids, outcome, up_bytes, down_bytes, duration_ms, extra, message) and the
+ * text line "<who>: ok; 1.0 KiB up, 20 B down, 12 ms" (or "failed (<code>): <message>; …").
+ */
+export function connectionEvent(names: ConnectionNames, r: ConnectionCounts): { fields: Record<string, unknown>; text: string } {
+  const fields: Record<string, unknown> = {
+    event: names.event,
+    ...names.ids,
+    outcome: r.outcome,
+    up_bytes: r.up,
+    down_bytes: r.down,
+    duration_ms: Math.round(r.durationMs),
+  };
+  for (const [k, v] of Object.entries(names.extra ?? {})) if (v !== undefined) fields[k] = v;
+  if (r.message !== undefined) fields.message = r.message;
+  const [up, down] = names.directions ?? ["up", "down"];
+  const outcome = r.outcome === "ok" ? "ok" : `${names.failed ?? "failed"} (${r.outcome}): ${r.message ?? ""}`;
+  return { fields, text: `${names.who}: ${outcome}; ${formatBytes(r.up)} ${up}, ${formatBytes(r.down)} ${down}, ${formatDuration(r.durationMs)}` };
+}
+
 export { SvpError };
 
 /**

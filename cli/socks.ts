@@ -26,7 +26,7 @@ import type { UpstreamProxy } from "../src/socks/upstream.ts";
 import { commandArgs, rawValue, rawValues, hasFlag } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
-import { createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
+import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
 export const SOCKS_DEFAULT_LISTEN = "127.0.0.1:1080";
@@ -205,23 +205,11 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
 }
 
 function logStream(log: Logger, r: StreamRecord): void {
-  const fields: Record<string, unknown> = {
-    event: "stream",
-    client: r.client.replace(/^tcp /, ""),
-    protocol: r.protocol ?? null,
-    dest: r.dest ?? null,
-    route: r.route ?? null,
-    outcome: r.outcome,
-    up_bytes: r.up,
-    down_bytes: r.down,
-    duration_ms: Math.round(r.durationMs),
-  };
-  if (r.user !== undefined) fields.user = r.user;
-  if (r.message !== undefined) fields.message = r.message;
-  const who = [String(fields.client), r.protocol ?? "", r.dest ?? "", r.route ? `via ${r.route}` : "", r.user !== undefined ? `user ${r.user}` : ""].filter(Boolean).join(" ");
-  let text: string;
+  const client = r.client.replace(/^tcp /, "");
+  const who = [client, r.protocol ?? "", r.dest ?? "", r.route ? `via ${r.route}` : "", r.user !== undefined ? `user ${r.user}` : ""].filter(Boolean).join(" ");
+  const ids = { client, protocol: r.protocol ?? null, dest: r.dest ?? null, route: r.route ?? null };
+  const { fields, text } = connectionEvent({ event: "stream", ids, who, extra: { user: r.user } }, r);
   // svp answered the request itself (PAC file, info page): nothing went up or down a tunnel.
-  if (r.outcome === "served") text = `${who}: served ${r.message ?? "a local page"} (${formatBytes(r.down)}), ${formatDuration(r.durationMs)}`;
-  else text = `${who}: ${r.outcome === "ok" ? "ok" : `failed (${r.outcome}): ${r.message ?? ""}`}; ${formatBytes(r.up)} up, ${formatBytes(r.down)} down, ${formatDuration(r.durationMs)}`;
-  log.event(fields, text);
+  if (r.outcome === "served") log.event(fields, `${who}: served ${r.message ?? "a local page"} (${formatBytes(r.down)}), ${formatDuration(r.durationMs)}`);
+  else log.event(fields, text);
 }
