@@ -525,6 +525,15 @@ export async function ensureDaemon(home: string | undefined, options: Omit<Conne
 export async function connectEmbedded(options: ConnectEmbeddedOptions = {}): Promise<EmbeddedTransport> {
   const home = options.home ? resolveHome(options.home) : resolveHome();
   await ensureDaemon(home, options);
+  return connectDaemon(home, options);
+}
+
+/**
+ * An `MdpTransport` to the daemon of `home` (a resolved instance directory) that
+ * `ensureDaemon` or `daemonState` has just found running: connects without probing it
+ * again (one probe per session open). ERR_MESH_DOWN when it went away meanwhile.
+ */
+export async function connectDaemon(home: string, options: Pick<ConnectEmbeddedOptions, "name" | "requestTimeoutMs"> = {}): Promise<EmbeddedTransport> {
   const stream = await connectUnix(socketPath(home), { timeoutMs: 5000 }).catch((err: unknown) => {
     throw new SvpError("ERR_MESH_DOWN", `cannot reach the svp daemon for ${home}: ${(err as Error).message}`);
   });
@@ -537,7 +546,7 @@ export async function queryStatus(home?: string): Promise<StatusReport> {
   // Not running, or running but not answering (hung, stopped): two different messages.
   const state = await daemonState(h);
   if (!state.running) throw new SvpError("ERR_MESH_DOWN", `no svp daemon is running for ${h} (start one with "svp daemon start")`);
-  const t = await connectEmbedded({ home: h, name: "svp status", autostart: false });
+  const t = await connectDaemon(h, { name: "svp status" });
   try {
     return await t.status();
   } finally {

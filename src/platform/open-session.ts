@@ -7,7 +7,7 @@
 import type { MeshSession, OpenMeshOptions } from "../service/mesh-session.ts";
 import { openMeshSession } from "../service/mesh-session.ts";
 import { EmbeddedTransport } from "../node/embedded-transport.ts";
-import { connectEmbedded as connectEmbeddedNode, ensureDaemon as ensureEmbeddedDaemon, resolveHome as resolveEmbeddedHome } from "./embedded-node.ts";
+import { connectDaemon, ensureDaemon as ensureEmbeddedDaemon, resolveHome as resolveEmbeddedHome } from "./embedded-node.ts";
 import type { SvpCommand } from "./embedded-node.ts";
 import { sidEquals, sidToHex as sidHex } from "../mesh/sid.ts";
 import { SvpError as ServiceError } from "../errors.ts";
@@ -32,13 +32,15 @@ export async function openSession(options: OpenMeshOptions = {}, platform: { dae
         // The command that runs `svp daemon` when one has to be started: this process's own
         // by default (the CLI); the library passes the package's CLI (src/platform/mesh.ts).
         const command = platform.daemonCommand;
-        const { started } = await ensureEmbeddedDaemon(home, { autostart, ...(onNote ? { onNote } : {}), ...(command ? { command } : {}) });
-        const t = await connectEmbeddedNode({ ...(home !== undefined ? { home } : {}), name, autostart: false });
+        const h = home !== undefined ? resolveEmbeddedHome(home) : resolveEmbeddedHome();
+        // ensureDaemon has probed it (or started it): connect without probing again.
+        const { started } = await ensureEmbeddedDaemon(h, { autostart, ...(onNote ? { onNote } : {}), ...(command ? { command } : {}) });
+        const t = await connectDaemon(h, { name });
         if (sid && !t.sids.some((s) => sidEquals(s, sid))) {
           t.close();
           throw new ServiceError("ERR_BAD_ADDRESS", `the embedded node has no identity ${sidHex(sid)} (its identities: ${t.sids.map(sidHex).join(", ")})`);
         }
-        return { transport: t, description: `embedded node (pid ${t.daemonPid}, ${home !== undefined ? resolveEmbeddedHome(home) : resolveEmbeddedHome()})`, started };
+        return { transport: t, description: `embedded node (pid ${t.daemonPid}, ${h})`, started };
       },
     },
     options,
