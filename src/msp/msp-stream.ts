@@ -20,11 +20,10 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { Emitter } from "../emitter.ts";
-import { SvpError } from "../errors.ts";
+import type { SvpError } from "../errors.ts";
 import type { MdpAddress } from "../mdp/transport.ts";
 import { sidShort } from "../mesh/sid.ts";
-import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
+import { ByteStreamBase } from "../stream/byte-stream-base.ts";
 import type { MspCounters, MspExtState, MspRole, MspState, MspTransportInfo } from "./connection.ts";
 import { MspConnection } from "./connection.ts";
 import type { MspDropReason } from "./packet.ts";
@@ -77,7 +76,7 @@ export interface MspStreamInit {
   onAnswered?: () => void;
 }
 
-export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
+export class MspStream extends ByteStreamBase {
   readonly label: string;
   readonly local: MdpAddress;
   readonly remote: MdpAddress;
@@ -85,14 +84,9 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   readonly startedAt: number;
   /** The state machine underneath (for tests and status). */
   readonly connection: MspConnection;
-  #paused = true;
   #deliverScheduled = false;
   #outputScheduled = false;
   #delivering = false;
-  #endDelivered = false;
-  #writeClosed = false;
-  #finished = false;
-  #closeEmitted = false;
   #onAnswered: (() => void) | undefined;
 
   /** @internal Use `connectMsp()` or `listenMsp()`. */
@@ -109,10 +103,10 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
     this.connection = new MspConnection(init.role, init.params, init.clock, {
       transmit: send,
       readable: () => {
-        if (!this.#paused) this.#deliver();
+        if (!this.paused) this.#deliver();
       },
       drain: () => {
-        if (!this.#finished) this.emit("drain");
+        if (!this.finished) this.emit("drain");
       },
       answered: () => {
         const fn = this.#onAnswered;
@@ -124,14 +118,9 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
     });
   }
 
-  get readable(): boolean {
-    return !this.#endDelivered && !this.#finished;
-  }
-  get writable(): boolean {
-    return !this.#writeClosed && !this.#finished;
-  }
-  get closed(): boolean {
-    return this.#closeEmitted;
+  /** True once `close` has fired (a microtask after the connection finished). */
+  override get closed(): boolean {
+    return this.closeFired;
   }
   get writableLength(): number {
     return this.connection.pendingBytes;
@@ -168,15 +157,14 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   }
 
   write(chunk: Uint8Array): boolean {
-    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#finished ? "close" : "closeWrite"}`);
+    this.checkWritable();
     const ok = this.connection.write(chunk, false);
     this.#scheduleOutput();
     return ok;
   }
 
   closeWrite(): void {
-    if (!this.writable) return;
-    this.#writeClosed = true;
+    if (!this.markWriteClosed()) return;
     this.connection.shutdown(false);
     this.#scheduleOutput();
   }
@@ -194,24 +182,24 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
 
   readonly #output = (): void => {
     this.#outputScheduled = false;
-    if (this.#finished) return;
+    if (this.finished) return;
     this.connection.flush();
     this.connection.flushAck();
   };
 
   abort(err?: SvpError): void {
-    if (this.#finished) return;
-    this.#writeClosed = true;
+    if (this.finished) return;
+    this.markWriteClosed();
     this.connection.abort(err);
   }
 
   pause(): void {
-    this.#paused = true;
+    this.paused = true;
   }
 
   resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
+    if (!this.paused) return;
+    this.paused = false;
     this.accept();
   }
 
@@ -221,7 +209,7 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
    * acknowledge the connector's 0-RTT data at once.
    */
   accept(): void {
-    if (this.#finished) return;
+    if (this.finished) return;
     this.connection.accept();
     if (!this.#deliverScheduled) {
       this.#deliverScheduled = true;
@@ -234,20 +222,17 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   }
 
   #deliver(): void {
-    if (this.#delivering || this.#finished) return;
+    if (this.#delivering || this.finished) return;
     this.#delivering = true;
     const c = this.connection;
     let consumed = false;
     try {
-      while (!this.#paused && !this.#finished) {
+      while (!this.paused && !this.finished) {
         const data = c.read();
         if (data === undefined) break;
         consumed = true;
         if (data.length > 0) this.emit("data", data);
-        if (c.peerShutdown && !this.#endDelivered) {
-          this.#endDelivered = true;
-          this.emit("end");
-        }
+        if (c.peerShutdown) this.deliverEnd();
       }
     } finally {
       this.#delivering = false;
@@ -256,13 +241,7 @@ export class MspStream extends Emitter<ByteStreamEvents> implements ByteStream {
   }
 
   #onFinished(err: SvpError | undefined): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#writeClosed = true;
+    if (!this.finish(err, true)) return;
     this.#onAnswered = undefined;
-    queueMicrotask(() => {
-      this.#closeEmitted = true;
-      this.emit("close", err);
-    });
   }
 }

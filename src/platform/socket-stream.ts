@@ -4,9 +4,8 @@
  */
 
 import type { Socket } from "node:net";
-import { Emitter } from "../emitter.ts";
 import { SvpError, toSvpError } from "../errors.ts";
-import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
+import { ByteStreamBase } from "../stream/byte-stream-base.ts";
 
 const OWNER = Symbol("svp.SocketStream");
 const EARLY = Symbol("svp.SocketStream.early");
@@ -53,17 +52,11 @@ export function adaptiveReadOptions(): { buffer: () => Uint8Array; callback: (th
   };
 }
 
-export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStream {
+export class SocketStream extends ByteStreamBase {
   readonly socket: Socket;
   #label: string | undefined;
-  #endDelivered = false;
-  #writeClosed = false;
-  #closed = false;
   #error: SvpError | undefined;
   #abortedLocally = false;
-  #paused = true;
-  /** node:net emits `end` even while paused (when its buffer is empty); held here until resume(). */
-  #endPending = false;
 
   // One set of socket listeners shared by every instance (`this` is the socket), instead of
   // five closures per socket: a proxy holds two sockets per tunnel, thousands of tunnels.
@@ -72,7 +65,7 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   }
   /** Entry for `adaptiveReadOptions`' read callback. */
   static deliver(s: SocketStream, chunk: Uint8Array): void {
-    if (s.#paused) {
+    if (s.paused) {
       // Paused lazily (see pause()): keep this chunk, and now stop reading the socket.
       (s.#early ??= []).push(chunk);
       if (!s.#socketPaused) {
@@ -88,9 +81,8 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
   /** Whether the socket itself is paused (pause() only flags; the socket stops once data comes). */
   #socketPaused = true;
   static #onEnd(this: OwnedSocket): void {
-    const s = this[OWNER];
-    if (s.#paused) s.#endPending = true;
-    else s.#deliverEnd();
+    // node:net emits `end` even while paused (when its buffer is empty): held until resume().
+    this[OWNER].endArrived();
   }
   static #onDrain(this: OwnedSocket): void {
     this[OWNER].emit("drain");
@@ -103,14 +95,13 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
     const s = this[OWNER];
     // `end` is never lost: a close that overtakes a held-back end delivers it first, after
     // any data still held for a resume().
-    if (s.#endPending && !s.#error) {
+    if (s.endPending && !s.#error) {
       const early = s.#early;
       s.#early = undefined;
       if (early) for (const c of early) s.emit("data", c);
-      s.#deliverEnd();
+      s.deliverEnd();
     }
-    s.#closed = true;
-    s.emit("close", s.#abortedLocally ? s.#error : (s.#error ?? (s.#endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
+    s.finish(s.#abortedLocally ? s.#error : (s.#error ?? (s.endDelivered ? undefined : new SvpError("ERR_RESET", "connection closed before end of stream"))));
   }
 
   /** True for an accepted TCP connection (for the label of one whose peer went away early). */
@@ -137,35 +128,28 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
     return (this.#label ??= describeSocket(this.socket, this.#tcp));
   }
 
-  get readable(): boolean {
-    return !this.#endDelivered && !this.#closed;
-  }
-  get writable(): boolean {
-    return !this.#writeClosed && !this.#closed && !this.socket.destroyed;
-  }
-  get closed(): boolean {
-    return this.#closed;
+  override get writable(): boolean {
+    return super.writable && !this.socket.destroyed;
   }
   get writableLength(): number {
     return this.socket.writableLength;
   }
 
   write(chunk: Uint8Array): boolean {
-    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#closed ? "close" : "closeWrite"}`);
+    this.checkWritable();
     return this.socket.write(chunk);
   }
 
   closeWrite(): void {
-    if (this.#writeClosed || this.#closed) return;
-    this.#writeClosed = true;
+    if (!this.markWriteClosed()) return;
     this.socket.end();
   }
 
   abort(err?: SvpError): void {
-    if (this.#closed || this.#abortedLocally) return;
-    const shutDown = this.#writeClosed;
+    if (this.closed || this.#abortedLocally) return;
+    const shutDown = this.writeClosed;
     this.#abortedLocally = true;
-    this.#writeClosed = true;
+    this.markWriteClosed();
     this.#error = err;
     const s = this.socket as Socket & { resetAndDestroy?: () => void };
     // RST tells the far end this was not a clean finish. Unix sockets (and some runtimes)
@@ -189,37 +173,26 @@ export class SocketStream extends Emitter<ByteStreamEvents> implements ByteStrea
    * system call, and neither does the resume().
    */
   pause(): void {
-    this.#paused = true;
+    this.paused = true;
   }
 
   resume(): void {
-    this.#paused = false;
+    this.paused = false;
     if (this.#early) {
       queueMicrotask(() => {
         const early = this.#early;
-        while (early && early.length > 0 && !this.#paused && !this.#closed) this.emit("data", early.shift()!);
+        while (early && early.length > 0 && !this.paused && !this.closed) this.emit("data", early.shift()!);
         if (early && early.length > 0) return;
         this.#early = undefined;
-        if (!this.#paused) this.resume();
+        if (!this.paused) this.resume();
       });
       return;
     }
-    if (this.#endPending) {
-      queueMicrotask(() => {
-        if (!this.#paused && this.#endPending && !this.#closed) this.#deliverEnd();
-      });
-    }
+    this.releaseHeldEnd();
     if (this.#socketPaused) {
       this.#socketPaused = false;
       this.socket.resume();
     }
-  }
-
-  #deliverEnd(): void {
-    this.#endPending = false;
-    if (this.#endDelivered) return;
-    this.#endDelivered = true;
-    this.emit("end");
   }
 }
 

@@ -12,22 +12,15 @@
  */
 
 import type { Readable, Writable } from "node:stream";
-import { Emitter } from "../emitter.ts";
 import { SvpError, toSvpError } from "../errors.ts";
-import type { ByteStream, ByteStreamEvents } from "../stream/byte-stream.ts";
+import { ByteStreamBase } from "../stream/byte-stream-base.ts";
 
-export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream {
+export class PipeStream extends ByteStreamBase {
   readonly label: string;
   readonly #in: Readable;
   readonly #out: Writable;
-  #paused = true;
-  #endPending = false;
-  #endDelivered = false;
-  #writeClosed = false;
   /** The Writable finished (flushed after end()) or is gone. */
   #writeDone = false;
-  #closed = false;
-  #closing = false;
   #error: SvpError | undefined;
 
   constructor(input: Readable, output: Writable, label: string) {
@@ -36,16 +29,13 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     this.#in = input;
     this.#out = output;
     input.on("data", (chunk: Uint8Array) => {
-      if (!this.#closing) this.emit("data", chunk);
+      if (!this.finished) this.emit("data", chunk);
     });
     input.pause();
-    input.on("end", () => {
-      if (this.#paused) this.#endPending = true;
-      else this.#deliverEnd();
-    });
+    input.on("end", () => this.endArrived());
     input.on("error", (err) => this.fail(toSvpError(err)));
     output.on("drain", () => {
-      if (!this.#closing) this.emit("drain");
+      if (!this.finished) this.emit("drain");
     });
     output.on("finish", () => this.#onWriteDone());
     output.on("error", (err: NodeJS.ErrnoException) => {
@@ -55,49 +45,40 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     });
   }
 
-  get readable(): boolean {
-    return !this.#endDelivered && !this.#closed;
-  }
-  get writable(): boolean {
-    return !this.#writeClosed && !this.#closing;
-  }
-  get closed(): boolean {
-    return this.#closed;
-  }
   get writableLength(): number {
     return this.#out.writableLength;
   }
 
+  /** True once `close` has fired (it fires a microtask after the stream finished). */
+  override get closed(): boolean {
+    return this.closeFired;
+  }
+
   write(chunk: Uint8Array): boolean {
-    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#closing ? "close" : "closeWrite"}`);
+    this.checkWritable();
     return this.#out.write(chunk);
   }
 
   closeWrite(): void {
-    if (this.#writeClosed || this.#closing) return;
-    this.#writeClosed = true;
+    if (!this.markWriteClosed()) return;
     this.#out.end();
   }
 
   abort(err?: SvpError): void {
-    if (this.#closing) return;
-    this.#writeClosed = true;
+    if (this.finished) return;
+    this.markWriteClosed();
     this.onAbort(err);
-    this.#finish(err);
+    this.finish(err, true);
   }
 
   pause(): void {
-    this.#paused = true;
+    this.paused = true;
     this.#in.pause();
   }
 
   resume(): void {
-    this.#paused = false;
-    if (this.#endPending) {
-      queueMicrotask(() => {
-        if (!this.#paused && this.#endPending && !this.#closing) this.#deliverEnd();
-      });
-    }
+    this.paused = false;
+    this.releaseHeldEnd();
     this.#in.resume();
   }
 
@@ -118,10 +99,8 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
    * no longer writable instead of waiting forever with its data.
    */
   protected endWriteSide(): void {
-    const wasOpen = !this.#writeClosed;
-    this.#writeClosed = true;
     // Before #onWriteDone: that may close the stream, and a closed stream emits nothing.
-    if (wasOpen && !this.#closing) this.emit("drain");
+    if (this.markWriteClosed()) this.emit("drain");
     this.#onWriteDone();
   }
 
@@ -135,15 +114,14 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
 
   /** Subclasses: re-check whether `close` can fire now. */
   protected checkClose(): void {
-    if (this.#endDelivered && this.#writeDone && this.canClose()) this.#finish(this.#error);
+    if (this.endDelivered && this.#writeDone && this.canClose()) this.finish(this.#error, true);
   }
 
   /** Close with an error (a failed read or write, a killed child). */
   protected fail(err: SvpError): void {
-    if (this.#closing) return;
+    if (this.finished) return;
     this.#error ??= err;
-    this.#writeClosed = true;
-    this.#finish(err);
+    this.finish(err, true);
   }
 
   #onWriteDone(): void {
@@ -151,21 +129,10 @@ export class PipeStream extends Emitter<ByteStreamEvents> implements ByteStream 
     this.checkClose();
   }
 
-  #deliverEnd(): void {
-    this.#endPending = false;
-    if (this.#endDelivered || this.#closing) return;
-    this.#endDelivered = true;
-    this.emit("end");
+  protected override deliverEnd(): boolean {
+    if (!super.deliverEnd()) return false;
     this.checkClose();
-  }
-
-  #finish(err: SvpError | undefined): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    queueMicrotask(() => {
-      this.#closed = true;
-      this.emit("close", err);
-    });
+    return true;
   }
 }
 

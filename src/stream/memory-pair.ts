@@ -7,9 +7,9 @@
  * Delivery is asynchronous (a microtask), so no listener runs inside `write()`.
  */
 
-import { Emitter } from "../emitter.ts";
 import { SvpError } from "../errors.ts";
-import type { ByteStream, ByteStreamEvents } from "./byte-stream.ts";
+import type { ByteStream } from "./byte-stream.ts";
+import { ByteStreamBase } from "./byte-stream-base.ts";
 
 export interface MemoryPairOptions {
   /** Undelivered bytes at the reader before `write()` returns false. Default 64 KiB. */
@@ -18,18 +18,14 @@ export interface MemoryPairOptions {
   labels?: [string, string];
 }
 
-class MemoryEnd extends Emitter<ByteStreamEvents> implements ByteStream {
+class MemoryEnd extends ByteStreamBase {
   peer!: MemoryEnd;
   readonly label: string;
   readonly #hwm: number;
   #queue: Uint8Array[] = [];
   #queued = 0;
-  #paused = true;
   #scheduled = false;
   #peerEnded = false; // the peer closed its write side; deliver `end` after the queue
-  #endDelivered = false;
-  #writeClosed = false;
-  #closed = false;
   #wantDrain = false;
 
   constructor(label: string, hwm: number) {
@@ -38,21 +34,12 @@ class MemoryEnd extends Emitter<ByteStreamEvents> implements ByteStream {
     this.#hwm = hwm;
   }
 
-  get readable(): boolean {
-    return !this.#endDelivered && !this.#closed;
-  }
-  get writable(): boolean {
-    return !this.#writeClosed && !this.#closed;
-  }
-  get closed(): boolean {
-    return this.#closed;
-  }
   get writableLength(): number {
     return this.peer.#queued;
   }
 
   write(chunk: Uint8Array): boolean {
-    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#closed ? "close" : "closeWrite"}`);
+    this.checkWritable();
     if (chunk.length > 0) this.peer.#enqueue(chunk.slice());
     const ok = this.peer.#queued < this.#hwm;
     if (!ok) this.#wantDrain = true;
@@ -60,25 +47,24 @@ class MemoryEnd extends Emitter<ByteStreamEvents> implements ByteStream {
   }
 
   closeWrite(): void {
-    if (!this.writable) return;
-    this.#writeClosed = true;
+    if (!this.markWriteClosed()) return;
     this.peer.#peerEnded = true;
     this.peer.#schedule();
     this.#maybeClose();
   }
 
   abort(err?: SvpError): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#finish(err);
-    if (!this.peer.#closed) this.peer.#finish(new SvpError("ERR_RESET", "reset by peer"));
+    if (!this.peer.closed) this.peer.#finish(new SvpError("ERR_RESET", "reset by peer"));
   }
 
   pause(): void {
-    this.#paused = true;
+    this.paused = true;
   }
 
   resume(): void {
-    this.#paused = false;
+    this.paused = false;
     this.#schedule();
   }
 
@@ -89,7 +75,7 @@ class MemoryEnd extends Emitter<ByteStreamEvents> implements ByteStream {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#paused || this.#closed) return;
+    if (this.#scheduled || this.paused || this.closed) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
@@ -98,19 +84,18 @@ class MemoryEnd extends Emitter<ByteStreamEvents> implements ByteStream {
   }
 
   #deliver(): void {
-    while (!this.#paused && !this.#closed && this.#queue.length > 0) {
+    while (!this.paused && !this.closed && this.#queue.length > 0) {
       const chunk = this.#queue.shift()!;
       this.#queued -= chunk.length;
       this.emit("data", chunk);
     }
     const writer = this.peer;
-    if (writer.#wantDrain && this.#queued < writer.#hwm && !writer.#closed) {
+    if (writer.#wantDrain && this.#queued < writer.#hwm && !writer.closed) {
       writer.#wantDrain = false;
       writer.emit("drain");
     }
-    if (this.#queue.length === 0 && this.#peerEnded && !this.#endDelivered && !this.#paused && !this.#closed) {
-      this.#endDelivered = true;
-      this.emit("end");
+    if (this.#queue.length === 0 && this.#peerEnded && !this.endDelivered && !this.paused && !this.closed) {
+      this.deliverEnd();
       this.#maybeClose();
       writer.#maybeClose();
     }
@@ -118,18 +103,16 @@ class MemoryEnd extends Emitter<ByteStreamEvents> implements ByteStream {
 
   /** Closed cleanly when our end was delivered and our writes were all consumed. */
   #maybeClose(): void {
-    if (this.#closed) return;
-    if (this.#endDelivered && this.#writeClosed && this.peer.#queued === 0 && this.peer.#endDelivered) {
+    if (this.closed) return;
+    if (this.endDelivered && this.writeClosed && this.peer.#queued === 0 && this.peer.endDelivered) {
       this.#finish(undefined);
     }
   }
 
   #finish(err: SvpError | undefined): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.finish(err, true)) return;
     this.#queue = [];
     this.#queued = 0;
-    queueMicrotask(() => this.emit("close", err));
   }
 }
 

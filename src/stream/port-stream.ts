@@ -15,10 +15,9 @@
  *   byte acknowledged), or on a reset either way; the port is then closed.
  */
 
-import { Emitter } from "../emitter.ts";
 import type { ErrorCode } from "../errors.ts";
 import { ERROR_TABLE, SvpError } from "../errors.ts";
-import type { ByteStream, ByteStreamEvents } from "./byte-stream.ts";
+import { ByteStreamBase } from "./byte-stream-base.ts";
 
 /** The part of a `MessagePort` a PortStream uses. */
 export interface PortLike {
@@ -38,7 +37,7 @@ export interface PortStreamOptions {
   label?: string;
 }
 
-export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream {
+export class PortStream extends ByteStreamBase {
   readonly label: string;
   readonly #port: PortLike;
   readonly #hwm: number;
@@ -49,13 +48,9 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
   #wantDrain = false;
   #inbox: Uint8Array[] = [];
   #endReceived = false;
-  #endDelivered = false;
-  #paused = true;
   #delivering = false;
   #ackDue = 0;
-  #writeClosed = false;
   #endSent = false;
-  #closed = false;
 
   constructor(port: PortLike, options: PortStreamOptions = {}) {
     super();
@@ -65,21 +60,12 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
     port.onmessage = (ev) => this.#onMessage(ev.data);
   }
 
-  get readable(): boolean {
-    return !this.#endDelivered && !this.#closed;
-  }
-  get writable(): boolean {
-    return !this.#writeClosed && !this.#closed;
-  }
-  get closed(): boolean {
-    return this.#closed;
-  }
   get writableLength(): number {
     return this.#outBytes + this.#unacked;
   }
 
   write(chunk: Uint8Array): boolean {
-    if (!this.writable) throw new SvpError("ERR_ABORTED", `write after ${this.#closed ? "close" : "closeWrite"}`);
+    this.checkWritable();
     if (chunk.length > 0) {
       this.#out.push(chunk.slice());
       this.#outBytes += chunk.length;
@@ -93,24 +79,23 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   closeWrite(): void {
-    if (this.#writeClosed || this.#closed) return;
-    this.#writeClosed = true;
+    if (!this.markWriteClosed()) return;
     this.#scheduleFlush();
   }
 
   abort(err?: SvpError): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     this.#post([RESET, err?.code ?? "ERR_ABORTED", err?.message ?? "aborted"]);
     this.#close(err);
   }
 
   pause(): void {
-    this.#paused = true;
+    this.paused = true;
   }
 
   resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
+    if (!this.paused) return;
+    this.paused = false;
     if (this.#inbox.length > 0 || this.#endReceived) queueMicrotask(() => this.#deliver());
   }
 
@@ -122,7 +107,7 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#closed) return;
+    if (this.closed) return;
     if (this.#out.length > 0) {
       let bytes: Uint8Array;
       if (this.#out.length === 1) bytes = this.#out[0]!;
@@ -139,7 +124,7 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
       this.#outBytes = 0;
       this.#post([DATA, bytes]);
     }
-    if (this.#writeClosed && !this.#endSent) {
+    if (this.writeClosed && !this.#endSent) {
       this.#endSent = true;
       this.#post([END]);
       this.#maybeClose();
@@ -147,12 +132,12 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   #onMessage(data: unknown): void {
-    if (this.#closed || !Array.isArray(data)) return;
+    if (this.closed || !Array.isArray(data)) return;
     switch (data[0]) {
       case DATA:
         if (data[1] instanceof Uint8Array && !this.#endReceived) {
           this.#inbox.push(data[1]);
-          if (!this.#paused) this.#deliver();
+          if (!this.paused) this.#deliver();
         }
         return;
       case ACK:
@@ -165,7 +150,7 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
         return;
       case END:
         this.#endReceived = true;
-        if (!this.#paused) this.#deliver();
+        if (!this.paused) this.#deliver();
         return;
       case RESET: {
         const code = typeof data[1] === "string" && data[1] in ERROR_TABLE ? (data[1] as ErrorCode) : "ERR_RESET";
@@ -179,18 +164,16 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
     if (this.#delivering) return;
     this.#delivering = true;
     try {
-      while (!this.#paused && !this.#closed && this.#inbox.length > 0) {
+      while (!this.paused && !this.closed && this.#inbox.length > 0) {
         const chunk = this.#inbox.shift()!;
         this.#ackDue += chunk.length;
         this.emit("data", chunk);
       }
-      if (this.#ackDue > 0 && !this.#closed) {
+      if (this.#ackDue > 0 && !this.closed) {
         this.#post([ACK, this.#ackDue]);
         this.#ackDue = 0;
       }
-      if (!this.#paused && !this.#closed && this.#inbox.length === 0 && this.#endReceived && !this.#endDelivered) {
-        this.#endDelivered = true;
-        this.emit("end");
+      if (!this.paused && !this.closed && this.#inbox.length === 0 && this.#endReceived && this.deliverEnd()) {
         this.#maybeClose();
       }
     } finally {
@@ -199,7 +182,7 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   #maybeClose(): void {
-    if (this.#endDelivered && this.#endSent && this.#unacked === 0 && this.#outBytes === 0) this.#close(undefined);
+    if (this.endDelivered && this.#endSent && this.#unacked === 0 && this.#outBytes === 0) this.#close(undefined);
   }
 
   #post(message: unknown[]): void {
@@ -211,13 +194,11 @@ export class PortStream extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   #close(err: SvpError | undefined): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#writeClosed = true;
+    if (this.closed) return;
     this.#inbox = [];
     this.#out = [];
     this.#port.onmessage = null;
     this.#port.close();
-    this.emit("close", err);
+    this.finish(err);
   }
 }

@@ -8,9 +8,9 @@
  * by `svp connect -N`, which holds the local EOF until the remote has finished.
  */
 
-import { Emitter } from "../emitter.ts";
 import type { SvpError } from "../errors.ts";
-import type { ByteStream, ByteStreamEvents } from "./byte-stream.ts";
+import type { ByteStream } from "./byte-stream.ts";
+import { ByteStreamBase } from "./byte-stream-base.ts";
 
 export interface ReadFilter {
   /** Transform one incoming chunk into zero or more chunks to deliver. */
@@ -28,15 +28,12 @@ export interface StreamViewOptions {
   holdEnd?: boolean;
 }
 
-export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream {
+export class StreamView extends ByteStreamBase {
   readonly inner: ByteStream;
   #filter: ReadFilter | undefined;
   #queue: Uint8Array[] = [];
-  #paused = true;
   #scheduled = false;
   #innerEnded = false;
-  #endDelivered = false;
-  #closed = false;
   /** The inner stream closed cleanly while delivered bytes or `end` were still queued here. */
   #closePending = false;
   #endHeld: boolean;
@@ -51,7 +48,7 @@ export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream 
       if (this.#filter) {
         for (const c of this.#filter.push(chunk)) if (c.length > 0) this.#queue.push(c);
         this.#deliver();
-      } else if (this.#queue.length === 0 && !this.#paused) {
+      } else if (this.#queue.length === 0 && !this.paused) {
         this.emit("data", chunk);
       } else {
         this.#queue.push(chunk);
@@ -66,7 +63,7 @@ export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream 
     });
     inner.on("drain", () => this.emit("drain"));
     inner.on("close", (err?: SvpError) => {
-      if (err || !this.#innerEnded || this.#endDelivered) this.#close(err);
+      if (err || !this.#innerEnded || this.endDelivered) this.#close(err);
       else this.#closePending = true;
     });
   }
@@ -74,14 +71,9 @@ export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream 
   get label(): string {
     return this.inner.label;
   }
-  get readable(): boolean {
-    return !this.#endDelivered && !this.#closed;
-  }
-  get writable(): boolean {
+  /** Writes go straight through: writable as the inner stream is. */
+  override get writable(): boolean {
     return this.inner.writable;
-  }
-  get closed(): boolean {
-    return this.#closed;
   }
   get writableLength(): number {
     return this.inner.writableLength;
@@ -99,12 +91,12 @@ export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   pause(): void {
-    this.#paused = true;
+    this.paused = true;
     this.inner.pause();
   }
 
   resume(): void {
-    this.#paused = false;
+    this.paused = false;
     if (this.#queue.length === 0 && !this.#innerEnded) {
       this.inner.resume();
       return;
@@ -125,14 +117,11 @@ export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   #deliver(): void {
-    while (!this.#paused && this.#queue.length > 0 && !this.#closed) this.emit("data", this.#queue.shift()!);
-    if (this.#paused || this.#queue.length > 0 || this.#closed) return;
+    while (!this.paused && this.#queue.length > 0 && !this.closed) this.emit("data", this.#queue.shift()!);
+    if (this.paused || this.#queue.length > 0 || this.closed) return;
     if (this.#innerEnded) {
       if (this.#endHeld) return;
-      if (!this.#endDelivered) {
-        this.#endDelivered = true;
-        this.emit("end");
-      }
+      this.deliverEnd();
       if (this.#closePending) this.#close(undefined);
     } else {
       this.inner.resume();
@@ -140,9 +129,7 @@ export class StreamView extends Emitter<ByteStreamEvents> implements ByteStream 
   }
 
   #close(err: SvpError | undefined): void {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#queue = [];
-    this.emit("close", err);
+    this.finish(err);
   }
 }
