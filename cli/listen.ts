@@ -10,11 +10,10 @@ import { sidToHex } from "../src/mesh/sid.ts";
 import type { Sid } from "../src/mesh/sid.ts";
 import { parseHostPort } from "../src/options.ts";
 import { readTextFile } from "../src/platform/files.ts";
-import { listenTarget } from "../src/platform/listen-target.ts";
+import { startListenServer } from "../src/platform/listen-target.ts";
 import type { ListenTargetSpec } from "../src/platform/listen-target.ts";
 import { openSession } from "../src/platform/open-session.ts";
 import { isValidServiceName } from "../src/service/discovery.ts";
-import { startListenService } from "../src/service/listen-service.ts";
 import type { ListenRecord, ListenService } from "../src/service/listen-service.ts";
 import type { MeshSession, OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { parseMdpPort } from "../src/service/mesh-target.ts";
@@ -148,19 +147,18 @@ async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals)
   } catch (err) {
     return reportError("listen", "open the mesh", err);
   }
-  const { open, label } = listenTarget(cfg.target);
   let svc: ListenService;
+  let label: string;
   try {
-    svc = await startListenService(session, {
+    ({ service: svc, targetLabel: label } = await startListenServer(session, {
       port: cfg.port,
-      open,
-      targetLabel: label,
+      target: cfg.target,
       allow: cfg.allow,
       once: cfg.once,
       proxyProtocol: cfg.proxyProtocol,
       service: cfg.service,
       onDiscoveryUnavailable: (e) => log.warn(`service discovery for "${cfg.service}" is not available: ${e.message} (servald lets one client per node answer discovery); serving without it`),
-    });
+    }));
   } catch (err) {
     session.close();
     const e = toSvpError(err);

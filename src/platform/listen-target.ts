@@ -1,9 +1,14 @@
-/** What `svp listen` connects each caller to, opened with the platform's sockets, programs or stdio. */
+/**
+ * What `svp listen` connects each caller to, opened with the platform's sockets, programs
+ * or stdio, and `svp listen` itself as one library call (`startListenServer`).
+ */
 
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { SvpError, failureUnder } from "../errors.ts";
-import type { OpenTarget } from "../service/listen-service.ts";
+import { startListenService } from "../service/listen-service.ts";
+import type { ListenService, ListenServiceOptions, OpenTarget } from "../service/listen-service.ts";
+import type { MeshSession } from "../service/mesh-session.ts";
 import { sidToHex as sidHex } from "../mesh/sid.ts";
 import { formatHostPort } from "../socks/ip.ts";
 import { connectTcp } from "./net.ts";
@@ -45,4 +50,21 @@ export function listenTarget(spec: ListenTargetSpec, clock: Clock = systemClock)
       return Promise.resolve(openStdio());
     },
   };
+}
+
+export interface ListenServerOptions extends Omit<ListenServiceOptions, "open" | "targetLabel"> {
+  /** Where callers go: a TCP port, a program per caller, or stdin/stdout for one connection. */
+  target: ListenTargetSpec;
+}
+
+/**
+ * `svp listen` as one library call: the platform's opener for `target` behind a listen
+ * service on `session` (the MSP listener, the allow list, discovery). The service's
+ * `done` says how it ended; `targetLabel` names the target in log lines.
+ */
+export async function startListenServer(session: MeshSession, options: ListenServerOptions): Promise<{ service: ListenService; targetLabel: string }> {
+  const { target, ...rest } = options;
+  const { open, label } = listenTarget(target, options.clock ?? systemClock);
+  const service = await startListenService(session, { ...rest, open, targetLabel: label });
+  return { service, targetLabel: label };
 }
