@@ -7,16 +7,14 @@
 
 import type { CAC } from "cac";
 import { ERROR_TABLE, EXIT, SvpError, UsageError, toSvpError } from "../src/errors.ts";
-import { LoopGroup } from "../src/loops.ts";
 import { sidToHex, upperSidLabels } from "../src/mesh/sid.ts";
 import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddress, parsePositiveInt } from "../src/options.ts";
 import type { ListenAddress } from "../src/options.ts";
-import { defaultLoopCount, listenSharing } from "../src/platform/loops.ts";
-import { listen } from "../src/platform/net.ts";
-import type { Listener } from "../src/platform/net.ts";
+import { defaultLoopCount } from "../src/platform/loops.ts";
+import { startForwardProxy } from "../src/platform/forward-proxy.ts";
+import type { ForwardProxy } from "../src/platform/forward-proxy.ts";
 import { openSession } from "../src/platform/open-session.ts";
 import { stdioStream } from "../src/platform/stdio-stream.ts";
-import { ForwardServer, forwardTimeoutMessage } from "../src/service/forward-server.ts";
 import type { ForwardRecord } from "../src/service/forward-server.ts";
 import { dialMesh, dialVia } from "../src/service/mesh-dialer.ts";
 import { MeshConnector } from "../src/service/mesh-session.ts";
@@ -25,7 +23,6 @@ import { formatMeshTarget, parseMeshTarget } from "../src/service/mesh-target.ts
 import type { MeshTarget } from "../src/service/mesh-target.ts";
 import { netcat } from "../src/service/netcat.ts";
 import { mspTelemetry } from "../src/service/stream-registry.ts";
-import { sharedCounts } from "../src/socks/server.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 
@@ -265,56 +262,36 @@ async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger
       waitRouteMs: cfg.waitRouteMs,
       msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
     });
-  const shared = cfg.workers > 1 ? sharedCounts() : undefined;
-  const server = new ForwardServer({
-    targetLabel: what,
-    connectTimeoutMs,
-    idleTimeoutMs: cfg.idleMs,
-    once: cfg.once,
-    shared,
-    dial,
-  });
-  server.on("connection", (r) => logConnection(log, r));
-  let listener: Listener | undefined;
+  let proxy: ForwardProxy;
   try {
-    const reusePort = cfg.workers > 1 && listenSharing(addr).kind === "reuseport";
-    listener = await listen(
-      addr,
-      (s) => {
-        server.handle(s);
-        if (!server.accepting) void listener?.close();
-      },
-      reusePort ? { reusePort } : {},
-    );
+    proxy = await startForwardProxy({
+      listen: addr,
+      targetLabel: what,
+      dial,
+      connectTimeoutMs,
+      idleTimeoutMs: cfg.idleMs,
+      once: cfg.once,
+      workers: cfg.workers,
+      records: !cfg.quiet,
+      onConnection: (r) => logConnection(log, r),
+    });
   } catch (err) {
     connector.close();
     return reportError("connect", `listen on ${formatListenAddress(addr)}`, err);
   }
-  // More event loops accept beside this one; every MSP stream still goes through this
-  // thread's one mesh session (src/loops.ts).
-  const group = await LoopGroup.start(
-    "forward",
-    cfg.workers,
-    [addr],
-    [listener],
-    shared ?? sharedCounts(),
-    !cfg.quiet,
-    { openTimeoutMs: connectTimeoutMs, openTimeoutMessage: forwardTimeoutMessage(what, connectTimeoutMs), idleTimeoutMs: cfg.idleMs, targetLabel: what },
-    { onRecord: (r) => server.report(r as ForwardRecord), dial: (signal) => dial(signal) },
-  );
-  log.always(`listening on ${listener.address}, forwarding to ${what} via ${first.description}`);
-  log.info(group.note);
-  if (!isLoopbackAddress(addr)) log.warn(`listening on ${listener.address}: anyone who can reach it can use this mesh connection`);
-  const l = listener;
+  const server = proxy.server;
+  log.always(`listening on ${proxy.address}, forwarding to ${what} via ${first.description}`);
+  log.info(proxy.loopNote);
+  if (!isLoopbackAddress(addr)) log.warn(`listening on ${proxy.address}: anyone who can reach it can use this mesh connection`);
   const service = {
     get connections() {
       return server.connections;
     },
     done: server.done,
-    close: (ms: number) => Promise.all([server.close(ms), group.close(ms)]),
+    close: (ms: number) => proxy.close(ms),
   };
-  await signals.serve(service, log, () => Promise.all([l.close(), group.stopAccepting()]));
-  await group.close(0);
+  await signals.serve(service, log, () => proxy.stopAccepting());
+  await proxy.close(0);
   const result = await server.done;
   connector.close();
   if (result.reason === "once" && result.error) return ERROR_TABLE[toSvpError(result.error).code].exit;
