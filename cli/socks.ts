@@ -11,6 +11,7 @@ import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddre
 import type { ListenAddress } from "../src/options.ts";
 import { readTextFile } from "../src/platform/files.ts";
 import { defaultLoopCount } from "../src/platform/loops.ts";
+import type { SocksLoopSettings } from "../src/loops.ts";
 import { openSession } from "../src/platform/open-session.ts";
 import { startSocksProxy } from "../src/platform/socks-proxy.ts";
 import type { SocksProxy } from "../src/platform/socks-proxy.ts";
@@ -38,15 +39,9 @@ export interface SocksCommandContext {
   mesh?: MeshDialer;
 }
 
-export interface SocksConfig {
+/** Everything a worker loop gets (src/loops.ts), and what only the main thread needs. */
+export interface SocksConfig extends Omit<SocksLoopSettings, "mesh"> {
   listen: ListenAddress[];
-  credentials: Credential[];
-  handshakeTimeoutMs: number;
-  connectTimeoutMs: number;
-  idleTimeoutMs: number;
-  maxConns: number;
-  direct: "allow" | "deny";
-  upstream: UpstreamProxy | undefined;
   /** Hold a mesh request this long while its node is not reachable yet (--wait-route). */
   waitRouteMs: number;
   /** Event loops (--workers); default: the number of CPUs. */

@@ -511,7 +511,10 @@ export class Overlay extends Emitter<OverlayEvents> {
       // new source takes the full path, so only a neighbour's word can cost an X25519.
       const inner = parsed.inner!;
       const me = this.#identities.find((i) => sidEquals(i.sid, inner.subarray(36, 68)));
-      if (me && this.#e2eRecv.has(bytesKey(me.sid) + bytesKey(inner.subarray(4, 36)) + bytesKey(inner.subarray(68, 76)))) return this.#onInner(me, inner);
+      if (me) {
+        const key = e2eKey(me.sid, inner.subarray(4, 36), inner.subarray(68, 76));
+        if (this.#e2eRecv.has(key)) return this.#onInner(me, inner, key);
+      }
     }
     if (!trusted && !this.#earn(s || this.#sharedCache.has(sessionKey(local.sid, h.sender)) ? WORK_COST.check : WORK_COST.handshake, from, cookie, h.senderBoot)) return;
     const candidate = s ?? this.#newSession(local, h.sender, this.#sourceOf(from));
@@ -764,12 +767,12 @@ export class Overlay extends Emitter<OverlayEvents> {
   }
 
   /** An inner frame addressed to our identity `local`: only data travels end to end (routing is between neighbours). */
-  #onInner(local: Identity, inner: Uint8Array): void {
+  #onInner(local: Identity, inner: Uint8Array, key: string): void {
     const p = parseDatagram(inner);
     if (!p.ok || !("aad" in p)) return void this.drops["bad-payload"]++;
     const h = p.packet;
     if (h.type !== PACKET_TYPE.DATA) return void this.drops[h.type === PACKET_TYPE.ROUTE ? "route-not-neighbour" : "bad-payload"]++;
-    this.#deliverE2e(local, h, p.aad, p.sealed);
+    this.#deliverE2e(local, h, p.aad, p.sealed, key);
   }
 
   /** A FORWARD from neighbour `s` (its hop tag checked) for another node: pass it on. */
@@ -857,11 +860,11 @@ export class Overlay extends Emitter<OverlayEvents> {
   }
 
   /** An end-to-end frame for one of our identities: check boot, replay window and seal, then deliver. */
-  #deliverE2e(local: Identity, h: SealedHeader, aad: Uint8Array, sealed: Uint8Array): void {
+  #deliverE2e(local: Identity, h: SealedHeader, aad: Uint8Array, sealed: Uint8Array, key?: string): void {
     if (!this.#usableSid(h.sender)) return void this.drops["bad-sid"]++;
     if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
     if (!sidEquals16(h.receiverBoot, this.boot)) return void this.drops.stale++;
-    const k = bytesKey(local.sid) + bytesKey(h.sender) + bytesKey(h.senderBoot);
+    const k = key ?? e2eKey(local.sid, h.sender, h.senderBoot);
     let st = this.#e2eRecv.get(k);
     let created = false;
     if (!st) {
@@ -1161,6 +1164,11 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): v
   map.delete(key);
   if (map.size >= max) map.delete(map.keys().next().value!);
   map.set(key, value);
+}
+
+/** Key of an end-to-end receive state: our SID, the source SID and the source's boot. */
+function e2eKey(local: Sid, source: Uint8Array, sourceBoot: Uint8Array): string {
+  return bytesKey(local) + bytesKey(source) + bytesKey(sourceBoot);
 }
 
 /** Key of the session between one of our identities and a peer. */

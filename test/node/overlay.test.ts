@@ -7,55 +7,16 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { sidEquals, SID_BROADCAST } from "../../src/mesh/sid.ts";
 import { addIdentity, createIdentity, type Keyring } from "../../src/node/keyring.ts";
-import type { RendezvousRegistry, UdpEndpoint, UdpSocket } from "../../src/node/node-io.ts";
-import { endpointKey, Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
+import type { RendezvousRegistry, UdpEndpoint } from "../../src/node/node-io.ts";
+import { Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
 import { encodeProbe, MAX_DATAGRAM_BYTES, PACKET_TYPE, parseDatagram, PROBE_BYTES } from "../../src/node/overlay-packet.ts";
 import { nodeCrypto } from "../../src/platform/node-crypto.ts";
+import { FakeUdpNet } from "./fake-udp.ts";
 import { patternBytes } from "../helpers/wait.ts";
-
-interface Datagram {
-  data: Uint8Array;
-  from: UdpEndpoint;
-  to: UdpEndpoint;
-}
-
-/** A lossless in-memory network; `flush()` delivers queued datagrams (bounded). */
-class FakeNet {
-  queue: Datagram[] = [];
-  handlers = new Map<string, (d: Uint8Array, from: UdpEndpoint) => void>();
-  /** Every datagram ever sent, for replay attacks. */
-  log: Datagram[] = [];
-  socket(local: UdpEndpoint, onMessage: (d: Uint8Array, from: UdpEndpoint) => void): UdpSocket {
-    this.handlers.set(endpointKey(local), onMessage);
-    return {
-      local,
-      family: local.host.includes(":") ? "IPv6" : "IPv4",
-      send: (data, to) => {
-        const d = { data: data.slice(), from: local, to };
-        this.queue.push(d);
-        this.log.push(d);
-      },
-      close: () => this.handlers.delete(endpointKey(local)),
-    };
-  }
-  inject(data: Uint8Array, from: UdpEndpoint, to: UdpEndpoint): void {
-    this.handlers.get(endpointKey(to))?.(data, from);
-  }
-  flush(max = 10_000): number {
-    let n = 0;
-    while (this.queue.length && n < max) {
-      const d = this.queue.shift()!;
-      this.handlers.get(endpointKey(d.to))?.(d.data, d.from);
-      n++;
-    }
-    assert.ok(n < max, "network did not settle");
-    return n;
-  }
-}
 
 const keyring = (): Keyring => addIdentity(undefined, createIdentity(nodeCrypto));
 
-function node(net: FakeNet, clock: ManualClock, port: number, extra: Partial<OverlayOptions> = {}, k = keyring()) {
+function node(net: FakeUdpNet, clock: ManualClock, port: number, extra: Partial<OverlayOptions> = {}, k = keyring()) {
   const o = new Overlay({ keyring: k, crypto: nodeCrypto, clock, helloIntervalMs: 1000, ...extra });
   const local = { host: "127.0.0.1", port };
   o.attachSocket(net.socket(local, (d, from) => o.receive(d, from)));
@@ -69,7 +30,7 @@ const ep = (port: number): UdpEndpoint => ({ host: "127.0.0.1", port });
 
 describe("overlay (in-memory network, manual clock)", () => {
   test("a static peer address is enough: both sides authenticate each other and exchange MDP both ways", () => {
-    const net = new FakeNet();
+    const net = new FakeUdpNet(false);
     const clock = new ManualClock();
     const a = node(net, clock, 1, { staticPeers: [ep(2)] });
     const b = node(net, clock, 2);
@@ -92,7 +53,7 @@ describe("overlay (in-memory network, manual clock)", () => {
   });
 
   test("same-host rendezvous entries are probed; the own entry is skipped", () => {
-    const net = new FakeNet();
+    const net = new FakeUdpNet(false);
     const clock = new ManualClock();
     const entries = [{ port: 1 }, { port: 2 }, { port: 3 }];
     const registry: RendezvousRegistry = { register() {}, unregister() {}, list: () => entries };
@@ -111,7 +72,7 @@ describe("overlay (in-memory network, manual clock)", () => {
   });
 
   test("a silent peer expires; it is found again when it comes back", () => {
-    const net = new FakeNet();
+    const net = new FakeUdpNet(false);
     const clock = new ManualClock();
     const a = node(net, clock, 1, { staticPeers: [ep(2)], peerTimeoutMs: 3500 });
     const b = node(net, clock, 2, { peerTimeoutMs: 3500 });
@@ -148,7 +109,7 @@ describe("overlay (in-memory network, manual clock)", () => {
   });
 
   test("forged, replayed, truncated, oversize, garbage and misaddressed datagrams are dropped and counted; service goes on", () => {
-    const net = new FakeNet();
+    const net = new FakeUdpNet(false);
     const clock = new ManualClock();
     const a = node(net, clock, 1, { staticPeers: [ep(2)] });
     const b = node(net, clock, 2);
@@ -206,7 +167,7 @@ describe("overlay (in-memory network, manual clock)", () => {
   });
 
   test("packets from before a restart are not accepted after it (either side)", () => {
-    const net = new FakeNet();
+    const net = new FakeUdpNet(false);
     const clock = new ManualClock();
     const a = node(net, clock, 1, { staticPeers: [ep(2)] });
     const b = node(net, clock, 2);
@@ -243,7 +204,7 @@ describe("overlay (in-memory network, manual clock)", () => {
   });
 
   test("a probe from an unknown address creates no peer until the prober proves its SID", () => {
-    const net = new FakeNet();
+    const net = new FakeUdpNet(false);
     const clock = new ManualClock();
     const b = node(net, clock, 2);
     b.o.start();
