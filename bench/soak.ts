@@ -2,7 +2,7 @@
  * The soak part of `npm run bench` (`-- --soak MINUTES`), or alone:
  *
  *   node --import tsx bench/soak.ts [--minutes 30] [--sample 60] [--warmup 5] [--svp CMD]
- *                                   [--heap-snapshots DIR]
+ *                                   [--heap-snapshots DIR] [--socks-args "ARGS"]
  *
  * Two embedded nodes as `svp daemon`s on loopback; node B runs `svp listen --forward` in
  * front of an HTTP server (a 1 MiB file and a small page) and a stream sink, node A runs
@@ -44,6 +44,8 @@ const { values: opts } = parseArgs({
     warmup: { type: "string", default: "5" },
     svp: { type: "string" },
     "heap-snapshots": { type: "string" },
+    // more arguments for `svp socks`, split on spaces (e.g. "--workers 1")
+    "socks-args": { type: "string", default: "" },
   },
 });
 const MINUTES = Math.max(0.2, Number(opts.minutes));
@@ -255,7 +257,7 @@ async function main(): Promise<string> {
   const sidB = svpSync(["id", "--home", homeB]).trim().split("\n")[0]!.trim();
   const listenHttp = await svpLong(["listen", "--home", homeB, "--forward", String(targets.http), "80"], /listening on/);
   const listenSink = await svpLong(["listen", "--home", homeB, "--forward", String(targets.sink), "81"], /listening on/);
-  const socks = await svpLong(["socks", "--home", homeA, "--listen", "127.0.0.1:0"], /listening on 127\.0\.0\.1:(\d+)/);
+  const socks = await svpLong(["socks", "--home", homeA, "--listen", "127.0.0.1:0", ...opts["socks-args"].split(" ").filter(Boolean)], /listening on 127\.0\.0\.1:(\d+)/);
   const proxyPort = Number(socks.match[1]);
   const host = `${sidB}.serval`;
   const procs: Proc[] = [

@@ -10,9 +10,9 @@
  *   a slot is taken with one atomic add, no message);
  * - one record per finished connection, in batches (only when someone logs them);
  * - mesh streams: a worker's mesh dial is done by the main thread on its one mesh session,
- *   and the worker gets the stream as a `PortStream` (the main thread relays it to the MSP
- *   stream), so every worker's streams share one session, one daemon connection and show in
- *   `svp status` as before;
+ *   and the worker gets the stream as a `PortStream` over the worker's own channel (a
+ *   `PortMux` port; the main thread relays it to the MSP stream), so every worker's streams
+ *   share one session, one daemon connection and show in `svp status` as before;
  * - stop accepting, close(drainMs), and their acknowledgements.
  *
  * Workers never print: their records, accept errors and failures go to the main thread,
@@ -37,11 +37,12 @@ import { ProxyServer } from "./socks/server.ts";
 import type { UpstreamProxy } from "./socks/upstream.ts";
 import type { ByteStream } from "./stream/byte-stream.ts";
 import { PortStream } from "./stream/port-stream.ts";
-import type { PortLike } from "./stream/port-stream.ts";
+import { PortMux, isMuxMessage } from "./stream/port-mux.ts";
+import type { MuxMessage } from "./stream/port-mux.ts";
 import { connectTcp, listen } from "./platform/net.ts";
 import type { Listener } from "./platform/net.ts";
 import type { LoopWorker } from "./platform/loops.ts";
-import { duplicateDescriptor, listenSharing, loopWorkerData, messageChannel, startLoopWorker } from "./platform/loops.ts";
+import { duplicateDescriptor, listenSharing, loopWorkerData, startLoopWorker } from "./platform/loops.ts";
 
 /** How a worker binds one listener: its own SO_REUSEPORT socket, or a duplicate descriptor. */
 type WorkerListen = { addr: ListenAddress; address: string; reusePort?: boolean; fd?: number };
@@ -78,12 +79,14 @@ type FromWorker =
   | { t: "accept-error"; code: ErrorCode; message: string }
   | { t: "dial"; id: number; name?: MeshName; port?: number }
   | { t: "dial-abort"; id: number; code: ErrorCode; message: string }
+  | MuxMessage
   | { t: "stopped" }
   | { t: "closed" };
 
 /** Main → worker. */
 type ToWorker =
-  | { t: "dialed"; id: number; port: PortLike }
+  | { t: "dialed"; id: number }
+  | MuxMessage
   | { t: "dial-failed"; id: number; code: ErrorCode; message: string }
   | { t: "stop" }
   | { t: "close"; drainMs: number };
@@ -107,6 +110,8 @@ export class LoopGroup {
   readonly #workers: LoopWorker[];
   readonly #host: LoopHost;
   readonly #relays = new Map<LoopWorker, Set<Relay | AbortController>>();
+  /** Each worker's mesh streams, over its channel (port id = the worker's dial id). */
+  readonly #muxes = new Map<LoopWorker, PortMux>();
   #stopped: Promise<void> | undefined;
   #closed: Promise<void> | undefined;
   readonly #acks = new Map<LoopWorker, { stopped?: () => void; closed?: () => void }>();
@@ -169,9 +174,20 @@ export class LoopGroup {
     const relays = new Set<Relay | AbortController>();
     this.#relays.set(w, relays);
     this.#acks.set(w, {});
+    const mux = new PortMux((m) => {
+      try {
+        w.postMessage(m satisfies ToWorker);
+      } catch {
+        // the worker is gone
+      }
+    });
+    this.#muxes.set(w, mux);
     w.onMessage((raw) => {
       const m = raw as FromWorker;
       switch (m.t) {
+        case "s":
+          if (isMuxMessage(m)) mux.deliver(m);
+          return;
         case "records":
           for (const r of m.list) this.#host.onRecord(r);
           return;
@@ -197,6 +213,7 @@ export class LoopGroup {
       // Whatever it relayed through this thread ends with it; pending acknowledgements too.
       for (const r of relays) r.abort(new SvpError("ERR_ABORTED", "event loop ended"));
       relays.clear();
+      mux.closeAll();
       const a = this.#acks.get(w);
       a?.stopped?.();
       a?.closed?.();
@@ -206,9 +223,9 @@ export class LoopGroup {
   #dial(w: LoopWorker, relays: Set<Relay | AbortController>, id: number, name: MeshName | undefined, port: number | undefined): void {
     const ac = Object.assign(new AbortController(), { id });
     relays.add(ac);
-    const post = (m: ToWorker, transfer?: unknown[]) => {
+    const post = (m: ToWorker) => {
       try {
-        w.postMessage(m, transfer);
+        w.postMessage(m);
       } catch {
         // the worker is gone
       }
@@ -226,12 +243,12 @@ export class LoopGroup {
           stream.abort(abortError(ac.signal.reason, "dial"));
           return;
         }
-        const { port1, port2 } = messageChannel();
-        const near = new PortStream(port1 as unknown as PortLike, { label: stream.label });
+        // The port opens before the worker hears of it: nothing it sends is dropped.
+        const near = new PortStream(this.#muxes.get(w)!.open(id), { label: stream.label });
+        post({ t: "dialed", id });
         const relay = new Relay(stream, near, { clock: this.#host.clock ?? systemClock });
         relays.add(relay);
         relay.on("close", () => relays.delete(relay));
-        post({ t: "dialed", id, port: port2 as unknown as PortLike }, [port2]);
       },
       (err: unknown) => {
         relays.delete(ac);
@@ -333,7 +350,9 @@ export function runLoopWorker(): void {
     batch.push(r);
   };
 
-  // Mesh dials are the main thread's (one mesh session per process).
+  // Mesh dials are the main thread's (one mesh session per process); their streams come
+  // back as ports over this worker's channel, with the dial's id.
+  const mux = new PortMux((m) => post(m));
   let nextId = 1;
   const pending = new Map<number, { resolve: (s: ByteStream) => void; reject: (e: SvpError) => void; abandoned: boolean }>();
   const remoteDial = (signal: AbortSignal, label: string, name?: MeshName, port?: number): Promise<ByteStream> =>
@@ -403,10 +422,13 @@ export function runLoopWorker(): void {
   ctx.onMessage((raw) => {
     const m = raw as ToWorker;
     switch (m.t) {
+      case "s":
+        if (isMuxMessage(m)) mux.deliver(m);
+        return;
       case "dialed": {
         const p = pending.get(m.id);
         pending.delete(m.id);
-        const stream = new PortStream(m.port, { label: "mesh" });
+        const stream = new PortStream(mux.open(m.id), { label: "mesh" });
         if (!p || p.abandoned) stream.abort(new SvpError("ERR_ABORTED", "dial abandoned"));
         else p.resolve(stream);
         return;

@@ -187,8 +187,3 @@ export function loopWorkerData(): { data: unknown; post: (m: unknown) => void; o
   const port = parentPort;
   return { data: wd.data, post: (m) => port.postMessage(m), onMessage: (fn) => port.on("message", fn) };
 }
-
-/** A message channel whose ends can be handed to another thread. */
-export function messageChannel(): { port1: object; port2: object } {
-  return new MessageChannel();
-}
