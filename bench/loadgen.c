@@ -18,7 +18,7 @@
  * CONNECT with an IPv4 address, so no name resolution is measured).
  * With LOADGEN_PID=<pid> in the environment, bulk and rate also report "proxy_cpu": the CPU
  * seconds (user + system, all threads) that process and its child processes used during the
- * measured window.
+ * measured window, and "proxy_user": its user-space part.
  * Output: one JSON line on stdout. Failure: a message on stderr, exit 1.
  */
 #define _GNU_SOURCE
@@ -56,8 +56,8 @@ static long watch_pid; /* LOADGEN_PID: the proxy, whose CPU time over the window
 static int idle_fds[MAX_IDLE * 2];
 static atomic_int idle_n;
 
-/* utime + stime (clock ticks) and parent of process `pid` from /proc/<pid>/stat; -1 if gone. */
-static int read_stat(long pid, long *ppid, unsigned long long *ticks) {
+/* utime + stime and utime alone (clock ticks), and parent of process `pid` from /proc/<pid>/stat; -1 if gone. */
+static int read_stat(long pid, long *ppid, unsigned long long *ticks, unsigned long long *uticks) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%ld/stat", pid);
   FILE *f = fopen(path, "r");
@@ -71,18 +71,22 @@ static int read_stat(long pid, long *ppid, unsigned long long *ticks) {
   /* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
   if (sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", ppid, &ut, &st) != 3) return -1;
   *ticks = ut + st;
+  *uticks = ut;
   return 0;
 }
 
 /*
  * CPU seconds (user + system, all threads) used so far by process `pid` and every process
- * below it (dante serves from child processes); -1 if unknown.
+ * below it (dante serves from child processes), and in `user` the user-space part of it
+ * (what the proxy's own code and runtime cost; the rest is the kernel's socket work); -1 if
+ * unknown.
  */
-static double proc_cpu(long pid) {
+static double proc_cpu(long pid, double *user) {
+  *user = -1;
   if (pid <= 0) return -1;
   enum { MAXP = 32768 };
   static long pids[MAXP], ppids[MAXP];
-  static unsigned long long ticks[MAXP];
+  static unsigned long long ticks[MAXP], uticks[MAXP];
   static char in_tree[MAXP];
   int n = 0;
   DIR *d = opendir("/proc");
@@ -92,10 +96,10 @@ static double proc_cpu(long pid) {
     char *end;
     long p = strtol(e->d_name, &end, 10);
     if (*end || p <= 0) continue;
-    if (read_stat(p, &ppids[n], &ticks[n]) == 0) pids[n++] = p;
+    if (read_stat(p, &ppids[n], &ticks[n], &uticks[n]) == 0) pids[n++] = p;
   }
   closedir(d);
-  unsigned long long total = 0;
+  unsigned long long total = 0, utotal = 0;
   int found = 0;
   memset(in_tree, 0, (size_t)n);
   for (int i = 0; i < n; i++)
@@ -114,7 +118,8 @@ static double proc_cpu(long pid) {
     }
   }
   for (int i = 0; i < n; i++)
-    if (in_tree[i]) total += ticks[i];
+    if (in_tree[i]) total += ticks[i], utotal += uticks[i];
+  *user = (double)utotal / (double)sysconf(_SC_CLK_TCK);
   return (double)total / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -394,16 +399,17 @@ int main(int argc, char **argv) {
     }
     sleep_s(0.5);
     long long b0 = atomic_load(&bytes_total);
-    double c0 = proc_cpu(watch_pid);
+    double u0, u1;
+    double c0 = proc_cpu(watch_pid, &u0);
     t0 = now();
     sleep_s(secs);
     long long b1 = atomic_load(&bytes_total);
-    double c1 = proc_cpu(watch_pid);
+    double c1 = proc_cpu(watch_pid, &u1);
     t1 = now();
     atomic_store(&stop_flag, 1);
     double mib = (double)(b1 - b0) / (1024.0 * 1024.0);
-    printf("{\"bytes\":%lld,\"seconds\":%.3f,\"mibps\":%.1f,\"streams\":%d,\"proxy_cpu\":%.3f}\n", b1 - b0, t1 - t0,
-           mib / (t1 - t0), streams, c0 < 0 || c1 < 0 ? -1.0 : c1 - c0);
+    printf("{\"bytes\":%lld,\"seconds\":%.3f,\"mibps\":%.1f,\"streams\":%d,\"proxy_cpu\":%.3f,\"proxy_user\":%.3f}\n", b1 - b0,
+           t1 - t0, mib / (t1 - t0), streams, c0 < 0 || c1 < 0 ? -1.0 : c1 - c0, u0 < 0 || u1 < 0 ? -1.0 : u1 - u0);
   } else if (strcmp(argv[1], "rate") == 0) {
     if (argc != 6) usage();
     mode = RATE;
@@ -412,17 +418,19 @@ int main(int argc, char **argv) {
     max_conns = arg_long(argv[5], 1, 10000000, "max connections");
     int nserv = conc + 8 > 64 ? 64 : conc + 8;
     start_threads(nserv, server_thread, servers);
-    double c0 = proc_cpu(watch_pid);
+    double u0, u1;
+    double c0 = proc_cpu(watch_pid, &u0);
     t0 = now();
     deadline = t0 + secs;
     start_threads(conc, rate_client, clients);
     for (int i = 0; i < conc; i++) pthread_join(clients[i], NULL);
     t1 = now();
     sleep_s(0.05); /* the proxy finishes the last closes */
-    double c1 = proc_cpu(watch_pid);
+    double c1 = proc_cpu(watch_pid, &u1);
     long long ok = atomic_load(&ok_count);
-    printf("{\"ok\":%lld,\"errors\":%lld,\"seconds\":%.3f,\"rate\":%.1f,\"concurrency\":%d,\"proxy_cpu\":%.3f}\n", ok,
-           (long long)atomic_load(&err_count), t1 - t0, (double)ok / (t1 - t0), conc, c0 < 0 || c1 < 0 ? -1.0 : c1 - c0);
+    printf("{\"ok\":%lld,\"errors\":%lld,\"seconds\":%.3f,\"rate\":%.1f,\"concurrency\":%d,\"proxy_cpu\":%.3f,\"proxy_user\":%.3f}\n",
+           ok, (long long)atomic_load(&err_count), t1 - t0, (double)ok / (t1 - t0), conc, c0 < 0 || c1 < 0 ? -1.0 : c1 - c0,
+           u0 < 0 || u1 < 0 ? -1.0 : u1 - u0);
   } else if (strcmp(argv[1], "idle") == 0) {
     if (argc != 4) usage();
     mode = IDLE;

@@ -379,7 +379,7 @@ async function measureTraffic(list: Contender[]): Promise<void> {
   const live = list.filter((c) => !c.unavailable);
   const proxies = new Map<string, Proxy>();
   const samples = new Map<string, number[]>();
-  const cpu = new Map<string, { seconds: number; units: number }>();
+  const cpu = new Map<string, { seconds: number; user: number; units: number }>();
   try {
     for (const c of live) {
       if (!c.start) continue;
@@ -426,8 +426,9 @@ async function measureTraffic(list: Contender[]): Promise<void> {
             if ((r.errors ?? 0) > 0) notes.push(`${c.label}: ${r.errors} failed connections in a ${m.key} run`);
             const used = r.proxy_cpu ?? -1;
             if (proxy && used >= 0) {
-              const acc = cpu.get(k) ?? { seconds: 0, units: 0 };
+              const acc = cpu.get(k) ?? { seconds: 0, user: 0, units: 0 };
               acc.seconds += used;
+              acc.user += Math.max(0, r.proxy_user ?? 0);
               // per GiB moved (bulk) or per completed connection (rate)
               acc.units += m.value === "mibps" ? (v * (r.seconds ?? 0)) / 1024 : (r.ok ?? 0);
               cpu.set(k, acc);
@@ -456,7 +457,11 @@ async function measureTraffic(list: Contender[]): Promise<void> {
     const perGiB = cpu.get(`${c.name}/up1`);
     if (perGiB && perGiB.units > 0) row.cpuPerGiB = perGiB.seconds / perGiB.units;
     const perConn = cpu.get(`${c.name}/conc50`);
-    if (perConn && perConn.units > 0) row.cpuPerConnUs = (perConn.seconds * 1e6) / perConn.units;
+    if (perConn && perConn.units > 0) {
+      row.cpuPerConnUs = (perConn.seconds * 1e6) / perConn.units;
+      // The user-space part: the proxy's code and runtime; the rest is the kernel's socket work.
+      row.userPerConnUs = (perConn.user * 1e6) / perConn.units;
+    }
   }
 }
 
@@ -641,6 +646,7 @@ function table(list: Contender[]): string {
     ["connections/s, 50 concurrent", "conc50", 0, true],
     ["proxy CPU s per GiB (1 stream up)", "cpuPerGiB", 2, false],
     ["proxy CPU µs per connection (50 concurrent)", "cpuPerConnUs", 0, false],
+    ["of which user space (the rest: kernel)", "userPerConnUs", 0, false],
     ["KiB per idle tunnel, 1,000 open", "idle1000", 1, false],
     ["KiB per idle tunnel, 9,000 open", "idle9000", 1, false],
   ];

@@ -22,8 +22,8 @@ byteStreamConformance("port stream (PortMux over one MessageChannel)", {
     const { port1, port2 } = new MessageChannel();
     const left = new PortMux((m) => port1.postMessage(m));
     const right = new PortMux((m) => port2.postMessage(m));
-    port1.onmessage = (ev) => void (isMuxMessage(ev.data) && left.deliver(ev.data));
-    port2.onmessage = (ev) => void (isMuxMessage(ev.data) && right.deliver(ev.data));
+    (port1 as unknown as PortLike).onmessage = (ev) => void (isMuxMessage(ev.data) && left.deliver(ev.data));
+    (port2 as unknown as PortLike).onmessage = (ev) => void (isMuxMessage(ev.data) && right.deliver(ev.data));
     const a = new PortStream(left.open(7), { highWaterMark: 64 * 1024, label: "port a" });
     const b = new PortStream(right.open(7), { highWaterMark: 64 * 1024, label: "port b" });
     // The channel itself outlives the streams: close it once both have closed.

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { PortMux, isMuxMessage } from "../../src/stream/port-mux.ts";
 import type { MuxMessage } from "../../src/stream/port-mux.ts";
 import { PortStream } from "../../src/stream/port-stream.ts";
+import type { PortLike } from "../../src/stream/port-stream.ts";
 
 /** Two muxes joined by a queue that delivers when `flush()` is called (a channel, by hand). */
 function pair() {
@@ -79,8 +80,8 @@ test("many PortStreams over one channel: every byte arrives on its own stream, e
   const { port1, port2 } = new MessageChannel();
   const left = new PortMux((m) => port1.postMessage(m));
   const right = new PortMux((m) => port2.postMessage(m));
-  port1.onmessage = (ev) => void (isMuxMessage(ev.data) && left.deliver(ev.data));
-  port2.onmessage = (ev) => void (isMuxMessage(ev.data) && right.deliver(ev.data));
+  (port1 as unknown as PortLike).onmessage = (ev) => void (isMuxMessage(ev.data) && left.deliver(ev.data));
+  (port2 as unknown as PortLike).onmessage = (ev) => void (isMuxMessage(ev.data) && right.deliver(ev.data));
   try {
     const n = 20;
     const results = await Promise.all(
