@@ -6,7 +6,7 @@
  * Contenders: direct (no proxy), svp socks (dist/svp, else node dist/svp.cjs, with its
  * default event loops: one per CPU; also with --workers 1; with dist/svp also node
  * dist/svp.cjs on the system node, to separate runtime from code), a naive Node relay
- * (bench/naive-relay.ts), microsocks and dante (Debian's dante-server, started here on
+ * (bench/naive-relay.ts; on the system Node and on the Node inside dist/svp), microsocks and dante (Debian's dante-server, started here on
  * loopback with a temporary configuration) when installed. Each proxy runs in its own
  * process (dante in several); the load generator and the target server are bench/loadgen.c,
  * compiled here with cc, in another process, so neither the proxy nor the measuring side
@@ -45,13 +45,13 @@
  *
  * Options: --seconds N (per bulk/rate measurement, default 2), --rounds N (each measurement
  * is repeated N times, contenders interleaved; the median is reported; default 3), --only a,b (contender
- * names: direct, svp, svp-1, svp-node, naive, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,routing,servald,link,flood,soak,
+ * names: direct, svp, svp-1, svp-node, naive, naive-sea, microsocks, dante), --skip bulk,rate,idle,startup,msp,mesh,node,routing,servald,link,flood,soak,
  * --soak MINUTES (default 30), --no-write.
  */
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, homedir, tmpdir } from "node:os";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
@@ -239,6 +239,16 @@ async function contenders(naiveJs: string): Promise<Contender[]> {
     label: `naive Node relay (Node ${process.versions.node})`,
     start: () => startProxy([process.execPath, naiveJs, "0"], /listening on 127\.0\.0\.1:(\d+)/),
   });
+  // The same relay on the Node that dist/svp carries (scripts/sea.mjs caches it), when it is
+  // not the system Node: what Node itself costs per connection, next to svp on that runtime.
+  const seaNode = seaRuntime();
+  if (seaNode && seaNode.version !== process.versions.node) {
+    list.push({
+      name: "naive-sea",
+      label: `naive Node relay (Node ${seaNode.version}, as in dist/svp)`,
+      start: () => startProxy([seaNode.path, naiveJs, "0"], /listening on 127\.0\.0\.1:(\d+)/),
+    });
+  }
   list.push(
     commandExists("microsocks")
       ? {
@@ -654,6 +664,14 @@ function table(list: Contender[]): string {
   const body = rows.map(([label, key, digits, ratio]) => [label, ...list.map((c) => cell(c, key, digits, ratio))]);
   const lines = [head, head.map(() => "---"), ...body].map((r) => `| ${r.join(" | ")} |`);
   return lines.join("\n");
+}
+
+/** The Node inside dist/svp, from the cache scripts/sea.mjs fills; undefined when absent. */
+function seaRuntime(): { path: string; version: string } | undefined {
+  const m = /const SEA_NODE_VERSION = "([\d.]+)"/.exec(readFileSync(`${root}scripts/sea.mjs`, "utf8"));
+  const base = process.env.XDG_CACHE_HOME?.startsWith("/") ? `${process.env.XDG_CACHE_HOME}/svp` : `${homedir()}/.cache/svp`;
+  const path = m ? `${base}/node-v${m[1]}/bin/node` : "";
+  return m && existsSync(path) ? { path, version: m[1]! } : undefined;
 }
 
 /** The 1-minute load average: on a shared machine, say how busy it was. */
