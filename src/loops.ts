@@ -43,6 +43,7 @@ import { connectTcp, listen } from "./platform/net.ts";
 import type { Listener } from "./platform/net.ts";
 import type { LoopWorker } from "./platform/loops.ts";
 import { duplicateDescriptor, listenSharing, loopWorkerData, startLoopWorker } from "./platform/loops.ts";
+import { restoreYoungGenerationPin } from "./platform/young-generation.ts";
 
 /** How a worker binds one listener: its own SO_REUSEPORT socket, or a duplicate descriptor. */
 type WorkerListen = { addr: ListenAddress; address: string; reusePort?: boolean; fd?: number };
@@ -309,7 +310,12 @@ function startWorker(data: WorkerData): Promise<LoopWorker> {
       if (settled || (m.t !== "ready" && m.t !== "failed")) return;
       settled = true;
       timer.cancel();
-      if (m.t === "ready") resolve(w);
+      if (m.t === "ready") {
+        // Starting it (and whatever threads its module loading started) reset V8's flags to
+        // the process's defaults; the CLI's young-generation pin comes back now that it runs.
+        restoreYoungGenerationPin();
+        resolve(w);
+      }
       else {
         void w.terminate();
         reject(new SvpError("ERR_INTERNAL", `a worker thread failed: ${m.message}`));

@@ -16,7 +16,25 @@
 
 import { setFlagsFromString } from "node:v8";
 
+let pinned = false;
+
 export function pinYoungGeneration(): void {
+  pinned = true;
+  apply();
+}
+
+/**
+ * Set the pin again if this process asked for it. A worker thread, while it starts, sets
+ * V8's flags back to the process's start-up values (seen on Node 20 and 22): `svp socks`
+ * with two event loops had 2 × 16 MiB semi-spaces in both isolates, and the RSS that
+ * crept up after warm-up in the soaks was those pages becoming resident one by one. Called
+ * by src/loops.ts once each worker is serving; nothing happens unless the CLI pinned.
+ */
+export function restoreYoungGenerationPin(): void {
+  if (pinned) apply();
+}
+
+function apply(): void {
   try {
     setFlagsFromString("--semi-space-growth-factor=1");
   } catch {
