@@ -21,14 +21,14 @@
  * receivers must treat the bytes they get as read-only.
  */
 
-import type { Clock } from "../clock.ts";
-import { systemClock } from "../clock.ts";
-import { Emitter } from "../emitter.ts";
-import { SvpError } from "../errors.ts";
-import type { Sid } from "../mesh/sid.ts";
-import { SID_BYTES, isSidAny, isSidBroadcast, sidEquals, sidShort, sidToHex } from "../mesh/sid.ts";
-import { MDP_MTU } from "./header.ts";
-import { SeededRandom } from "./seeded-random.ts";
+import type { Clock } from "../../src/clock.ts";
+import { systemClock } from "../../src/clock.ts";
+import { Emitter } from "../../src/emitter.ts";
+import { SvpError } from "../../src/errors.ts";
+import type { Sid } from "../../src/mesh/sid.ts";
+import { SID_BYTES, isSidAny, isSidBroadcast, sidEquals, sidShort, sidToHex } from "../../src/mesh/sid.ts";
+import { MDP_MTU } from "../../src/mdp/header.ts";
+import { SeededRandom } from "../../src/mdp/seeded-random.ts";
 import type {
   MdpAddress,
   MdpBindOptions,
@@ -38,7 +38,7 @@ import type {
   MdpTransport,
   MdpTransportEvents,
   Reachability,
-} from "./transport.ts";
+} from "../../src/mdp/transport.ts";
 
 export interface LinkConditions {
   /** Probability (0–1) that a datagram is lost. Default 0. */
