@@ -23,7 +23,7 @@
 
 import type { Clock, Timer } from "../../src/clock.ts";
 import { UsageError } from "../../src/errors.ts";
-import { SeededRandom } from "../../src/mdp/seeded-random.ts";
+import { SeededRandom } from "./seeded-random.ts";
 
 /**
  * Gilbert-Elliott burst loss: a two-state chain stepped once per datagram on the wire.

@@ -30,7 +30,7 @@ import { SvpError } from "../../src/errors.ts";
 import type { Sid } from "../../src/mesh/sid.ts";
 import { SID_BYTES, isSidAny, isSidBroadcast, sidEquals, sidShort, sidToHex } from "../../src/mesh/sid.ts";
 import { MDP_MTU } from "../../src/mdp/header.ts";
-import { SeededRandom } from "../../src/mdp/seeded-random.ts";
+import { SeededRandom } from "./seeded-random.ts";
 import { checkLinkParams, LinkModel, type LinkParams } from "./link-model.ts";
 import type {
   MdpAddress,
