@@ -12,7 +12,7 @@
 
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { MemoryMdpNetwork } from "../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../test/helpers/memory-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
 import type { MspStream } from "../src/msp/msp-stream.ts";

@@ -14,7 +14,7 @@
  */
 
 import type { Clock, Timer } from "../src/clock.ts";
-import { SeededRandom } from "../src/mdp/seeded-random.ts";
+import { SeededRandom } from "../test/helpers/seeded-random.ts";
 import { MAX_HOPS, Router } from "../src/node/router.ts";
 import { encodeRoutePacket } from "../src/node/route-packet.ts";
 import { bytesKey } from "../src/node/bytes-key.ts";

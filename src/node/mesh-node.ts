@@ -18,7 +18,8 @@ import { bytesKey } from "./bytes-key.ts";
 import { type Keyring, primaryIdentity } from "./keyring.ts";
 import { MspRemoteSet } from "./msp-remote-set.ts";
 import type { NodeCrypto, NodeLog, PeerCredentials, RendezvousRegistry, UdpBinder, UdpEndpoint } from "./node-io.ts";
-import { endpointKey, Overlay, type ReachInfo } from "./overlay.ts";
+import { endpointKey } from "./endpoint-key.ts";
+import { Overlay, type ReachInfo } from "./overlay.ts";
 import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "./overlay-packet.ts";
 
 /** Default overlay UDP port: next to servald's 4110, never on it. */

@@ -49,16 +49,12 @@ import {
   decodeHello,
   E2E_OVERHEAD,
   encodeCookie,
-  encodeCookieEcho,
-  encodeData,
   encodeFlood,
   encodeHello,
   encodeProbe,
-  encodeSealedHeader,
   type HelloBody,
   HELLO_FLAG,
   MAX_MDP_MTU,
-  nonceFor,
   OVERLAY_MAGIC_0,
   OVERLAY_MAGIC_1,
   OVERLAY_MDP_MTU,
@@ -66,26 +62,37 @@ import {
   PACKET_TYPE,
   parseDatagram,
   SEALED_HEADER_BYTES,
-  TAG_BYTES,
-  DATA_PLAIN_HEADER_BYTES,
-  NONCE_BYTES,
   type SealedHeader,
 } from "./overlay-packet.ts";
-import { ReplayWindow } from "./replay-window.ts";
-import type { SocketFilterSpec } from "./socket-filter.ts";
-import { COOKIE_USE_MS, FloodGuard, type FloodGuardOptions, WORK_COST } from "./flood-guard.ts";
+import { FloodGuard, type FloodGuardOptions, WORK_COST } from "./flood-guard.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { LinkQuality } from "./link-quality.ts";
 import { MAX_HOPS, Router } from "./router.ts";
-import { METRIC_INFINITY } from "./route-packet.ts";
+import { endpointKey } from "./endpoint-key.ts";
+import {
+  newPeerSession,
+  ownLinkMtu,
+  type PeerSession,
+  type PeerSource,
+  RESYNC_MIN_INTERVAL_MS,
+  retirePeerBoot,
+  sessionLinkMtu,
+  sessionOwnMtu,
+  sessionRecvKey,
+} from "./peer-session.ts";
+import { bestOf, MAX_SESSIONS, SessionTable } from "./session-table.ts";
+import { SharedKeyCache } from "./shared-key-cache.ts";
+import { E2eKeys, e2eKey } from "./e2e-keys.ts";
+import { FrameSealer } from "./frame-sealer.ts";
+import { PingTracker } from "./ping-tracker.ts";
+import { BroadcastRelay } from "./broadcast-relay.ts";
+import { CookieJar } from "./cookie-jar.ts";
+import { FILTER_SAMPLE_ONE_IN, FILTER_UPDATE_MS, LoadFilter } from "./load-filter.ts";
+import { peerSource, probeTargets } from "./probe-targets.ts";
 
-const KDF_LABEL = new TextEncoder().encode("svp-overlay-v1");
-const E2E_LABEL = new TextEncoder().encode("svp-e2e-v1");
+export type { PeerSource } from "./peer-session.ts";
+
 const ZERO_BOOT = new Uint8Array(BOOT_BYTES);
-const EMPTY = new Uint8Array(0);
-
-/** How a peer was first found. */
-export type PeerSource = "static" | "local" | "lan" | "incoming";
 
 export interface OverlayOptions {
   keyring: Keyring;
@@ -163,81 +170,10 @@ export type OverlayEvents = {
   reach: (sid: Sid, info: ReachInfo | undefined) => void;
 };
 
-interface Session {
-  local: Identity;
-  remote: Sid;
-  remoteHex: string;
-  shared: Uint8Array;
-  sendKey: Uint8Array;
-  recvKeys: Map<string, Uint8Array>;
-  /** The peer's current boot, learned from a fresh packet. */
-  peerBoot: Uint8Array | undefined;
-  /** bytesKey of the boots the peer had before (packets from them are replays). */
-  retiredBoots: string[];
-  window: ReplayWindow;
-  address: UdpEndpoint | undefined;
-  source: PeerSource;
-  live: boolean;
-  lastSeen: number | undefined;
-  lastResync: number;
-  rttMs: number | undefined;
-  packetsIn: number;
-  packetsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  quality: LinkQuality;
-  /** The largest MDP payload the peer takes on this link (from its hellos). */
-  peerMtu: number | undefined;
-  /** Our own link MTU for `mtuHost` (see #ownLinkMtu). */
-  mtuHost: string | undefined;
-  ownMtu: number;
-}
-
-interface E2eRecv {
-  key: Uint8Array;
-  window: ReplayWindow;
-  usedAt: number;
-}
-
-const MAX_SESSIONS = 4096;
-/** End-to-end receive states ((our SID, source SID, source boot): key and replay window). */
-const MAX_E2E_STATES = 4096;
-/** Highest counters of evicted end-to-end states, so that an evicted window resumes safely. */
-const MAX_E2E_FLOORS = 65536;
-/** Cached end-to-end send keys. */
-const MAX_E2E_KEYS = 4096;
-/** Cached X25519 results (per pair of our identity and a remote SID). */
-const MAX_SHARED_KEYS = 8192;
-/** Cookies held (per address of a node that was under load). */
-const MAX_COOKIES = 1024;
-/** Kernel filter under load: one in this many datagrams from other addresses pass. */
-const FILTER_SAMPLE_ONE_IN = 8;
-/** How often the filter is brought up to date while under load, ms. */
-const FILTER_UPDATE_MS = 200;
-/** A refused node is probed again with its cookie after this long, ms (> FILTER_UPDATE_MS). */
+/** A refused node is probed again with its cookie after this long, ms (> FILTER_UPDATE_MS, so its filter lets us through). */
 const COOKIE_PROBE_DELAY_MS = 300;
-/** An address sent a cookie passes the filter this long (to bring the cookie back), ms. */
-const FILTER_COOKIE_ALLOW_MS = 10_000;
-/** Refusals in a second that get an address refused by the filter, and for how long (ms). */
-const BAN_REFUSALS_PER_S = 200;
-const BAN_MS = 60_000;
-const MAX_FILTER_COOKIE_ADDRESSES = 256;
-const MAX_FILTER_REFUSAL_ADDRESSES = 4096;
-const MAX_FILTER_BANNED = 256;
-/** Broadcast (origin, id) pairs remembered for duplicate suppression. */
-const MAX_FLOOD_IDS = 4096;
-/** Broadcasts relayed per second (sustained) and in a burst; more are dropped as "flood-limit". */
-const FLOOD_RELAY_RATE = 200;
-const FLOOD_RELAY_BURST = 400;
-const MAX_RETIRED_BOOTS = 16;
-const MAX_PINGS = 1024;
-const RESYNC_MIN_INTERVAL_MS = 500;
 /** A session whose peer has been silent this long stops being greeted (static and discovered addresses are still probed). */
 const FORGET_AFTER_MS = 10 * 60_000;
-
-export function endpointKey(e: UdpEndpoint): string {
-  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
-}
 
 export class Overlay extends Emitter<OverlayEvents> {
   readonly boot: Uint8Array;
@@ -247,46 +183,26 @@ export class Overlay extends Emitter<OverlayEvents> {
   #o: OverlayOptions;
   #identities: Identity[];
   #sockets: UdpSocket[] = [];
-  #sessions = new Map<string, Session>();
+  #sessions = new SessionTable();
+  /** Probe replies sent, by address and SID, for their rate limit. */
   #probeReplies = new Map<string, number>();
   #timer: Timer | undefined;
   #stopped = false;
-  #pingSeq = 0;
-  /** Scratch for the DATA plaintext and the nonce: both are consumed by the AEAD at once. */
-  #plain = new Uint8Array(DATA_PLAIN_HEADER_BYTES + MAX_MDP_MTU);
-  #nonce = new Uint8Array(NONCE_BYTES);
-  /**
-   * One packet counter for everything this boot sends. Keys are per (pair, boot), so a
-   * node-wide counter can never repeat a nonce under a key, however sessions come and go
-   * (throwaway sessions for probe replies, evictions).
-   */
-  #txCounter = 0;
-  /** Outstanding pings by id (node-wide, so pings sent from throwaway probe-reply sessions count too). */
-  #pings = new Map<number, { at: number; remoteHex: string }>();
+  #sealer: FrameSealer;
+  #pings = new PingTracker();
   #log: NodeLog;
   /** The routing protocol (see router.ts). */
   readonly router: Router;
-  /** Sessions by remote SID (a remote node with several identities, or we with several, has several). */
-  #byRemote = new Map<string, Set<Session>>();
   /** Number of our periodic hellos: every session's hellos carry it, so each peer sees consecutive numbers. */
   #helloSeq = 0;
-  /** One counter for every end-to-end frame this boot seals (keys are per (pair, boot), as for #txCounter). */
-  #e2eCounter = 0;
-  #e2eSendKeys = new Map<string, Uint8Array>();
-  #sharedCache = new Map<string, Uint8Array>();
-  #e2eRecv = new Map<string, E2eRecv>();
-  #e2eFloors = new Map<string, number>();
-  #floodSeen = new Map<string, true>();
-  #floodTokens = FLOOD_RELAY_BURST;
-  #floodAt = 0;
+  #shared: SharedKeyCache;
+  #e2e: E2eKeys;
+  #broadcasts = new BroadcastRelay();
   #reach = new Map<string, ReachInfo>();
-  #cookies = new Map<string, { cookie: Uint8Array; at: number; probedAt: number }>();
-  /** The kernel filter while under load (see #filterTick): what it was last set to, and what it is made from. */
+  #cookies = new CookieJar();
+  /** The kernel filter while under load (see #filterTick), and its update timer. */
+  #loadFilter = new LoadFilter();
   #filterTimer: Timer | undefined;
-  #filterKey: string | undefined;
-  #cookieSentTo = new Map<string, { ep: UdpEndpoint; at: number }>();
-  #refusals = new Map<string, { since: number; n: number }>();
-  #banned = new Map<string, { ep: UdpEndpoint; until: number }>();
   /** Pays for crypto done for senders that are not live peers at their address (flood resistance). */
   readonly guard: FloodGuard;
   /** Frames this node forwarded for others (status, benchmarks). */
@@ -301,6 +217,9 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * 3.5);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.#log = options.log ?? (() => {});
+    this.#sealer = new FrameSealer(options.crypto, this.boot);
+    this.#shared = new SharedKeyCache(options.crypto, (k) => this.#sessions.getByKey(k)?.shared);
+    this.#e2e = new E2eKeys(options.crypto, this.boot, this.#shared);
     this.guard = new FloodGuard({ clock: options.clock, crypto: options.crypto, ...options.floodGuard });
     this.router = new Router({
       clock: options.clock,
@@ -357,7 +276,7 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   /** True while the sockets carry a kernel filter against a flood (see #filterTick). */
   get kernelFilter(): boolean {
-    return this.#filterKey !== undefined;
+    return this.#loadFilter.on;
   }
 
   countDrop(reason: DropReason): void {
@@ -397,8 +316,8 @@ export class Overlay extends Emitter<OverlayEvents> {
   routeInfo(): RouteInfo[] {
     const out = new Map<string, RouteInfo>();
     for (const r of this.router.routes()) out.set(bytesKey(r.dest), { sid: r.dest, nextHop: r.nextHop, hops: r.hops, metric: r.metric, mtu: r.mtu });
-    for (const [key, set] of this.#byRemote) {
-      const s = this.#best(set);
+    for (const [key, set] of this.#sessions.byRemote()) {
+      const s = bestOf(set);
       const r = out.get(key);
       if (s && (!r || r.hops === 1 || sidEquals(r.nextHop, s.remote))) out.set(key, { sid: s.remote, nextHop: s.remote, hops: 1, metric: s.quality.cost, mtu: this.#linkMtu(s) });
     }
@@ -446,14 +365,14 @@ export class Overlay extends Emitter<OverlayEvents> {
       queueMicrotask(() => this.emit("data", target.sid, dstPort, local.sid, srcPort, copy, false));
       return true;
     }
-    const s = this.#sessions.get(sessionKey(local.sid, dst));
+    const s = this.#sessions.get(local.sid, dst);
     const route = this.router.route(dst);
     if (s && s.live && (!route || route.hops === 1)) {
       if (payload.length > this.#linkMtu(s)) {
         this.drops["too-big"]++;
         return false;
       }
-      this.#sendSealed(s, PACKET_TYPE.DATA, encodeData({ broadcast: false, srcPort, dstPort, payload }, this.#plain));
+      this.#sendSealed(s, PACKET_TYPE.DATA, this.#sealer.data({ broadcast: false, srcPort, dstPort, payload }));
       return true;
     }
     const next = route ? this.#liveSession(bytesKey(route.nextHop)) : undefined;
@@ -490,7 +409,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!parsed.ok) return void this.drops[parsed.reason]++;
     if (!("aad" in parsed)) {
       // A live peer's LAN probe (sent to a broadcast address every hello interval) is free.
-      const known = this.#sessions.get(sessionKey(this.#identities[0]!.sid, parsed.packet.sender));
+      const known = this.#sessions.get(this.#identities[0]!.sid, parsed.packet.sender);
       const fromPeer = known !== undefined && known.live && known.address?.port === from.port && known.address.host === from.host;
       if (!fromPeer && !this.#earn(WORK_COST.handshake, from, cookie, parsed.packet.senderBoot)) return;
       return this.#onProbe(parsed.packet.sender, parsed.packet.senderBoot, from);
@@ -500,7 +419,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!local) return void this.drops["not-for-us"]++;
     if (!this.#usableSid(h.sender)) return void this.drops["bad-sid"]++;
     if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
-    let s = this.#sessions.get(sessionKey(local.sid, h.sender));
+    let s = this.#sessions.get(local.sid, h.sender);
     const trusted = s !== undefined && s.live && s.address !== undefined && s.address.port === from.port && s.address.host === from.host;
     if (trusted && h.type === PACKET_TYPE.FORWARD && parsed.inner!.length >= SEALED_HEADER_BYTES) {
       // The last hop, from a live neighbour's address, of a frame whose source we already
@@ -513,18 +432,18 @@ export class Overlay extends Emitter<OverlayEvents> {
       const me = this.#identities.find((i) => sidEquals(i.sid, inner.subarray(36, 68)));
       if (me) {
         const key = e2eKey(me.sid, inner.subarray(4, 36), inner.subarray(68, 76));
-        if (this.#e2eRecv.has(key)) return this.#onInner(me, inner, key);
+        if (this.#e2e.has(key)) return this.#onInner(me, inner, key);
       }
     }
-    if (!trusted && !this.#earn(s || this.#sharedCache.has(sessionKey(local.sid, h.sender)) ? WORK_COST.check : WORK_COST.handshake, from, cookie, h.senderBoot)) return;
-    const candidate = s ?? this.#newSession(local, h.sender, this.#sourceOf(from));
+    if (!trusted && !this.#earn(s || this.#shared.has(local.sid, h.sender) ? WORK_COST.check : WORK_COST.handshake, from, cookie, h.senderBoot)) return;
+    const candidate = s ?? this.#newSession(local, h.sender, peerSource(from, this.#o));
     if (!candidate) return void this.drops["bad-sid"]++;
     const currentBoot = candidate.peerBoot !== undefined && sidEquals16(candidate.peerBoot, h.senderBoot);
     if (currentBoot ? !candidate.window.check(h.counter) : candidate.retiredBoots.includes(bytesKey(h.senderBoot))) return void this.drops.replay++;
-    const plain = this.#o.crypto.open(this.#recvKey(candidate, h.senderBoot), nonceFor(h.counter, this.#nonce), parsed.aad, parsed.sealed);
+    const plain = this.#sealer.open(sessionRecvKey(candidate, this.#o.crypto, h.senderBoot), h.counter, parsed.aad, parsed.sealed);
     if (!plain) return void this.drops.forged++;
     if (!s) {
-      if (!this.#admit(candidate)) return;
+      if (!this.#sessions.admit(candidate)) return;
       s = candidate;
     }
     if (h.type === PACKET_TYPE.FORWARD && plain.length !== 0) return void this.drops.forged++;
@@ -551,8 +470,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!currentBoot) {
       if (s.peerBoot) {
         // The peer restarted: everything learnt from its previous run goes.
-        s.retiredBoots.push(bytesKey(s.peerBoot));
-        if (s.retiredBoots.length > MAX_RETIRED_BOOTS) s.retiredBoots.shift();
+        retirePeerBoot(s);
         s.quality = new LinkQuality();
         this.router.neighbourDown(s.remote);
       }
@@ -601,53 +519,38 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (this.guard.admit(cost, from, cookie)) return true;
     this.drops.overload++;
     const now = this.#o.clock.now();
-    const key = endpointKey(from);
     const reply = this.guard.cookieReply(from);
     if (reply) {
       this.#transmit(encodeCookie(senderBoot, reply), from);
-      remember(this.#cookieSentTo, key, { ep: from, at: now }, MAX_FILTER_COOKIE_ADDRESSES);
+      this.#loadFilter.cookieSent(from, now);
     }
     // An address that keeps being refused is left to the kernel filter to drop.
-    let r = this.#refusals.get(key);
-    if (!r || now - r.since >= 1000) remember(this.#refusals, key, (r = { since: now, n: 0 }), MAX_FILTER_REFUSAL_ADDRESSES);
-    if (++r.n === BAN_REFUSALS_PER_S) remember(this.#banned, key, { ep: from, until: now + BAN_MS }, MAX_FILTER_BANNED);
+    this.#loadFilter.refused(from, now);
     if (!this.#filterTimer) this.#filterTick();
     return false;
   }
 
-  /**
-   * While under load, keep the sockets' kernel filter (socket-filter.ts) in step: live peers'
-   * addresses and those just sent a cookie pass, addresses that kept being refused do not
-   * (for BAN_MS), and one datagram in FILTER_SAMPLE_ONE_IN of the rest. Off again once the
-   * load and the last refusal are gone.
-   */
+  /** While under load, keep the sockets' kernel filter in step with load-filter.ts, every FILTER_UPDATE_MS; stop once it says idle. */
   #filterTick(): void {
     this.#filterTimer = undefined;
     if (this.#stopped) return;
-    const now = this.#o.clock.now();
-    for (const [k, b] of this.#banned) if (b.until <= now) this.#banned.delete(k);
-    // A refused address hides its flood from us, so the filter stays while any refusal lasts.
-    if (!this.guard.underLoad && this.#banned.size === 0) {
-      if (this.#filterKey !== undefined) {
-        this.#filterKey = undefined;
+    const step = this.#loadFilter.update(this.#o.clock.now(), this.guard.underLoad, () => {
+      const allow: UdpEndpoint[] = [];
+      for (const s of this.#sessions.values()) if (s.live && s.address) allow.push(s.address);
+      return allow;
+    });
+    if (step.kind === "idle") {
+      if (step.remove) {
         for (const sock of this.#sockets) sock.setFilter?.(undefined);
         this.#log("info", "flood over: kernel filter removed");
       }
-      this.#cookieSentTo.clear();
-      this.#refusals.clear();
       return;
     }
-    for (const [k, c] of this.#cookieSentTo) if (now - c.at > FILTER_COOKIE_ALLOW_MS) this.#cookieSentTo.delete(k);
-    const allow: UdpEndpoint[] = [];
-    for (const s of this.#sessions.values()) if (s.live && s.address) allow.push(s.address);
-    for (const c of this.#cookieSentTo.values()) allow.push(c.ep);
-    const spec: SocketFilterSpec = { allow, deny: [...this.#banned.values()].map((b) => b.ep), sampleOneIn: FILTER_SAMPLE_ONE_IN };
-    const key = `${spec.allow.map(endpointKey).join(",")}|${spec.deny.map(endpointKey).join(",")}`;
-    if (key !== this.#filterKey) {
+    const spec = step.apply;
+    if (spec) {
       let applied = false;
       for (const sock of this.#sockets) applied = sock.setFilter?.(spec) === true || applied;
-      if (this.#filterKey === undefined) this.#log(applied ? "warn" : "info", applied ? `under a flood: kernel filter on (${spec.allow.length} addresses pass, ${spec.deny.length} refused, 1 in ${FILTER_SAMPLE_ONE_IN} of the rest)` : "under a flood: no kernel filter on this platform; refusing in the node");
-      this.#filterKey = key;
+      if (step.first) this.#log(applied ? "warn" : "info", applied ? `under a flood: kernel filter on (${spec.allow.length} addresses pass, ${spec.deny.length} refused, 1 in ${FILTER_SAMPLE_ONE_IN} of the rest)` : "under a flood: no kernel filter on this platform; refusing in the node");
     }
     this.#filterTimer = this.#o.clock.setTimeout(() => this.#filterTick(), FILTER_UPDATE_MS);
   }
@@ -658,16 +561,8 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!c) return void this.drops.truncated++;
     // Only an answer to something we sent counts (the echo is our boot): a stray cookie is ignored.
     if (!sidEquals16(c.echoBoot, this.boot)) return void this.drops.forged++;
-    const key = endpointKey(from);
-    const now = this.#o.clock.now();
-    const had = this.#cookies.get(key);
-    this.#cookies.delete(key);
-    if (this.#cookies.size >= MAX_COOKIES) this.#cookies.delete(this.#cookies.keys().next().value!);
-    this.#cookies.set(key, { cookie: c.cookie.slice(), at: now, probedAt: had?.probedAt ?? -Infinity });
-    const entry = this.#cookies.get(key)!;
     // At most one probe per address per resync interval, so a peer that keeps refusing cannot make a loop of us.
-    if (now - entry.probedAt < RESYNC_MIN_INTERVAL_MS) return;
-    entry.probedAt = now;
+    if (!this.#cookies.store(from, c.cookie, this.#o.clock.now())) return;
     // Probe again with the cookie, a little later: a node under load lets the address we were
     // refused at through its kernel filter at its next filter update (FILTER_UPDATE_MS).
     this.#o.clock.setTimeout(() => {
@@ -676,15 +571,14 @@ export class Overlay extends Emitter<OverlayEvents> {
     }, COOKIE_PROBE_DELAY_MS);
   }
 
-  #onHello(s: Session, hello: HelloBody): void {
+  #onHello(s: PeerSession, hello: HelloBody): void {
     const now = this.#o.clock.now();
     s.quality.onHello(hello.seq, hello.intervalMs, hello.ihu, now);
     s.peerMtu = hello.mtu >= 256 ? hello.mtu : undefined;
-    const ping = hello.flags & HELLO_FLAG.REPLY && hello.echo !== 0 ? this.#pings.get(hello.echo) : undefined;
-    if (ping && ping.remoteHex === s.remoteHex) {
-      s.rttMs = now - ping.at;
+    const rtt = hello.flags & HELLO_FLAG.REPLY ? this.#pings.answer(hello.echo, s.remoteHex, now) : undefined;
+    if (rtt !== undefined) {
+      s.rttMs = rtt;
       s.quality.onRtt(s.rttMs);
-      this.#pings.delete(hello.echo);
     }
     // Ask back while we have no RTT of our own yet, so both sides measure one from the first exchange.
     // (Only on a plain request: a reply is never answered with a request, so exchanges end.)
@@ -692,11 +586,8 @@ export class Overlay extends Emitter<OverlayEvents> {
   }
 
   /** The peer stopped cleanly: it is gone now, and so is anything it sent from this boot. */
-  #goodbye(s: Session): void {
-    if (s.peerBoot) {
-      s.retiredBoots.push(bytesKey(s.peerBoot));
-      if (s.retiredBoots.length > MAX_RETIRED_BOOTS) s.retiredBoots.shift();
-    }
+  #goodbye(s: PeerSession): void {
+    retirePeerBoot(s);
     s.peerBoot = undefined;
     s.window.reset();
     s.quality = new LinkQuality();
@@ -709,41 +600,20 @@ export class Overlay extends Emitter<OverlayEvents> {
 
   /** Tell the router how the best live session to `remote` is (or that there is none), and update reachability. */
   #syncNeighbour(remote: Sid): void {
-    const key = bytesKey(remote);
-    const set = this.#byRemote.get(key);
-    const best = set ? this.#best(set) : undefined;
+    const best = this.#sessions.live(bytesKey(remote));
     if (!best) this.router.neighbourDown(remote);
     else if (this.router.isNeighbour(remote)) this.router.neighbourChanged(remote, best.quality.cost, this.#linkMtu(best));
     else this.router.neighbourUp(remote, best.quality.cost, this.#linkMtu(best));
     this.#updateReach(remote);
   }
 
-  /** The live session with the cheapest link among `set` (undefined: none live). */
-  #best(set: Set<Session>): Session | undefined {
-    let best: Session | undefined;
-    for (const s of set) if (s.live && s.address && (!best || s.quality.cost < best.quality.cost)) best = s;
-    return best;
+  #liveSession(remoteKey: string): PeerSession | undefined {
+    return this.#sessions.live(remoteKey);
   }
 
-  #liveSession(remoteKey: string): Session | undefined {
-    const set = this.#byRemote.get(remoteKey);
-    return set ? this.#best(set) : undefined;
-  }
-
-  /** Largest MDP payload on this session's link: loopback links take MAX_MDP_MTU, others the configured link MTU; the peer's own figure caps it. */
-  #linkMtu(s: Session): number {
-    const own = this.#ownLinkMtu(s);
-    return s.peerMtu === undefined ? own : Math.min(own, s.peerMtu);
-  }
-
-  /** What this node takes on the session's link (cached per address host: this runs per datagram). */
-  #ownLinkMtu(s: Session): number {
-    const host = s.address?.host;
-    if (host !== s.mtuHost) {
-      s.mtuHost = host;
-      s.ownMtu = host !== undefined && isLoopbackHost(host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU);
-    }
-    return s.ownMtu;
+  /** Largest MDP payload on this session's link (see peer-session.ts). */
+  #linkMtu(s: PeerSession): number {
+    return sessionLinkMtu(s, this.#o.linkMtu);
   }
 
   #updateReach(sid: Sid): void {
@@ -776,7 +646,7 @@ export class Overlay extends Emitter<OverlayEvents> {
   }
 
   /** A FORWARD from neighbour `s` (its hop tag checked) for another node: pass it on. */
-  #onForward(s: Session, ttl: number, inner: Uint8Array): void {
+  #onForward(s: PeerSession, ttl: number, inner: Uint8Array): void {
     const p = parseDatagram(inner);
     if (!p.ok || !("aad" in p)) return void this.drops["bad-payload"]++;
     const h = p.packet;
@@ -792,71 +662,24 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (inner.length - E2E_OVERHEAD > this.#linkMtu(next)) return void this.drops["too-big"]++;
     this.forwarded.packets++;
     this.forwarded.bytes += inner.length;
-    const datagram = new Uint8Array(SEALED_HEADER_BYTES + 1 + inner.length + TAG_BYTES);
-    datagram.set(inner, SEALED_HEADER_BYTES + 1);
-    this.#sealForward(next, ttl - 1, datagram);
+    this.#sendForward(next, ttl - 1, this.#sealer.forwardOf(inner));
     void s;
   }
 
   /** Seal an end-to-end frame from `local` to `dst` straight into a FORWARD datagram for `next`. */
-  #originateForward(next: Session, local: Identity, dst: Sid, dstBoot: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array): void {
-    const innerLen = E2E_OVERHEAD + payload.length;
-    const datagram = new Uint8Array(SEALED_HEADER_BYTES + 1 + innerLen + TAG_BYTES);
-    const inner = datagram.subarray(SEALED_HEADER_BYTES + 1, SEALED_HEADER_BYTES + 1 + innerLen);
-    const counter = ++this.#e2eCounter;
-    const header = encodeSealedHeader({ type: PACKET_TYPE.DATA, sender: local.sid, receiver: dst, senderBoot: this.boot, receiverBoot: dstBoot, counter }, inner);
-    const key = this.#e2eSendKey(local, dst);
+  #originateForward(next: PeerSession, local: Identity, dst: Sid, dstBoot: Uint8Array, srcPort: number, dstPort: number, payload: Uint8Array): void {
+    const key = this.#e2e.sendKey(local, dst);
     if (!key) return void this.drops["bad-sid"]++;
-    this.#o.crypto.seal(key, nonceFor(counter, this.#nonce), header, encodeData({ broadcast: false, srcPort, dstPort, payload }, this.#plain), inner.subarray(SEALED_HEADER_BYTES));
-    this.#sealForward(next, MAX_HOPS, datagram);
+    this.#sendForward(next, MAX_HOPS, this.#sealer.e2eForward(local, dst, dstBoot, key, { broadcast: false, srcPort, dstPort, payload }));
   }
 
-  /** Fill in the hop header, TTL and hop tag of a FORWARD whose inner frame is in place, and send it. */
-  #sealForward(s: Session, ttl: number, datagram: Uint8Array): void {
-    const counter = ++this.#txCounter;
-    encodeSealedHeader({ type: PACKET_TYPE.FORWARD, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: s.peerBoot ?? ZERO_BOOT, counter }, datagram);
-    datagram[SEALED_HEADER_BYTES] = ttl;
-    const tagAt = datagram.length - TAG_BYTES;
-    this.#o.crypto.seal(s.sendKey, nonceFor(counter, this.#nonce), datagram.subarray(0, tagAt), EMPTY, datagram.subarray(tagAt));
+  /** Fill in the hop layer of a FORWARD whose inner frame is in place, and send it to `s`. */
+  #sendForward(s: PeerSession, ttl: number, datagram: Uint8Array): void {
+    this.#sealer.hop(s, ttl, datagram);
     if (s.address && this.#transmit(datagram, s.address)) {
       s.packetsOut++;
       s.bytesOut += datagram.length;
     }
-  }
-
-  /**
-   * X25519 of one of our identities and a remote SID, computed once per pair: sessions,
-   * throwaway probe replies and end-to-end keys all come here, and a sender that keeps
-   * failing to authenticate costs the agreement only once.
-   */
-  #shared(local: Identity, remote: Sid): Uint8Array | undefined {
-    const k = bytesKey(local.sid) + bytesKey(remote);
-    let shared = this.#sharedCache.get(k);
-    if (shared) {
-      // Most recently used last, so that eviction takes the oldest.
-      this.#sharedCache.delete(k);
-      this.#sharedCache.set(k, shared);
-      return shared;
-    }
-    const ses = this.#sessions.get(k);
-    shared = ses ? ses.shared : this.#o.crypto.x25519(local.secret, remote);
-    if (!shared) return undefined;
-    if (this.#sharedCache.size >= MAX_SHARED_KEYS) this.#sharedCache.delete(this.#sharedCache.keys().next().value!);
-    this.#sharedCache.set(k, shared);
-    return shared;
-  }
-
-  #e2eSendKey(local: Identity, dst: Sid): Uint8Array | undefined {
-    const k = bytesKey(local.sid) + bytesKey(dst);
-    let key = this.#e2eSendKeys.get(k);
-    if (!key) {
-      const shared = this.#shared(local, dst);
-      if (!shared) return undefined;
-      key = this.#o.crypto.hkdf(shared, this.boot, concat3(E2E_LABEL, local.sid, dst), 32);
-      if (this.#e2eSendKeys.size >= MAX_E2E_KEYS) this.#e2eSendKeys.delete(this.#e2eSendKeys.keys().next().value!);
-      this.#e2eSendKeys.set(k, key);
-    }
-    return key;
   }
 
   /** An end-to-end frame for one of our identities: check boot, replay window and seal, then deliver. */
@@ -865,25 +688,18 @@ export class Overlay extends Emitter<OverlayEvents> {
     if (!Number.isSafeInteger(h.counter) || h.counter < 1) return void this.drops.forged++;
     if (!sidEquals16(h.receiverBoot, this.boot)) return void this.drops.stale++;
     const k = key ?? e2eKey(local.sid, h.sender, h.senderBoot);
-    let st = this.#e2eRecv.get(k);
+    let st = this.#e2e.get(k);
     let created = false;
     if (!st) {
-      const shared = this.#shared(local, h.sender);
-      if (!shared) return void this.drops["bad-sid"]++;
-      const window = new ReplayWindow(1024);
-      const floor = this.#e2eFloors.get(k);
-      if (floor !== undefined) window.startAfter(floor);
-      st = { key: this.#o.crypto.hkdf(shared, h.senderBoot, concat3(E2E_LABEL, h.sender, local.sid), 32), window, usedAt: 0 };
+      st = this.#e2e.create(local, h.sender, h.senderBoot, k);
+      if (!st) return void this.drops["bad-sid"]++;
       created = true;
     }
     if (!st.window.check(h.counter)) return void this.drops.replay++;
-    const plain = this.#o.crypto.open(st.key, nonceFor(h.counter, this.#nonce), aad, sealed);
+    const plain = this.#sealer.open(st.key, h.counter, aad, sealed);
     if (!plain) return void this.drops.forged++;
-    if (created) {
-      // Only authentic frames create state; when full, the least recently used goes and its highest counter is kept.
-      if (this.#e2eRecv.size >= MAX_E2E_STATES) this.#evictE2e();
-      this.#e2eRecv.set(k, st);
-    }
+    // Only authentic frames create state.
+    if (created) this.#e2e.store(k, st);
     st.window.accept(h.counter);
     st.usedAt = this.#o.clock.now();
     const body = decodeData(plain);
@@ -891,54 +707,33 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.emit("data", local.sid, body.dstPort, h.sender, body.srcPort, body.payload, false);
   }
 
-  #evictE2e(): void {
-    let victim: [string, E2eRecv] | undefined;
-    for (const e of this.#e2eRecv) if (!victim || e[1].usedAt < victim[1].usedAt) victim = e;
-    if (!victim) return;
-    this.#e2eRecv.delete(victim[0]);
-    this.#e2eFloors.delete(victim[0]);
-    this.#e2eFloors.set(victim[0], victim[1].window.highest);
-    if (this.#e2eFloors.size > MAX_E2E_FLOORS) this.#e2eFloors.delete(this.#e2eFloors.keys().next().value!);
-  }
-
   /** Our own MDP broadcast: flooded to every live neighbour with a fresh id. */
   #originateFlood(local: Identity, srcPort: number, dstPort: number, payload: Uint8Array): boolean {
     const id = this.#o.crypto.randomBytes(8);
-    this.#rememberFlood(bytesKey(local.sid) + bytesKey(id));
+    this.#broadcasts.firstSight(local.sid, id);
     this.#relayFlood(encodeFlood({ origin: local.sid, id, ttl: MAX_HOPS, srcPort, dstPort, payload }), payload.length, undefined, undefined);
     return true;
   }
 
-  #onFlood(s: Session, plain: Uint8Array): void {
+  #onFlood(s: PeerSession, plain: Uint8Array): void {
     const b = decodeFlood(plain);
     if (!b) return void this.drops["bad-payload"]++;
     if (this.isLocalSid(b.origin)) return; // our own, come back round
     if (isSidAny(b.origin) || isSidBroadcast(b.origin)) return void this.drops["bad-sid"]++;
-    const key = bytesKey(b.origin) + bytesKey(b.id);
-    if (this.#floodSeen.has(key)) return; // a duplicate: normal in a mesh, not counted
-    this.#rememberFlood(key);
+    if (!this.#broadcasts.firstSight(b.origin, b.id)) return; // a duplicate: normal in a mesh, not counted
     for (const id of this.#identities) this.emit("data", id.sid, b.dstPort, b.origin, b.srcPort, b.payload, true);
     if (b.ttl <= 1) return void this.drops["ttl-expired"]++;
-    const now = this.#o.clock.now();
-    this.#floodTokens = Math.min(FLOOD_RELAY_BURST, this.#floodTokens + ((now - this.#floodAt) * FLOOD_RELAY_RATE) / 1000);
-    this.#floodAt = now;
-    if (this.#floodTokens < 1) return void this.drops["flood-limit"]++;
-    this.#floodTokens--;
+    if (!this.#broadcasts.takeToken(this.#o.clock.now())) return void this.drops["flood-limit"]++;
     const relay = plain.slice();
     relay[32 + 8] = b.ttl - 1;
     this.#relayFlood(relay, b.payload.length, s.remote, b.origin);
   }
 
-  #rememberFlood(key: string): void {
-    this.#floodSeen.set(key, true);
-    if (this.#floodSeen.size > MAX_FLOOD_IDS) this.#floodSeen.delete(this.#floodSeen.keys().next().value!);
-  }
-
   /** Send a FLOOD plaintext to every live neighbour but `except` and the origin. */
   #relayFlood(plain: Uint8Array, payloadLength: number, except: Sid | undefined, origin: Sid | undefined): void {
     let tooBig = false;
-    for (const set of this.#byRemote.values()) {
-      const s = this.#best(set);
+    for (const [, set] of this.#sessions.byRemote()) {
+      const s = bestOf(set);
       if (!s || (except && sidEquals(s.remote, except)) || (origin && sidEquals(s.remote, origin))) continue;
       if (payloadLength > this.#linkMtu(s)) {
         tooBig = true;
@@ -966,46 +761,39 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.#probeReplies.set(rk, now);
     for (const local of this.#identities) {
       // An unauthenticated probe must not create state: use a throwaway session unless one exists.
-      const s = this.#sessions.get(sessionKey(local.sid, sender)) ?? this.#newSession(local, sender, this.#sourceOf(from));
+      const s = this.#sessions.get(local.sid, sender) ?? this.#newSession(local, sender, peerSource(from, this.#o));
       if (!s) return void this.drops["bad-sid"]++;
       this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0, from), from, senderBoot);
     }
   }
 
   /** Answer an authentic but stale packet with a hello carrying the sender's current boot. */
-  #resync(s: Session, h: SealedHeader, from: UdpEndpoint): void {
+  #resync(s: PeerSession, h: SealedHeader, from: UdpEndpoint): void {
     const now = this.#o.clock.now();
     if (now - s.lastResync < RESYNC_MIN_INTERVAL_MS) return;
     s.lastResync = now;
     this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, HELLO_FLAG.REQUEST, this.#nextPing(s), 0, from), from, h.senderBoot);
   }
 
-  #nextPing(s: Session): number {
-    this.#pingSeq = (this.#pingSeq % 0xffff_ffff) + 1;
-    this.#pings.set(this.#pingSeq, { at: this.#o.clock.now(), remoteHex: s.remoteHex });
-    if (this.#pings.size > MAX_PINGS) this.#pings.delete(this.#pings.keys().next().value!);
-    return this.#pingSeq;
+  #nextPing(s: PeerSession): number {
+    return this.#pings.next(s.remoteHex, this.#o.clock.now());
   }
 
-  #sendHello(s: Session, flags: number, echo: number): void {
+  #sendHello(s: PeerSession, flags: number, echo: number): void {
     const ping = flags & HELLO_FLAG.REQUEST ? this.#nextPing(s) : 0;
     this.#sendSealed(s, PACKET_TYPE.HELLO, this.#helloBody(s, flags, ping, echo));
   }
 
-  #helloBody(s: Session, flags: number, ping: number, echo: number, to?: UdpEndpoint): Uint8Array {
+  #helloBody(s: PeerSession, flags: number, ping: number, echo: number, to?: UdpEndpoint): Uint8Array {
     // A probe reply goes to the prober's address (the session may have none yet).
-    const own = to ? (isLoopbackHost(to.host) ? MAX_MDP_MTU : Math.min(MAX_MDP_MTU, this.#o.linkMtu ?? OVERLAY_MDP_MTU)) : this.#ownLinkMtu(s);
+    const own = to ? ownLinkMtu(to.host, this.#o.linkMtu) : sessionOwnMtu(s, this.#o.linkMtu);
     return encodeHello({ flags, ping, echo, seq: this.#helloSeq, intervalMs: this.helloIntervalMs, ihu: s.quality.ihu, mtu: own });
   }
 
-  #sendSealed(s: Session, type: SealedHeader["type"], plain: Uint8Array, to?: UdpEndpoint, receiverBoot?: Uint8Array): void {
+  #sendSealed(s: PeerSession, type: SealedHeader["type"], plain: Uint8Array, to?: UdpEndpoint, receiverBoot?: Uint8Array): void {
     const dest = to ?? s.address;
     if (!dest) return;
-    const counter = ++this.#txCounter;
-    // One allocation per datagram: header and sealed body are written into it in place.
-    const datagram = new Uint8Array(SEALED_HEADER_BYTES + plain.length + TAG_BYTES);
-    const header = encodeSealedHeader({ type, sender: s.local.sid, receiver: s.remote, senderBoot: this.boot, receiverBoot: receiverBoot ?? s.peerBoot ?? ZERO_BOOT, counter }, datagram);
-    this.#o.crypto.seal(s.sendKey, nonceFor(counter, this.#nonce), header, plain, datagram.subarray(SEALED_HEADER_BYTES));
+    const datagram = this.#sealer.sealed(s, type, plain, receiverBoot);
     if (this.#transmit(datagram, dest, type === PACKET_TYPE.HELLO)) {
       s.packetsOut++;
       s.bytesOut += datagram.length;
@@ -1020,88 +808,14 @@ export class Overlay extends Emitter<OverlayEvents> {
     const v6 = to.host.includes(":");
     const sock = this.#sockets.find((x) => (x.family === "IPv6") === v6);
     if (!sock) return false;
-    if (handshake && this.#cookies.size > 0) {
-      const key = endpointKey(to);
-      const c = this.#cookies.get(key);
-      if (c && this.#o.clock.now() - c.at < COOKIE_USE_MS) datagram = encodeCookieEcho(c.cookie, datagram);
-      else if (c) this.#cookies.delete(key);
-    }
+    if (handshake && this.#cookies.size > 0) datagram = this.#cookies.wrap(datagram, to, this.#o.clock.now());
     sock.send(datagram, to);
     return true;
   }
 
-  #newSession(local: Identity, remote: Sid, source: PeerSource): Session | undefined {
-    const shared = this.#shared(local, remote);
-    if (!shared) return undefined;
-    const sendKey = this.#o.crypto.hkdf(shared, this.boot, concat3(KDF_LABEL, local.sid, remote), 32);
-    return {
-      local,
-      remote: remote.slice(),
-      remoteHex: toHex(remote),
-      shared,
-      sendKey,
-      recvKeys: new Map(),
-      peerBoot: undefined,
-      retiredBoots: [],
-      window: new ReplayWindow(4096),
-      address: undefined,
-      source,
-      live: false,
-      lastSeen: undefined,
-      lastResync: -Infinity,
-      rttMs: undefined,
-      packetsIn: 0,
-      packetsOut: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      quality: new LinkQuality(),
-      peerMtu: undefined,
-      mtuHost: undefined,
-      ownMtu: OVERLAY_MDP_MTU,
-    };
-  }
-
-  /** Store an authenticated new session, evicting the longest-silent dead one when full. */
-  #admit(s: Session): boolean {
-    if (this.#sessions.size >= MAX_SESSIONS) {
-      let victim: [string, Session] | undefined;
-      for (const e of this.#sessions) if (!e[1].live && (!victim || (e[1].lastSeen ?? 0) < (victim[1].lastSeen ?? 0))) victim = e;
-      if (!victim) return false;
-      this.#forget(victim[0], victim[1]);
-    }
-    this.#sessions.set(sessionKey(s.local.sid, s.remote), s);
-    const rk = bytesKey(s.remote);
-    let set = this.#byRemote.get(rk);
-    if (!set) this.#byRemote.set(rk, (set = new Set()));
-    set.add(s);
-    return true;
-  }
-
-  #forget(key: string, s: Session): void {
-    this.#sessions.delete(key);
-    const rk = bytesKey(s.remote);
-    const set = this.#byRemote.get(rk);
-    set?.delete(s);
-    if (set && set.size === 0) this.#byRemote.delete(rk);
-  }
-
-  #recvKey(s: Session, boot: Uint8Array): Uint8Array {
-    const bootKey = bytesKey(boot);
-    let k = s.recvKeys.get(bootKey);
-    if (!k) {
-      k = this.#o.crypto.hkdf(s.shared, boot, concat3(KDF_LABEL, s.remote, s.local.sid), 32);
-      if (s.recvKeys.size >= 4) s.recvKeys.delete(s.recvKeys.keys().next().value!);
-      s.recvKeys.set(bootKey, k);
-    }
-    return k;
-  }
-
-  #sourceOf(from: UdpEndpoint): PeerSource {
-    const key = endpointKey(from);
-    if ((this.#o.staticPeers ?? []).some((p) => endpointKey(p) === key)) return "static";
-    if (isLoopbackHost(from.host) && this.#o.rendezvous) return "local";
-    if (this.#o.lanTargets && !isLoopbackHost(from.host)) return "lan";
-    return "incoming";
+  #newSession(local: Identity, remote: Sid, source: PeerSource): PeerSession | undefined {
+    const shared = this.#shared.get(local, remote);
+    return shared ? newPeerSession(this.#o.crypto, this.boot, local, remote, shared, source) : undefined;
   }
 
   #tick(): void {
@@ -1109,7 +823,7 @@ export class Overlay extends Emitter<OverlayEvents> {
     const now = this.#o.clock.now();
     this.#helloSeq = (this.#helloSeq + 1) & 0xffff;
     const changed = new Map<string, Sid>();
-    for (const [key, s] of this.#sessions) {
+    for (const [key, s] of this.#sessions.entries()) {
       if (s.live && s.lastSeen !== undefined && now - s.lastSeen > this.peerTimeoutMs) {
         s.live = false;
         this.#log("info", `peer ${sidShort(s.remote)} expired (silent for ${Math.round((now - s.lastSeen) / 1000)} s)`);
@@ -1121,7 +835,7 @@ export class Overlay extends Emitter<OverlayEvents> {
         changed.set(s.remoteHex, s.remote);
       }
       if (!s.live && s.lastSeen !== undefined && now - s.lastSeen > FORGET_AFTER_MS) s.address = undefined;
-      if (s.lastSeen === undefined && !s.live) this.#forget(key, s);
+      if (s.lastSeen === undefined && !s.live) this.#sessions.forget(key, s);
       else if (s.address) this.#sendHello(s, HELLO_FLAG.REQUEST, 0);
     }
     // Link costs may have moved (silence counts as loss); expired peers take their routes with them.
@@ -1129,59 +843,13 @@ export class Overlay extends Emitter<OverlayEvents> {
     for (const [k, t] of this.#probeReplies) if (now - t >= RESYNC_MIN_INTERVAL_MS) this.#probeReplies.delete(k);
     const liveAt = new Set<string>();
     for (const s of this.#sessions.values()) if (s.live && s.address) liveAt.add(endpointKey(s.address));
-    for (const target of this.#probeTargets()) {
+    for (const target of probeTargets(this.#o, new Set(this.#sockets.map((s) => s.local.port)), this.#log)) {
       if (liveAt.has(endpointKey(target))) continue;
       for (const id of this.#identities) this.#transmit(encodeProbe(id.sid, this.boot), target, true);
     }
     this.#timer = this.#o.clock.setTimeout(() => this.#tick(), this.helloIntervalMs);
   }
 
-  #probeTargets(): UdpEndpoint[] {
-    const lan = this.#o.lanTargets;
-    let lanTargets: UdpEndpoint[] = [];
-    try {
-      lanTargets = typeof lan === "function" ? lan() : (lan ?? []);
-    } catch (err) {
-      this.#log("warn", `LAN discovery: ${(err as Error).message}`);
-    }
-    const out: UdpEndpoint[] = [...(this.#o.staticPeers ?? []), ...lanTargets];
-    if (this.#o.rendezvous) {
-      const own = new Set(this.#sockets.map((s) => s.local.port));
-      let entries: { port: number }[] = [];
-      try {
-        entries = this.#o.rendezvous.list();
-      } catch (err) {
-        this.#log("warn", `same-host discovery: ${(err as Error).message}`);
-      }
-      for (const e of entries) if (!own.has(e.port)) out.push({ host: "127.0.0.1", port: e.port });
-    }
-    return out;
-  }
-}
-
-/** Set `key` in a bounded map: when full, the oldest entry goes. */
-function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
-  map.delete(key);
-  if (map.size >= max) map.delete(map.keys().next().value!);
-  map.set(key, value);
-}
-
-/** Key of an end-to-end receive state: our SID, the source SID and the source's boot. */
-function e2eKey(local: Sid, source: Uint8Array, sourceBoot: Uint8Array): string {
-  return bytesKey(local) + bytesKey(source) + bytesKey(sourceBoot);
-}
-
-/** Key of the session between one of our identities and a peer. */
-function sessionKey(local: Sid, remote: Sid): string {
-  return bytesKey(local) + bytesKey(remote);
-}
-
-function concat3(a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length + c.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  out.set(c, a.length + b.length);
-  return out;
 }
 
 function sidEquals16(a: Uint8Array, b: Uint8Array): boolean {
@@ -1189,8 +857,3 @@ function sidEquals16(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
-
-export function isLoopbackHost(host: string): boolean {
-  return host === "::1" || /^127\./.test(host) || /^::ffff:127\./i.test(host);
-}
-

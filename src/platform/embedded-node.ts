@@ -22,7 +22,7 @@ import { loadOrCreateKeyring, primaryIdentity } from "../node/keyring.ts";
 import { DEFAULT_OVERLAY_PORT, MeshNode } from "../node/mesh-node.ts";
 import { checkBindAddress, checkHelloInterval, checkLinkMtu, checkTimers, checkPeerTimeout, emptyNodeConfig, mergeNodeConfig, type NodeConfig, parseNodeConfig, parsePeerAddress } from "../node/node-config.ts";
 import type { NodeLog, PeerCredentials, UdpEndpoint } from "../node/node-io.ts";
-import { isLoopbackHost } from "../node/overlay.ts";
+import { isLoopbackHost } from "../node/endpoint-key.ts";
 import type { StatusReport } from "../status/status-report.ts";
 import { acquirePidLock, checkHomeAccess, daemonLogTail, ensureHome, isLockHolder, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
 import { connectUnix, listen, type Listener } from "./net.ts";

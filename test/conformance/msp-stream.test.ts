@@ -1,4 +1,4 @@
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";

@@ -23,7 +23,7 @@
 
 import type { Clock, Timer } from "../../src/clock.ts";
 import { UsageError } from "../../src/errors.ts";
-import { SeededRandom } from "../../src/mdp/seeded-random.ts";
+import { SeededRandom } from "./seeded-random.ts";
 
 /**
  * Gilbert-Elliott burst loss: a two-state chain stepped once per datagram on the wire.
@@ -96,12 +96,13 @@ export interface LinkStats {
   meanQueueDelayMs: number;
 }
 
-interface Pending {
+interface Pending<Tag> {
   at: number;
   seq: number;
   /** Offer order, to measure reordering. */
   id: number;
   data: Uint8Array;
+  tag: Tag;
 }
 
 const DEFAULTS = { reorderExtraMs: 10, queueLimit: 100, seed: 1, maxHeld: 65_536, maxHeldBytes: 64 * 1024 * 1024 } as const;
@@ -135,13 +136,17 @@ export function checkLinkParams(p: LinkParams): void {
   }
 }
 
-export class LinkModel {
+/**
+ * `Tag` is whatever the user wants back with each delivered copy (the memory network's
+ * addressing, say); the link never looks at it.
+ */
+export class LinkModel<Tag = undefined> {
   readonly #clock: Clock;
-  readonly #deliver: (datagram: Uint8Array) => void;
+  readonly #deliver: (datagram: Uint8Array, tag: Tag) => void;
   readonly #random: SeededRandom;
   readonly #p: Required<Omit<LinkParams, "burstLoss" | "seed">> & { burstLoss: BurstLoss | undefined };
   /** Deliveries in (at, seq) order: a binary min-heap. */
-  readonly #heap: Pending[] = [];
+  readonly #heap: Pending<Tag>[] = [];
   #heldBytes = 0;
   #seq = 0;
   #nextId = 0;
@@ -173,7 +178,7 @@ export class LinkModel {
     maxQueueDelayMs: 0,
   };
 
-  constructor(params: LinkParams, clock: Clock, deliver: (datagram: Uint8Array) => void) {
+  constructor(params: LinkParams, clock: Clock, deliver: (datagram: Uint8Array, tag: Tag) => void) {
     checkLinkParams(params);
     this.#clock = clock;
     this.#deliver = deliver;
@@ -196,8 +201,9 @@ export class LinkModel {
   /**
    * A datagram enters the link now. The link keeps a reference (it does not copy), and a
    * duplicated datagram is delivered twice as the same array: neither side may change it.
+   * `tag` comes back with every copy. Delivery may happen inside this call (nothing delays it).
    */
-  offer(datagram: Uint8Array): void {
+  offer(datagram: Uint8Array, tag: Tag = undefined as Tag): void {
     const s = this.#stats;
     s.offered++;
     s.offeredBytes += datagram.length;
@@ -235,12 +241,12 @@ export class LinkModel {
       s.lost++;
       return;
     }
-    this.#schedule(onWire, id, datagram);
+    this.#schedule(onWire, id, datagram, tag);
     if (this.#p.duplicate > 0 && this.#random.next() < this.#p.duplicate) {
       if (this.#heap.length >= this.#p.maxHeld || this.#heldBytes + datagram.length > this.#p.maxHeldBytes) s.overflowDrops++;
       else {
         s.duplicated++;
-        this.#schedule(onWire, id, datagram);
+        this.#schedule(onWire, id, datagram, tag);
       }
     }
     this.#arm();
@@ -281,14 +287,14 @@ export class LinkModel {
   }
 
   /** One copy leaves the wire at `onWire`; add its propagation delay and queue it for delivery. */
-  #schedule(onWire: number, id: number, data: Uint8Array): void {
+  #schedule(onWire: number, id: number, data: Uint8Array, tag: Tag): void {
     let at = onWire + this.#p.delayMs;
     if (this.#p.jitterMs > 0) at += this.#random.next() * this.#p.jitterMs;
     if (this.#p.reorder > 0 && this.#random.next() < this.#p.reorder) {
       at += this.#p.reorderExtraMs;
       this.#stats.reorderHeld++;
     }
-    this.#push({ at, seq: this.#seq++, id, data });
+    this.#push({ at, seq: this.#seq++, id, data, tag });
     this.#heldBytes += data.length;
   }
 
@@ -329,7 +335,7 @@ export class LinkModel {
         s.deliveredBytes += p.data.length;
         if (p.id < this.#maxDeliveredId) s.reordered++;
         else this.#maxDeliveredId = p.id;
-        this.#deliver(p.data);
+        this.#deliver(p.data, p.tag);
       }
     } finally {
       this.#flushing = false;
@@ -337,11 +343,11 @@ export class LinkModel {
     }
   }
 
-  #before(a: Pending, b: Pending): boolean {
+  #before(a: Pending<Tag>, b: Pending<Tag>): boolean {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
-  #push(p: Pending): void {
+  #push(p: Pending<Tag>): void {
     const h = this.#heap;
     h.push(p);
     let i = h.length - 1;
@@ -353,7 +359,7 @@ export class LinkModel {
     }
   }
 
-  #pop(): Pending {
+  #pop(): Pending<Tag> {
     const h = this.#heap;
     const top = h[0]!;
     const last = h.pop()!;

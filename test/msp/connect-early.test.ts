@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import type { SvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { drain, hexOf, rawPeer, runFor, utf8 } from "./helpers.ts";
 

@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { toHex, fromHex } from "../../src/bytes/hex.ts";
-import { SeededRandom } from "../../src/mdp/seeded-random.ts";
+import { SeededRandom } from "../helpers/seeded-random.ts";
 import { decodeExtPacket, encodeExtPacket, extHeaderBytes, EXT_MAX_HEADER_BYTES, writeExtHeader } from "../../src/msp/ext-packet.ts";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { isSvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork, type LinkConditions } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork, type LinkConditions } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { encodeExtPacket, MSP_EXT, MSP_OFFER, MSP_SEQ } from "../../src/msp/ext-packet.ts";
 import { listenMsp } from "../../src/msp/listener.ts";

@@ -10,7 +10,7 @@ import type { ByteStream } from "../../src/stream/byte-stream.ts";
 import { toHex } from "../../src/bytes/hex.ts";
 import assert from "node:assert/strict";
 import { ManualClock as Clock } from "../../src/clock.ts";
-import { MemoryMdpNetwork, type MemoryMdpNetworkOptions, type MemoryMdpTransport } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork, type MemoryMdpNetworkOptions, type MemoryMdpTransport } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp, type MspListener, type MspListenOptions } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";

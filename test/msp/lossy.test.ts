@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isSvpError } from "../../src/errors.ts";
-import type { LinkConditions } from "../../src/mdp/memory-transport.ts";
+import type { LinkConditions } from "../helpers/memory-transport.ts";
 import { concat, equalBytes, patternBytes } from "../helpers/wait.ts";
 import { collect, feed, mspPair, noLeaks, runFor, runUntil } from "./helpers.ts";
 

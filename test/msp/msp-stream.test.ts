@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { isSvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
 import { drain, hexOf, rawPeer, recordSends, runFor, utf8 } from "./helpers.ts";

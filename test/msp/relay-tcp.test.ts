@@ -7,7 +7,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isSvpError, SvpError, toSvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspListener } from "../../src/msp/listener.ts";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { isSvpError } from "../../src/errors.ts";
 import type { SvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";

@@ -3,8 +3,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
-import type { MemoryMdpTransport } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
+import type { MemoryMdpTransport } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";

@@ -10,7 +10,8 @@ import { ManualClock } from "../../src/clock.ts";
 import { addIdentity, createIdentity, type Keyring } from "../../src/node/keyring.ts";
 import type { UdpEndpoint, UdpSocket } from "../../src/node/node-io.ts";
 import type { SocketFilterSpec } from "../../src/node/socket-filter.ts";
-import { endpointKey, Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
+import { endpointKey } from "../../src/node/endpoint-key.ts";
+import { Overlay, type OverlayOptions } from "../../src/node/overlay.ts";
 import { nodeCrypto } from "../../src/platform/node-crypto.ts";
 
 export interface Datagram {

@@ -6,7 +6,7 @@
  */
 
 import { ManualClock } from "../../src/clock.ts";
-import { SeededRandom } from "../../src/mdp/seeded-random.ts";
+import { SeededRandom } from "../helpers/seeded-random.ts";
 import type { Sid } from "../../src/mesh/sid.ts";
 import { bytesKey } from "../../src/node/bytes-key.ts";
 import { Router, type RouteDropReason } from "../../src/node/router.ts";

@@ -2,7 +2,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import { sidToHex } from "../../src/mesh/sid.ts";
 import {
   SERVICE_DISCOVERY_PORT,

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { SvpError, isSvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "../helpers/memory-transport.ts";
 import type { MdpAddress } from "../../src/mdp/transport.ts";
 import { sidToHex } from "../../src/mesh/sid.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";

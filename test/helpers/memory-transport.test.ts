@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { isSvpError, SvpError } from "../../src/errors.ts";
-import { MemoryMdpNetwork } from "../../src/mdp/memory-transport.ts";
+import { MemoryMdpNetwork } from "./memory-transport.ts";
 import type { MdpAddress, MdpSocket } from "../../src/mdp/transport.ts";
 import { SID_BROADCAST, sidEquals } from "../../src/mesh/sid.ts";
 

@@ -10,8 +10,10 @@
  *   mimic a backend that cannot tell).
  * - Broadcast: a datagram to the all-0xFF SID reaches every other reachable node bound on
  *   that port; receivers see the broadcast address as `to`.
- * - Faults: loss, duplication, reordering and delay per link, drawn from a seeded RNG, and
- *   a `filter` hook that sees every datagram (and may drop it) for scripted tests.
+ * - Faults: each direction of a link with conditions is a `LinkModel` (link-model.ts: loss,
+ *   burst loss, duplication, reordering, delay, jitter, a rate), seeded from the network's
+ *   seed; a perfect link skips the model. A `filter` hook sees every datagram (and may drop
+ *   it) for scripted tests.
  * - Time: with an injected `clock` every delivery, even with zero delay, is a timer on that
  *   clock, so a `ManualClock` decides exactly when datagrams arrive. Without one, zero-delay
  *   datagrams are delivered from a microtask queue (yielding to the event loop every few
@@ -21,14 +23,15 @@
  * receivers must treat the bytes they get as read-only.
  */
 
-import type { Clock } from "../clock.ts";
-import { systemClock } from "../clock.ts";
-import { Emitter } from "../emitter.ts";
-import { SvpError } from "../errors.ts";
-import type { Sid } from "../mesh/sid.ts";
-import { SID_BYTES, isSidAny, isSidBroadcast, sidEquals, sidShort, sidToHex } from "../mesh/sid.ts";
-import { MDP_MTU } from "./header.ts";
+import type { Clock } from "../../src/clock.ts";
+import { systemClock } from "../../src/clock.ts";
+import { Emitter } from "../../src/emitter.ts";
+import { SvpError } from "../../src/errors.ts";
+import type { Sid } from "../../src/mesh/sid.ts";
+import { SID_BYTES, isSidAny, isSidBroadcast, sidEquals, sidShort, sidToHex } from "../../src/mesh/sid.ts";
+import { MDP_MTU } from "../../src/mdp/header.ts";
 import { SeededRandom } from "./seeded-random.ts";
+import { checkLinkParams, LinkModel, type LinkParams } from "./link-model.ts";
 import type {
   MdpAddress,
   MdpBindOptions,
@@ -38,19 +41,16 @@ import type {
   MdpTransport,
   MdpTransportEvents,
   Reachability,
-} from "./transport.ts";
+} from "../../src/mdp/transport.ts";
 
-export interface LinkConditions {
-  /** Probability (0–1) that a datagram is lost. Default 0. */
-  loss?: number;
-  /** Probability (0–1) that a datagram arrives twice (each copy with its own delay). Default 0. */
-  duplicate?: number;
-  /** Probability (0–1) that a datagram is held back by `reorderDelayMs`, so later ones overtake it. Default 0. */
-  reorder?: number;
-  /** Fixed one-way delay, ms. Default 0. */
-  delayMs?: number;
-  /** Extra uniformly random delay of 0..jitterMs per datagram, ms (variable delay also reorders). Default 0. */
-  jitterMs?: number;
+/**
+ * What one direction of a link does: `LinkParams` of link-model.ts (loss, duplicate, reorder,
+ * delayMs, jitterMs, burstLoss, rateBytesPerSec, queueLimit; all off by default), with the
+ * hold-back of a reordered datagram named `reorderDelayMs` and defaulting to
+ * 2 × (delayMs + jitterMs) + 1 ms, so that it always overtakes. The seed comes from the
+ * network's, and what a link holds is unbounded.
+ */
+export interface LinkConditions extends Omit<LinkParams, "seed" | "reorderExtraMs" | "maxHeld" | "maxHeldBytes"> {
   /** Extra delay of a reordered datagram, ms. Default 2 × (delayMs + jitterMs) + 1. */
   reorderDelayMs?: number;
 }
@@ -91,7 +91,7 @@ export interface MemoryNetworkStats {
   sent: number;
   /** Datagrams handed to a bound socket (a broadcast counts once per receiver). */
   delivered: number;
-  /** Dropped by simulated loss. */
+  /** Dropped by simulated loss (or at a full bottleneck queue, with a rate). */
   lost: number;
   /** Extra copies made by simulated duplication. */
   duplicated: number;
@@ -107,12 +107,19 @@ export interface MemoryNetworkStats {
   closedSocket: number;
 }
 
-interface Delivery {
+/** Where a datagram goes: the tag a link model carries with it. */
+interface Route {
   node: MemoryMdpTransport;
   from: MdpAddress;
   to: MdpAddress;
+}
+
+interface Delivery extends Route {
   payload: Uint8Array;
 }
+
+/** Link models hold whatever is sent: the network never dropped for want of room. */
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
 /** Continuous zero-delay delivery yields to the event loop after this long. */
 const YIELD_AFTER_MS = 8;
@@ -145,12 +152,20 @@ export class MemoryMdpNetwork {
   filter: ((d: MemoryDatagram) => boolean | void) | undefined;
 
   readonly #clock: Clock | undefined;
+  readonly #seed: number;
   readonly #rng: SeededRandom;
   readonly #nodes: MemoryMdpTransport[] = [];
   readonly #byHex = new Map<string, MemoryMdpTransport>();
   readonly #bySidObject = new WeakMap<Sid, MemoryMdpTransport>();
   #conditions: LinkConditions;
   readonly #linkConditions = new Map<string, LinkConditions>();
+  /** The model of each direction ("from>to" SID hex) in use; null: the link is perfect. */
+  readonly #models = new Map<string, LinkModel<Route> | null>();
+  /** Every model not yet closed, including those replaced by new conditions that still hold datagrams. */
+  #liveModels: LinkModel<Route>[] = [];
+  #modelCount = 0;
+  /** True while a model's `offer()` runs: what it delivers then still goes through `#schedule`. */
+  #offering = false;
   readonly #cuts = new Set<string>();
   // Zero-delay delivery queue (no injected clock).
   #queue: (Delivery | undefined)[] = [];
@@ -162,7 +177,8 @@ export class MemoryMdpNetwork {
 
   constructor(options: MemoryMdpNetworkOptions = {}) {
     this.#clock = options.clock;
-    this.#rng = new SeededRandom(options.seed ?? 1);
+    this.#seed = options.seed ?? 1;
+    this.#rng = new SeededRandom(this.#seed);
     this.#conditions = checkConditions(options.conditions ?? {});
     this.mtu = options.mtu ?? MDP_MTU;
     this.mspExtension = options.mspExtension ?? false;
@@ -192,11 +208,18 @@ export class MemoryMdpNetwork {
   setConditions(conditions: LinkConditions | undefined, from?: Sid, to?: Sid): void {
     if (from === undefined || to === undefined) {
       this.#conditions = checkConditions(conditions ?? {});
-      return;
+    } else {
+      const key = `${sidToHex(from)}>${sidToHex(to)}`;
+      if (conditions === undefined) this.#linkConditions.delete(key);
+      else this.#linkConditions.set(key, checkConditions(conditions));
     }
-    const key = `${sidToHex(from)}>${sidToHex(to)}`;
-    if (conditions === undefined) this.#linkConditions.delete(key);
-    else this.#linkConditions.set(key, checkConditions(conditions));
+    // New datagrams get new models; the old ones still deliver what they hold.
+    this.#models.clear();
+    this.#liveModels = this.#liveModels.filter((m) => {
+      if (m.stats().held > 0) return true;
+      m.close();
+      return false;
+    });
   }
 
   /** Make `a` and `b` unreachable from each other (both directions). */
@@ -209,9 +232,12 @@ export class MemoryMdpNetwork {
     this.#cuts.delete(pairKey(a, b));
   }
 
-  /** Close every node. */
+  /** Close every node, and discard what the links still hold. */
   close(): void {
     for (const n of [...this.#nodes]) n.close();
+    for (const m of this.#liveModels) m.close();
+    this.#liveModels = [];
+    this.#models.clear();
   }
 
   /** @internal */
@@ -257,22 +283,43 @@ export class MemoryMdpNetwork {
   }
 
   #transmit(source: MemoryMdpTransport, target: MemoryMdpTransport, from: MdpAddress, to: MdpAddress, payload: Uint8Array): void {
-    const c = this.#linkConditions.size ? (this.#linkConditions.get(`${sidToHex(source.localSid)}>${sidToHex(target.localSid)}`) ?? this.#conditions) : this.#conditions;
-    const rng = this.#rng;
-    if (c.loss && rng.next() < c.loss) {
-      this.stats.lost++;
+    const model = this.#linkConditions.size === 0 && isPerfect(this.#conditions) ? null : this.#model(source, target);
+    if (!model) {
+      this.#schedule({ node: target, from, to, payload: this.#copy(payload) });
       return;
     }
-    const copies = c.duplicate && rng.next() < c.duplicate ? 2 : 1;
-    if (copies === 2) this.stats.duplicated++;
-    for (let i = 0; i < copies; i++) {
-      let delay = c.delayMs ?? 0;
-      if (c.jitterMs) delay += rng.next() * c.jitterMs;
-      if (c.reorder && rng.next() < c.reorder) delay += c.reorderDelayMs ?? 2 * ((c.delayMs ?? 0) + (c.jitterMs ?? 0)) + 1;
-      const d: Delivery = { node: target, from, to, payload: this.#copy(payload) };
-      this.#schedule(d, delay);
+    const before = model.stats();
+    this.#offering = true;
+    try {
+      model.offer(this.#copy(payload), { node: target, from, to });
+    } finally {
+      this.#offering = false;
     }
+    const after = model.stats();
+    this.stats.lost += after.lost - before.lost + after.queueDrops - before.queueDrops;
+    this.stats.duplicated += after.duplicated - before.duplicated;
   }
+
+  /** The model of the direction `source` → `target`, made on first use; null for a perfect link. */
+  #model(source: MemoryMdpTransport, target: MemoryMdpTransport): LinkModel<Route> | null {
+    const key = `${sidToHex(source.localSid)}>${sidToHex(target.localSid)}`;
+    let model = this.#models.get(key);
+    if (model !== undefined) return model;
+    const c = this.#linkConditions.get(key) ?? this.#conditions;
+    // Each model draws from its own generator, seeded from the network's seed and the model's number.
+    const seed = (Math.imul(0x9e3779b9, ++this.#modelCount) + this.#seed) >>> 0;
+    model = isPerfect(c) ? null : new LinkModel<Route>(linkParams(c, seed), this.#clock ?? systemClock, this.#arrive);
+    if (model) this.#liveModels.push(model);
+    this.#models.set(key, model);
+    return model;
+  }
+
+  /** A copy left a link model: inside `offer()` it still waits its turn (a timer or the queue). */
+  readonly #arrive = (payload: Uint8Array, route: Route): void => {
+    const d: Delivery = { node: route.node, from: route.from, to: route.to, payload };
+    if (this.#offering) this.#schedule(d);
+    else this.#deliver(d);
+  };
 
   #copy(payload: Uint8Array): Uint8Array {
     const n = payload.length;
@@ -287,11 +334,10 @@ export class MemoryMdpNetwork {
     return out;
   }
 
-  #schedule(d: Delivery, delay: number): void {
+  /** Deliver `d` soon: a zero-delay timer on the injected clock, else from the microtask queue. */
+  #schedule(d: Delivery): void {
     if (this.#clock) {
-      this.#clock.setTimeout(() => this.#deliver(d), delay);
-    } else if (delay > 0) {
-      systemClock.setTimeout(() => this.#deliver(d), delay);
+      this.#clock.setTimeout(() => this.#deliver(d), 0);
     } else {
       this.#queue.push(d);
       if (!this.#drainScheduled) this.#scheduleDrain();
@@ -536,14 +582,18 @@ function pairKey(a: Sid, b: Sid): string {
   return x < y ? `${x}|${y}` : `${y}|${x}`;
 }
 
+/** Validate (a UsageError, ERR_USAGE, names a bad field) and copy. */
 function checkConditions(c: LinkConditions): LinkConditions {
-  for (const k of ["loss", "duplicate", "reorder"] as const) {
-    const v = c[k];
-    if (v !== undefined && !(v >= 0 && v <= 1)) throw new SvpError("ERR_USAGE", `link ${k} must be a probability 0-1, got ${v}`);
-  }
-  for (const k of ["delayMs", "jitterMs", "reorderDelayMs"] as const) {
-    const v = c[k];
-    if (v !== undefined && !(v >= 0 && Number.isFinite(v))) throw new SvpError("ERR_USAGE", `link ${k} must be a non-negative number of ms, got ${v}`);
-  }
+  checkLinkParams(linkParams(c, 1));
   return { ...c };
+}
+
+function linkParams(c: LinkConditions, seed: number): LinkParams {
+  const { reorderDelayMs, ...rest } = c;
+  const reorderExtraMs = reorderDelayMs ?? 2 * ((c.delayMs ?? 0) + (c.jitterMs ?? 0)) + 1;
+  return { ...rest, reorderExtraMs, seed, maxHeld: UNBOUNDED, maxHeldBytes: UNBOUNDED };
+}
+
+function isPerfect(c: LinkConditions): boolean {
+  return !(c.loss || c.burstLoss || c.duplicate || c.reorder || c.delayMs || c.jitterMs || c.rateBytesPerSec);
 }
