@@ -90,7 +90,6 @@ import { CookieJar } from "./cookie-jar.ts";
 import { FILTER_SAMPLE_ONE_IN, FILTER_UPDATE_MS, LoadFilter } from "./load-filter.ts";
 import { peerSource, probeTargets } from "./probe-targets.ts";
 
-export type { PeerSource } from "./peer-session.ts";
 
 const ZERO_BOOT = new Uint8Array(BOOT_BYTES);
 
