@@ -1,20 +1,19 @@
 /**
  * Wiring of the embedded mesh node to the platform: instance directory, keyring file,
  * UDP sockets, node:crypto, same-host discovery directory, the local API Unix socket,
- * signals, and the background daemon's process lifecycle (start/stop/status/auto-start).
+ * signals; and the client side of the local API (connecting, with auto-start, and status).
+ * The background daemon's process lifecycle (start/stop/state/auto-start) is in daemon-control.ts.
  * The commands use it directly; the library façade (src/platform/mesh.ts) through `openSession`.
  */
 
-import { spawn } from "node:child_process";
-import { closeSync, fstatSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import { basename, resolve as resolvePath } from "node:path";
 import { setImmediate } from "node:timers";
 import { pinYoungGeneration } from "./young-generation.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { SvpError, UsageError, errorCodeForExit, isSvpError } from "../errors.ts";
+import { SvpError, UsageError } from "../errors.ts";
 import { type Sid, sidToHex } from "../mesh/sid.ts";
 import { memoryPair } from "../stream/memory-pair.ts";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../node/embedded-transport.ts";
@@ -24,7 +23,8 @@ import { checkBindAddress, checkHelloInterval, checkLinkMtu, checkTimers, checkP
 import type { NodeLog, PeerCredentials, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/endpoint-key.ts";
 import type { StatusReport } from "../status/status-report.ts";
-import { acquirePidLock, checkHomeAccess, daemonLogTail, ensureHome, isLockHolder, isProcessAlive, keyringStore, openDaemonLog, readConfigFile, readPid, removeStaleFiles, resolveHome, socketPath } from "./instance-files.ts";
+import { daemonState, ensureDaemon, type EnsureDaemonOptions } from "./daemon-control.ts";
+import { acquirePidLock, ensureHome, keyringStore, readConfigFile, resolveHome, socketPath } from "./instance-files.ts";
 import { connectUnix, listen, type Listener } from "./net.ts";
 import { nodeCrypto } from "./node-crypto.ts";
 import { openRendezvousDir } from "./rendezvous-dir.ts";
@@ -277,245 +277,13 @@ export async function runDaemon(options: EmbeddedNodeOptions = {}): Promise<numb
   return 0;
 }
 
-export interface ConnectEmbeddedOptions {
+/** Options of `connectEmbedded`: the auto-start ones (`EnsureDaemonOptions`) and the client's. */
+export interface ConnectEmbeddedOptions extends EnsureDaemonOptions {
   home?: string;
   /** Client name shown in `svp status`, e.g. "svp socks". */
   name?: string;
-  /** Start the daemon when none runs (default true). */
-  autostart?: boolean;
-  /** Told about an auto-start (default: a line on stderr). */
-  onNote?: (message: string) => void;
-  /**
-   * How to run svp for the auto-start (default: this process's own command). A function is
-   * called only when a daemon has to be started (it may throw: no svp to run).
-   */
-  command?: SvpCommand | (() => SvpCommand);
   /** Handshake/request timeout (default 10 s). */
   requestTimeoutMs?: number;
-}
-
-/** How to run svp itself: executable and the arguments before the subcommand. */
-export interface SvpCommand {
-  command: string;
-  args: string[];
-}
-
-/**
- * The command that runs this same svp: the SEA binary itself, `node [flags] dist/svp.cjs`,
- * `node --import tsx cli/main.ts` (from source) or `deno run -A cli/main.ts`.
- */
-export function svpSelfCommand(): SvpCommand {
-  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
-  const script = process.argv[1];
-  if (deno) return { command: deno.execPath(), args: ["run", "-A", ...(script ? [script] : [])] };
-  const exe = process.execPath;
-  if (!script || isSingleExecutable(script, exe)) return { command: exe, args: [] };
-  const flags = process.execArgv.filter((a) => !/^--(inspect|test|watch|prof|cpu-prof|heap-prof|experimental-test)/.test(a));
-  return { command: exe, args: [...flags, script] };
-}
-
-/** True inside the Node single-executable binary (dist/svp), where argv[1] is the binary as typed. */
-function isSingleExecutable(script: string, exe: string): boolean {
-  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
-  const sea = getBuiltin?.("node:sea") as { isSea?: () => boolean } | undefined;
-  if (sea?.isSea) return sea.isSea();
-  return resolvePath(script) === exe || (basename(script) === basename(exe) && !/\.(c|m)?(j|t)s$/.test(script));
-}
-
-export interface DaemonInfo {
-  pid: number;
-  sid: Sid;
-  /** The daemon's start-up warnings (e.g. why same-host discovery is off). */
-  notes: string[];
-}
-
-/**
- * Ask the instance's daemon who it is; undefined when none answers. A daemon that answers
- * but refuses this client (too many clients) is an error saying so, not "none".
- */
-export async function probeDaemon(home: string, timeoutMs = 2000): Promise<DaemonInfo | undefined> {
-  let path: string;
-  try {
-    path = socketPath(home);
-  } catch {
-    return undefined;
-  }
-  let stream;
-  try {
-    stream = await connectUnix(path, { timeoutMs });
-  } catch {
-    return undefined;
-  }
-  try {
-    const t = await openEmbeddedTransport(stream, { name: "svp probe", pid: process.pid, requestTimeoutMs: timeoutMs });
-    const info = { pid: t.daemonPid, sid: t.localSid, notes: t.daemonNotes };
-    t.close();
-    return info;
-  } catch (err) {
-    if (isSvpError(err, "ERR_LIMIT")) throw err;
-    return undefined;
-  }
-}
-
-export type DaemonState =
-  | { running: true; pid: number; sid: Sid; notes: string[] }
-  | { running: false; stalePid?: number; cleaned: string[] };
-
-/** Whether a daemon runs for `home`; stale pid/socket files of a dead daemon are removed. */
-export async function daemonState(home: string): Promise<DaemonState> {
-  // Another user's instance is not "no daemon": say what is wrong.
-  checkHomeAccess(home);
-  const info = await probeDaemon(home);
-  if (info) return { running: true, ...info };
-  const pid = readPid(home);
-  if (pid !== undefined && isLockHolder(home, pid)) {
-    // Alive but not answering: starting up or hung. One more, longer try.
-    const again = await probeDaemon(home, 5000);
-    if (again) return { running: true, ...again };
-    throw new SvpError("ERR_MESH_DOWN", `the svp daemon for ${home} (pid ${pid}) does not answer on its local API socket`);
-  }
-  const cleaned = removeStaleFiles(home);
-  return { running: false, ...(pid !== undefined ? { stalePid: pid } : {}), cleaned };
-}
-
-export interface StartDaemonOptions {
-  /** Extra `svp daemon run` flags (e.g. --port, --peer). */
-  args?: string[];
-  command?: SvpCommand;
-  /** How long to wait until the daemon answers. Default 15 s. */
-  timeoutMs?: number;
-}
-
-/** Spawn `svp daemon run` detached and wait until its local API answers. */
-export async function startDaemonBackground(home: string, options: StartDaemonOptions = {}): Promise<DaemonInfo> {
-  ensureHome(home);
-  socketPath(home);
-  const state = await daemonState(home);
-  if (state.running) throw new SvpError("ERR_BUSY", `an svp daemon is already running for ${home} (pid ${state.pid})`);
-  const cmd = options.command ?? svpSelfCommand();
-  const logFd = openDaemonLog(home);
-  const logStart = fstatSync(logFd).size;
-  const child = spawn(cmd.command, [...cmd.args, "daemon", "run", "--home", home, ...(options.args ?? [])], {
-    detached: true,
-    stdio: ["ignore", "ignore", logFd],
-    // Two malloc arenas (unless the user chose): the daemon's datagram buffers are freed on
-    // whichever thread's arena, and with one arena per thread glibc's fragmentation showed
-    // as slow RSS growth in long soaks (bench/RESULTS.md, "Soak").
-    env: { MALLOC_ARENA_MAX: "2", ...process.env, SVP_HOME: home, NO_COLOR: "1" },
-  });
-  closeSync(logFd);
-  let exited: string | undefined;
-  let exitCode: number | null = null;
-  child.on("exit", (code, signal) => {
-    exitCode = code;
-    exited = signal ? `signal ${signal}` : `exit code ${code}`;
-  });
-  child.on("error", (err) => (exited = err.message));
-  child.unref();
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
-    const info = await probeDaemon(home, 1000);
-    // (A wrapper may have forked, so the answering pid need not be child.pid.)
-    if (info) return info;
-    if (exited !== undefined) {
-      // The daemon said why on its stderr (the log): pass its reason and exit code on,
-      // without its own "cannot run daemon" prefix.
-      // Its timestamped progress lines ("created a new identity", "node … up"; text or JSON) are not the reason.
-      const log = daemonLogTail(home, 2000, logStart);
-      const reason = log.split("\n").filter((l) => !/^svp daemon: \d{4}-\d\d-\d\dT[\d:.]+Z |^\{"time":/.test(l)).join("\n");
-      const tail = (reason.trim() ? reason : log).replace(/^svp daemon: cannot [a-z ]+: /gm, "").trim();
-      const code = (exitCode !== null ? errorCodeForExit(exitCode) : undefined) ?? "ERR_MESH_DOWN";
-      throw new SvpError(code, `the daemon exited during start-up (${exited})${tail ? `: ${tail}` : ""}`);
-    }
-    if (Date.now() > deadline) {
-      if (child.pid) {
-        try {
-          process.kill(child.pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
-      throw new SvpError("ERR_TIMEOUT", `the daemon did not become ready within ${Math.round((options.timeoutMs ?? 15_000) / 1000)} s (see ${home}/daemon.log)`);
-    }
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}
-
-export interface StopDaemonResult {
-  /** False when no daemon was running. */
-  wasRunning: boolean;
-  pid?: number;
-  /** True when it had to be killed with SIGKILL. */
-  forced?: boolean;
-  /** Stale files removed. */
-  cleaned: string[];
-}
-
-/** Stop the instance's daemon: a stop request over the API (SIGTERM if it does not answer), SIGKILL after `timeoutMs`. */
-export async function stopDaemon(home: string, timeoutMs = 10_000): Promise<StopDaemonResult> {
-  let pid: number | undefined;
-  let asked = false;
-  try {
-    const stream = await connectUnix(socketPath(home), { timeoutMs: 2000 });
-    const t = await openEmbeddedTransport(stream, { name: "svp daemon stop", pid: process.pid, requestTimeoutMs: 3000 });
-    pid = t.daemonPid;
-    await t.shutdownDaemon();
-    t.close();
-    asked = true;
-  } catch {
-    // not answering: fall back to the pid file
-  }
-  if (!asked) {
-    const p = readPid(home);
-    if (p === undefined || !isLockHolder(home, p)) return { wasRunning: false, cleaned: removeStaleFiles(home) };
-    pid = p;
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
-  }
-  const deadline = Date.now() + timeoutMs;
-  while (pid !== undefined && isProcessAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  let forced = false;
-  if (pid !== undefined && isProcessAlive(pid)) {
-    forced = true;
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-    const killDeadline = Date.now() + 2000;
-    while (isProcessAlive(pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 25));
-  }
-  const cleaned = forced ? removeStaleFiles(home) : [];
-  return { wasRunning: true, ...(pid !== undefined ? { pid } : {}), forced, cleaned };
-}
-
-/**
- * Make sure the instance's daemon runs: use it if it answers; otherwise start it (saying
- * so through `onNote`), or with `autostart: false` fail with ERR_MESH_DOWN.
- */
-export async function ensureDaemon(home: string | undefined, options: Omit<ConnectEmbeddedOptions, "home" | "name" | "requestTimeoutMs"> = {}): Promise<DaemonInfo & { started: boolean }> {
-  const h = home ? resolveHome(home) : resolveHome();
-  const state = await daemonState(h);
-  if (state.running) return { pid: state.pid, sid: state.sid, notes: state.notes, started: false };
-  if (options.autostart === false) {
-    throw new SvpError("ERR_MESH_DOWN", `no svp daemon is running for ${h} (start one with "svp daemon start", or leave out --no-autostart)`);
-  }
-  try {
-    const command = typeof options.command === "function" ? options.command() : options.command;
-    const info = await startDaemonBackground(h, command ? { command } : {});
-    const note = options.onNote ?? ((m: string) => process.stderr.write(m + "\n"));
-    note(`svp: started the mesh daemon (pid ${info.pid}, SID ${sidToHex(info.sid)}) for ${h}`);
-    for (const n of info.notes) note(`svp: the mesh daemon warns: ${n}`);
-    return { ...info, started: true };
-  } catch (err) {
-    // Lost a race with another command starting it: use that one.
-    const again = await probeDaemon(h);
-    if (again) return { ...again, started: false };
-    throw err;
-  }
 }
 
 /**

@@ -26,7 +26,7 @@ import { MDP_PORT_MAX, parseMeshTarget } from "../service/mesh-target.ts";
 import type { StatusReport } from "../status/status-report.ts";
 import { MeshStream } from "./mesh-stream.ts";
 import type { MeshPeer } from "./mesh-stream.ts";
-import type { SvpCommand } from "./embedded-node.ts";
+import type { SvpCommand } from "./svp-self-command.ts";
 import { openSession } from "./open-session.ts";
 import { queryServaldStatus } from "./servald-cli.ts";
 import { startSocksProxy } from "./socks-proxy.ts";

@@ -7,8 +7,9 @@
 import type { MeshSession, OpenMeshOptions } from "../service/mesh-session.ts";
 import { openMeshSession } from "../service/mesh-session.ts";
 import { EmbeddedTransport } from "../node/embedded-transport.ts";
-import { connectDaemon, ensureDaemon as ensureEmbeddedDaemon, resolveHome as resolveEmbeddedHome } from "./embedded-node.ts";
-import type { SvpCommand } from "./embedded-node.ts";
+import { ensureDaemon as ensureEmbeddedDaemon } from "./daemon-control.ts";
+import { connectDaemon, resolveHome as resolveEmbeddedHome } from "./embedded-node.ts";
+import type { SvpCommand } from "./svp-self-command.ts";
 import { sidEquals, sidToHex as sidHex } from "../mesh/sid.ts";
 import { SvpError as ServiceError } from "../errors.ts";
 import { mspExtensionSetting } from "./msp-env.ts";

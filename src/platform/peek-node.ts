@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import type { MdpTransport } from "../mdp/transport.ts";
 import { sidFromHex, type Sid } from "../mesh/sid.ts";
 import { openEmbeddedTransport } from "../node/embedded-transport.ts";
-import { connectServald } from "../servald/servald-transport.ts";
+import { connectServald } from "../servald/connect-servald.ts";
 import type { MeshMode } from "../service/mesh-session.ts";
 import { resolveHome, socketPath } from "./instance-files.ts";
 import { connectUnix } from "./net.ts";

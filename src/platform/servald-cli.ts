@@ -11,7 +11,7 @@ import { SvpError, toSvpError } from "../errors.ts";
 import { sidEquals, sidFromHex } from "../mesh/sid.ts";
 import { resolveInstances } from "../servald/instance.ts";
 import type { ServaldInstance } from "../servald/instance.ts";
-import { connectServald } from "../servald/servald-transport.ts";
+import { connectServald } from "../servald/connect-servald.ts";
 import type { ServaldTransportOptions } from "../servald/servald-transport.ts";
 import { parseIdSelf, parseKeyValues, parseRoutePrint, parseServaldVersion, servaldStatusReport } from "../servald/servald-status.ts";
 import type { ServaldFacts } from "../servald/servald-status.ts";

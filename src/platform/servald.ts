@@ -1,7 +1,8 @@
 /** The servald backend wired to the platform: its MDP socket through the native addon, its environment. */
 
-import { connectServald as connectServaldWith, probeServald as probeServaldWith } from "../servald/servald-transport.ts";
-import type { ServaldProbe, ServaldTransport, ServaldTransportOptions } from "../servald/servald-transport.ts";
+import { connectServald as connectServaldWith, probeServald as probeServaldWith } from "../servald/connect-servald.ts";
+import type { ServaldProbe } from "../servald/connect-servald.ts";
+import type { ServaldTransport, ServaldTransportOptions } from "../servald/servald-transport.ts";
 import { openUnixDatagram, servaldEnvironment } from "./unix-dgram.ts";
 
 /** `--servald-instance`, `--sid` and timing; the socket and environment come from the platform. */

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { isSvpError, openMesh, toWebStreams, SvpError } from "../../src/index.ts";
 import type { Mesh, MeshStream } from "../../src/index.ts";
-import { startEmbeddedNode, stopDaemon, type EmbeddedNode } from "../../src/platform/embedded-node.ts";
+import { stopDaemon } from "../../src/platform/daemon-control.ts";
+import { startEmbeddedNode, type EmbeddedNode } from "../../src/platform/embedded-node.ts";
 import { within } from "../helpers/wait.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));

@@ -25,7 +25,7 @@ import { SvpProcess, svpCommand } from "../cli/entry.ts";
 import { ServaldMesh, SERVALD, SKIP_REASON, run } from "./servald-harness.ts";
 import type { ServaldNode } from "./servald-harness.ts";
 import { openUnixDatagram } from "../../src/platform/unix-dgram.ts";
-import { connectServald } from "../../src/servald/servald-transport.ts";
+import { connectServald } from "../../src/servald/connect-servald.ts";
 import type { ServaldTransport } from "../../src/servald/servald-transport.ts";
 import { SID_BROADCAST, parseSid, sidToBase32, sidToHex } from "../../src/mesh/sid.ts";
 import { concat, patternBytes, within } from "../helpers/wait.ts";

@@ -7,7 +7,8 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { openUnixDatagram } from "../../src/platform/unix-dgram.ts";
-import { connectServald, probeServald, servaldPayloadLimit } from "../../src/servald/servald-transport.ts";
+import { connectServald, probeServald } from "../../src/servald/connect-servald.ts";
+import { servaldPayloadLimit } from "../../src/servald/servald-payload-limit.ts";
 import type { ServaldTransport } from "../../src/servald/servald-transport.ts";
 import { parseSid, sidToHex } from "../../src/mesh/sid.ts";
 import type { Sid } from "../../src/mesh/sid.ts";

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openUnixDatagram } from "../../src/platform/unix-dgram.ts";
 import { connectTcp } from "../../src/platform/net.ts";
-import { connectServald } from "../../src/servald/servald-transport.ts";
+import { connectServald } from "../../src/servald/connect-servald.ts";
 import type { ServaldTransport } from "../../src/servald/servald-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";

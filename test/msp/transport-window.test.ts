@@ -8,7 +8,7 @@ import type { MemoryMdpTransport } from "../helpers/memory-transport.ts";
 import { connectMsp } from "../../src/msp/connect.ts";
 import { listenMsp } from "../../src/msp/listener.ts";
 import type { MspStream } from "../../src/msp/msp-stream.ts";
-import { SERVALD_MSP_WINDOW } from "../../src/servald/servald-transport.ts";
+import { SERVALD_MSP_WINDOW } from "../../src/servald/servald-payload-limit.ts";
 import { drain } from "./helpers.ts";
 
 /** Two nodes; `a` advertises `window` like the servald transport does. Nothing is delivered to b's streams' readers. */

@@ -12,7 +12,7 @@ import type { UnixDatagramSocket } from "../../src/platform/unix-dgram.ts";
 import { MDP_FLAG, decodeMdpDatagram, encodeMdpDatagram } from "../../src/mdp/header.ts";
 import type { MdpHeader } from "../../src/mdp/header.ts";
 import { mdpSocketAddress } from "../../src/servald/instance.ts";
-import { SID_INTERNAL } from "../../src/servald/servald-transport.ts";
+import { SID_INTERNAL } from "../../src/servald/mdp-command.ts";
 import { isSidAny, sidEquals } from "../../src/mesh/sid.ts";
 import type { Sid } from "../../src/mesh/sid.ts";
 import { toHex } from "../../src/bytes/hex.ts";

@@ -7,7 +7,9 @@
 import { describe, test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { openUnixDatagram, unixDatagramSupport } from "../../src/platform/unix-dgram.ts";
-import { connectServald, probeServald, servaldPayloadLimit, SID_INTERNAL } from "../../src/servald/servald-transport.ts";
+import { connectServald, probeServald } from "../../src/servald/connect-servald.ts";
+import { SID_INTERNAL } from "../../src/servald/mdp-command.ts";
+import { servaldPayloadLimit } from "../../src/servald/servald-payload-limit.ts";
 import type { ServaldTransport, ServaldTransportOptions } from "../../src/servald/servald-transport.ts";
 import { MDP_FLAG, MDP_HEADER_BYTES } from "../../src/mdp/header.ts";
 import { SID_BROADCAST, isSidAny, sidEquals, sidToHex } from "../../src/mesh/sid.ts";
