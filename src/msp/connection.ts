@@ -33,6 +33,7 @@ import type { Clock } from "../clock.ts";
 import { SvpError } from "../errors.ts";
 import { DeadlineTimer } from "./deadline-timer.ts";
 import { decodeExtPacket, type ExtAckInfo, EXT_MAX_HEADER_BYTES, EXT_MAX_RANGES, MSP_EXT, MSP_OFFER, writeExtHeader } from "./ext-packet.ts";
+import { LossDetector } from "./loss-detector.ts";
 import { countDrop, type MspCounters, newMspCounters } from "./msp-counters.ts";
 import { NewReno, Pacer } from "./new-reno.ts";
 import type { MspDropReason } from "./packet.ts";
@@ -104,11 +105,6 @@ const EXT_ACK_EVERY = 2;
 const EXT_INITIAL_RTT_MS = 333;
 /** Probe timeouts in a row after which everything outstanding counts as lost. */
 const EXT_PERSISTENT_PTOS = 2;
-/** Packet reordering threshold to start with (RFC 9002 kPacketThreshold); it grows when the path reorders more. */
-const EXT_PACKET_THRESHOLD = 3;
-/** Upper bounds of the adaptive reordering tolerance: packets, and RTTs of waiting. */
-const EXT_MAX_PACKET_THRESHOLD = 64;
-const EXT_MAX_TIME_THRESHOLD = 2;
 /** Largest extended packet accepted, bytes (UDP's limit, well above any path MTU). */
 const EXT_MAX_PACKET_BYTES = 65_507;
 /** The classic receive window an offering connector has before it switches (peers assume it). */
@@ -163,13 +159,9 @@ export class MspConnection {
   #peerLimit = (CLASSIC_PEER_WINDOW - 1) & 0xffff;
   #ptoCount = 0;
   #lastElicitingAt = -Infinity;
-  #lossTime = Infinity;
+  #loss = new LossDetector();
   #paceAt = Infinity;
   #cwndBlocked = false;
-  /** Reordering tolerance: a packet overtaken by this many is lost (grows on spurious losses, RFC 8985's spirit). */
-  #packetThreshold = EXT_PACKET_THRESHOLD;
-  /** … or one left waiting this many RTTs after a later one arrived. */
-  #timeThreshold = 9 / 8;
   #largestRx = 0;
   #largestRxAt = 0;
   #elicited = 0;
@@ -824,8 +816,7 @@ export class MspConnection {
         p.lost = false;
         this.#lostCount--;
         this.counters.spuriousLosses++;
-        this.#packetThreshold = Math.min(EXT_MAX_PACKET_THRESHOLD, Math.max(this.#packetThreshold, p.pn === 0 ? 0 : pnDiff(this.#largestAcked, p.pn) + 1));
-        this.#timeThreshold = Math.min(EXT_MAX_TIME_THRESHOLD, this.#timeThreshold + 1 / 8);
+        this.#loss.onSpuriousLoss(this.#largestAcked, p.pn);
         cc.onSpuriousLoss(p.sentAt);
       }
       if (p.counted > 0) {
@@ -875,22 +866,9 @@ export class MspConnection {
     this.counters.rttMs = this.#rtt.srtt;
   }
 
-  /** RFC 9002 6.1: a packet overtaken by 3 later ones, or sent 9/8 RTT before one that arrived, is lost. */
+  /** RFC 9002 6.1: a packet overtaken by 3 later ones, or sent 9/8 RTT before one that arrived, is lost (loss-detector.ts). */
   #detectLosses(now: number): void {
-    const largest = this.#largestAcked;
-    this.#lossTime = Infinity;
-    if (largest === 0) return;
-    const delay = this.#rtt.lossDelay(this.#timeThreshold);
-    const cc = this.#cc!;
-    const list = this.#inflight;
-    for (let i = this.#ih; i < list.length; i++) {
-      const p = list[i]!;
-      // Packets sent classic (pn 0) went before every numbered one.
-      const age = p.pn === 0 ? Infinity : pnDiff(largest, p.pn);
-      if (p.sacked || p.lost || age <= 0) continue;
-      if (age >= this.#packetThreshold || now >= p.sentAt + delay) this.#markLost(p, now, cc);
-      else this.#lossTime = Math.min(this.#lossTime, p.sentAt + delay);
-    }
+    this.#loss.detect(this.#inflight, this.#ih, this.#largestAcked, now, this.#rtt, (p) => this.#markLost(p, now, this.#cc!));
   }
 
   #markLost(p: TxPacket, now: number, cc: NewReno): void {
@@ -915,7 +893,7 @@ export class MspConnection {
     const p = this.params;
     let at = this.#lastRx + p.timeoutMs;
     if (this.#started && this.#answered) {
-      at = Math.min(at, this.#lastTx + p.keepaliveMs, this.#lossTime, this.#ptoDeadline(), this.#paceAt);
+      at = Math.min(at, this.#lastTx + p.keepaliveMs, this.#loss.lossTime, this.#ptoDeadline(), this.#paceAt);
       if (this.#elicited > 0) at = Math.min(at, this.#elicitedAt + p.extMaxAckDelayMs);
     }
     this.#arm(at);
@@ -924,7 +902,7 @@ export class MspConnection {
   #onTimerExt(now: number): void {
     const p = this.params;
     if (!(this.#started && this.#answered)) return;
-    if (now >= this.#lossTime) {
+    if (now >= this.#loss.lossTime) {
       this.#detectLosses(now);
       this.#pump();
       if (this.#closed) return;
