@@ -29,14 +29,20 @@
  * refusal, and late packets after close are answered during `lingerMs`.
  */
 
-import type { Clock, Timer } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import { SvpError } from "../errors.ts";
+import { DeadlineTimer } from "./deadline-timer.ts";
 import { decodeExtPacket, type ExtAckInfo, EXT_MAX_HEADER_BYTES, EXT_MAX_RANGES, MSP_EXT, MSP_OFFER, writeExtHeader } from "./ext-packet.ts";
+import { LossDetector } from "./loss-detector.ts";
+import { countDrop, type MspCounters, newMspCounters } from "./msp-counters.ts";
 import { NewReno, Pacer } from "./new-reno.ts";
 import type { MspDropReason } from "./packet.ts";
 import { MSP_FLAG, MSP_PREAMBLE_BYTES, decodeMspPacket, encodeMspAck, encodeMspStop, seqDiff, writeMspPreamble } from "./packet.ts";
+import { PacketNumberLog, pnDiff } from "./packet-number-log.ts";
 import type { MspParams } from "./params.ts";
+import { ReceiveBuffer } from "./receive-buffer.ts";
 import { RttEstimator } from "./rtt-estimator.ts";
+import { SendQueue, type TxPacket } from "./send-queue.ts";
 
 export type MspRole = "connector" | "listener";
 
@@ -70,29 +76,6 @@ export interface MspConnectionHandler {
   released(): void;
 }
 
-export interface MspCounters {
-  /** Application bytes delivered to the application (consumed). */
-  bytesIn: number;
-  /** Application bytes sent (first transmissions only). */
-  bytesOut: number;
-  /** MSP packets received (valid ones, any form). */
-  packetsIn: number;
-  /** MSP packets sent, including acks, keep-alives and retransmissions. */
-  packetsOut: number;
-  /** Packets sent again (timer, detected loss or probe). */
-  retransmissions: number;
-  /** Smoothed round-trip time, ms; null before any sample. */
-  rttMs: number | null;
-  /** Extended mode: packets declared lost (by packet number or time, or after probe timeouts). */
-  losses: number;
-  /** Extended mode: packets declared lost that turned out to have arrived. */
-  spuriousLosses: number;
-  /** Extended mode: probe timeouts that fired. */
-  probes: number;
-  /** Datagrams dropped, by reason. */
-  drops: Partial<Record<MspDropReason, number>>;
-}
-
 /** A snapshot of the sender's transport state (for status and `--verbose`). */
 export interface MspTransportInfo {
   extension: MspExtState;
@@ -114,27 +97,6 @@ export interface MspTransportInfo {
   minRttMs: number | null;
 }
 
-interface TxPacket {
-  /** `room` bytes of header space, then the data. */
-  buf: Uint8Array;
-  room: number;
-  len: number;
-  /** Data capacity while the packet is still pending (small writes coalesce in extended mode); 0 once it may not grow. */
-  cap: number;
-  flags: number;
-  seq: number;
-  sentAt: number;
-  /** Packet number of the latest transmission (extended mode); 0 = sent classic or not yet. */
-  pn: number;
-  retransmitted: boolean;
-  /** Extended: the peer said it arrived (in a range above its cumulative ack). */
-  sacked: boolean;
-  /** Extended: declared lost and waiting to be sent again. */
-  lost: boolean;
-  /** Extended: bytes this packet counts in bytes-in-flight now (0 = not counted). */
-  counted: number;
-}
-
 type Outcome = "clean" | "aborted" | "stopped" | "refused" | "timeout" | "down";
 
 /** Packets a receiver may let pile up before it acknowledges (extended mode). */
@@ -143,33 +105,15 @@ const EXT_ACK_EVERY = 2;
 const EXT_INITIAL_RTT_MS = 333;
 /** Probe timeouts in a row after which everything outstanding counts as lost. */
 const EXT_PERSISTENT_PTOS = 2;
-/** Packet reordering threshold to start with (RFC 9002 kPacketThreshold); it grows when the path reorders more. */
-const EXT_PACKET_THRESHOLD = 3;
-/** Upper bounds of the adaptive reordering tolerance: packets, and RTTs of waiting. */
-const EXT_MAX_PACKET_THRESHOLD = 64;
-const EXT_MAX_TIME_THRESHOLD = 2;
 /** Largest extended packet accepted, bytes (UDP's limit, well above any path MTU). */
 const EXT_MAX_PACKET_BYTES = 65_507;
-/** Send times remembered by packet number, for RTT samples. */
-const PN_RING = 8192;
 /** The classic receive window an offering connector has before it switches (peers assume it). */
 const CLASSIC_PEER_WINDOW = 8;
 
 export class MspConnection {
   readonly role: MspRole;
   readonly params: MspParams;
-  readonly counters: MspCounters = {
-    bytesIn: 0,
-    bytesOut: 0,
-    packetsIn: 0,
-    packetsOut: 0,
-    retransmissions: 0,
-    rttMs: null,
-    losses: 0,
-    spuriousLosses: 0,
-    probes: 0,
-    drops: {},
-  };
+  readonly counters: MspCounters = newMspCounters();
   readonly #clock: Clock;
   readonly #h: MspConnectionHandler;
 
@@ -190,9 +134,7 @@ export class MspConnection {
   /** Sent and not cumulatively acknowledged, in sequence order, from index `#ih`. */
   #inflight: TxPacket[] = [];
   #ih = 0;
-  #pending: (TxPacket | undefined)[] = [];
-  #pendingHead = 0;
-  #pendingBytes = 0;
+  #pending = new SendQueue();
   #localShutdown = false;
   #wantDrain = false;
   #inWrite = false;
@@ -200,10 +142,7 @@ export class MspConnection {
   #highWaterMark: number;
 
   // ---- receiving
-  #rxNext = 0;
-  #rxHead = 0;
-  #rxData: (Uint8Array | undefined)[];
-  #rxShut: Uint8Array;
+  #rx: ReceiveBuffer;
   #peerShutdownSeq = -1;
   #peerShutdown = false;
   #lastAckSent = -1;
@@ -215,24 +154,14 @@ export class MspConnection {
   #pacer: Pacer | undefined;
   #bytesInFlight = 0;
   #lostCount = 0;
-  #pnNext = 1;
-  #pnSentAt = new Float64Array(PN_RING);
-  #pnOf = new Uint32Array(PN_RING);
+  #pns = new PacketNumberLog();
   #largestAcked = 0;
   #peerLimit = (CLASSIC_PEER_WINDOW - 1) & 0xffff;
   #ptoCount = 0;
   #lastElicitingAt = -Infinity;
-  #lossTime = Infinity;
+  #loss = new LossDetector();
   #paceAt = Infinity;
   #cwndBlocked = false;
-  /** Reordering tolerance: a packet overtaken by this many is lost (grows on spurious losses, RFC 8985's spirit). */
-  #packetThreshold = EXT_PACKET_THRESHOLD;
-  /** … or one left waiting this many RTTs after a later one arrived. */
-  #timeThreshold = 9 / 8;
-  /** Received packets in order from the read position and not yet consumed. */
-  #rxContig = 0;
-  /** Highest ring offset holding a packet (−1: none). */
-  #rxMaxOff = -1;
   #largestRx = 0;
   #largestRxAt = 0;
   #elicited = 0;
@@ -244,8 +173,7 @@ export class MspConnection {
 
   #lastRx: number;
   #lastTx: number;
-  #timer: Timer | undefined;
-  #timerAt = Infinity;
+  readonly #timer: DeadlineTimer;
 
   constructor(role: MspRole, params: MspParams, clock: Clock, handler: MspConnectionHandler) {
     this.role = role;
@@ -260,8 +188,8 @@ export class MspConnection {
     this.#ext = params.extension && role === "connector" ? "offered" : "off";
     this.#messageSize = params.messageSize;
     this.#highWaterMark = params.highWaterMark;
-    this.#rxData = new Array<Uint8Array | undefined>(params.receiveWindow).fill(undefined);
-    this.#rxShut = new Uint8Array(params.receiveWindow);
+    this.#rx = new ReceiveBuffer(params.receiveWindow);
+    this.#timer = new DeadlineTimer(clock, this.#onTimer);
     const now = clock.now();
     this.#lastRx = now;
     this.#lastTx = now;
@@ -310,7 +238,7 @@ export class MspConnection {
   }
   /** Bytes written but not yet handed to the transport (waiting for window space). */
   get pendingBytes(): number {
-    return this.#pendingBytes;
+    return this.#pending.bytes;
   }
   /** Packets sent and not yet acknowledged. */
   get inflightCount(): number {
@@ -318,9 +246,7 @@ export class MspConnection {
   }
   /** Packets received and not yet consumed (in order or not). */
   get bufferedCount(): number {
-    let n = 0;
-    for (const d of this.#rxData) if (d) n++;
-    return n;
+    return this.#rx.count;
   }
 
   /** The sender's window, RTT and congestion state now. */
@@ -375,8 +301,8 @@ export class MspConnection {
   write(chunk: Uint8Array, send = true): boolean {
     if (this.#closed || this.#localShutdown) throw new SvpError("ERR_ABORTED", `write after ${this.#closed ? "close" : "shutdown"}`);
     if (!this.#answered) this.accept();
-    if (this.#ext === "on") this.#queueExt(chunk);
-    else this.#queueClassic(chunk);
+    if (this.#ext === "on") this.#pending.queueExt(chunk, this.#messageSize);
+    else this.#pending.queueClassic(chunk, this.#messageSize);
     if (send) {
       this.#inWrite = true;
       try {
@@ -385,7 +311,7 @@ export class MspConnection {
         this.#inWrite = false;
       }
     }
-    const ok = this.#pendingBytes < this.#highWaterMark;
+    const ok = this.#pending.bytes < this.#highWaterMark;
     if (!ok) this.#wantDrain = true;
     return ok;
   }
@@ -401,14 +327,7 @@ export class MspConnection {
     if (this.#closed || this.#localShutdown) return;
     this.#localShutdown = true;
     if (!this.#answered) this.accept();
-    const tail = this.#pendingHead < this.#pending.length ? this.#pending[this.#pending.length - 1] : undefined;
-    if (tail) {
-      tail.flags |= MSP_FLAG.SHUTDOWN;
-      tail.cap = 0;
-    } else {
-      const room = this.#ext === "on" ? EXT_MAX_HEADER_BYTES : MSP_PREAMBLE_BYTES;
-      this.#pending.push(newTx(new Uint8Array(room), room, 0, 0, MSP_FLAG.SHUTDOWN));
-    }
+    this.#pending.queueShutdown(this.#ext === "on" ? EXT_MAX_HEADER_BYTES : MSP_PREAMBLE_BYTES);
     if (send) this.flush();
   }
 
@@ -418,32 +337,24 @@ export class MspConnection {
    */
   read(): Uint8Array | undefined {
     if (this.#closed || this.#peerShutdown) return undefined;
-    const i = this.#rxHead;
-    const data = this.#rxData[i];
+    const rx = this.#rx;
+    const shut = rx.nextIsShutdown;
+    const data = rx.take();
     if (data === undefined) return undefined;
-    const shut = this.#rxShut[i] === 1;
-    this.#rxData[i] = undefined;
-    this.#rxShut[i] = 0;
-    this.#rxHead = i + 1 === this.#rxData.length ? 0 : i + 1;
-    this.#rxNext = (this.#rxNext + 1) & 0xffff;
     this.#ackDue = true;
     this.counters.bytesIn += data.length;
-    if (this.#ext === "on") {
-      this.#rxContig--;
-      this.#rxMaxOff--;
-      // A window update once a quarter of the receive window has been freed since the last one.
-      if (seqDiff(this.#limit(), this.#lastLimitSent) * 4 >= this.#rxData.length) this.#ackNow = true;
-    }
+    // A window update once a quarter of the receive window has been freed since the last one.
+    if (this.#ext === "on" && seqDiff(rx.limit, this.#lastLimitSent) * 4 >= rx.size) this.#ackNow = true;
     if (shut) {
       this.#peerShutdown = true;
-      this.#rxData.fill(undefined);
+      rx.clear();
     }
     return data;
   }
 
   /** Whether `read()` would return a packet now. */
   get hasReadable(): boolean {
-    return !this.#closed && !this.#peerShutdown && this.#rxData[this.#rxHead] !== undefined;
+    return !this.#closed && !this.#peerShutdown && this.#rx.hasNext;
   }
 
   /**
@@ -541,24 +452,6 @@ export class MspConnection {
     return (this.#receivedData ? MSP_FLAG.ACK : 0) | (this.#heard ? 0 : MSP_FLAG.FIRST | (this.#ext === "offered" ? MSP_OFFER : 0));
   }
 
-  #queueClassic(chunk: Uint8Array): void {
-    const size = this.#messageSize;
-    const n = chunk.length;
-    // The one copy of the data: all packets of this write are cut from one allocation,
-    // each with room for its preamble.
-    const messages = Math.ceil(n / size);
-    const slab = new Uint8Array(n + messages * MSP_PREAMBLE_BYTES);
-    let at = 0;
-    for (let o = 0; o < n; o += size) {
-      const len = Math.min(size, n - o);
-      const buf = messages === 1 ? slab : slab.subarray(at, at + MSP_PREAMBLE_BYTES + len);
-      buf.set(len === n ? chunk : chunk.subarray(o, o + len), MSP_PREAMBLE_BYTES);
-      at += MSP_PREAMBLE_BYTES + len;
-      this.#pending.push(newTx(buf, MSP_PREAMBLE_BYTES, len, 0, 0));
-      this.#pendingBytes += len;
-    }
-  }
-
   #onAck(ack: number, now: number): void {
     const inflight = this.#inflight;
     let k = this.#ih;
@@ -580,28 +473,25 @@ export class MspConnection {
   #onSequenced(seq: number, flags: number, data: Uint8Array, now: number): void {
     this.#receivedData = true;
     const ext = this.#ext === "on";
-    const off = seqDiff(seq, this.#rxNext);
+    const rx = this.#rx;
+    const off = seqDiff(seq, rx.next);
     let reack = false;
     if (off < 0) {
       // Already consumed: our ack was probably lost, so repeat it now.
       this.#drop("duplicate");
       reack = true;
-    } else if (off >= this.#rxData.length) {
+    } else if (off >= rx.size) {
       this.#drop("beyond-window");
     } else if (this.#peerShutdown || (this.#peerShutdownSeq >= 0 && seqDiff(seq, this.#peerShutdownSeq) > 0)) {
       this.#drop("after-shutdown");
     } else {
-      let i = this.#rxHead + off;
-      if (i >= this.#rxData.length) i -= this.#rxData.length;
-      if (this.#rxData[i] !== undefined) {
+      if (rx.has(off)) {
         this.#drop("duplicate");
         if (ext) this.#ackNow = true;
       } else {
-        this.#rxData[i] = data;
-        if (flags & MSP_FLAG.SHUTDOWN) {
-          this.#rxShut[i] = 1;
-          if (this.#peerShutdownSeq < 0 || seqDiff(seq, this.#peerShutdownSeq) < 0) this.#peerShutdownSeq = seq;
-        }
+        const shut = (flags & MSP_FLAG.SHUTDOWN) !== 0;
+        rx.put(off, data, shut);
+        if (shut && (this.#peerShutdownSeq < 0 || seqDiff(seq, this.#peerShutdownSeq) < 0)) this.#peerShutdownSeq = seq;
         if (ext) this.#onArrivedExt(off, flags, now);
         if (off === 0) this.#h.readable();
         if (this.#closed) return;
@@ -635,7 +525,7 @@ export class MspConnection {
     // is all that is outstanding and the peer has shut down too, nothing was lost.
     let onlyBare = true;
     for (let i = this.#ih; i < this.#inflight.length; i++) if (this.#inflight[i]!.len !== 0) onlyBare = false;
-    if (this.#peerShutdown && this.#localShutdown && this.#pendingHead >= this.#pending.length && onlyBare) {
+    if (this.#peerShutdown && this.#localShutdown && this.#pending.empty && onlyBare) {
       this.#finish("clean", undefined);
       return;
     }
@@ -646,7 +536,7 @@ export class MspConnection {
     if (!this.#started || !this.#answered || this.#closed) return;
     if (this.#ext === "on") this.#pumpExt(this.#clock.now());
     else this.#pumpClassic();
-    if (this.#wantDrain && !this.#inWrite && this.#pendingBytes <= this.#highWaterMark / 2) {
+    if (this.#wantDrain && !this.#inWrite && this.#pending.bytes <= this.#highWaterMark / 2) {
       this.#wantDrain = false;
       this.#h.drain();
     }
@@ -655,36 +545,21 @@ export class MspConnection {
   #pumpClassic(): void {
     const window = this.params.window;
     const pending = this.#pending;
-    if (this.#pendingHead < pending.length && this.inflightCount < window) {
+    if (!pending.empty && this.inflightCount < window) {
       const now = this.#clock.now();
-      while (this.inflightCount < window && this.#pendingHead < pending.length) {
+      while (this.inflightCount < window && !pending.empty) {
         const p = this.#takePending();
         this.#inflight.push(p);
         this.#sendData(p, now, false);
       }
-      this.#compactPending();
+      pending.compact();
     }
   }
 
   #takePending(): TxPacket {
-    const p = this.#pending[this.#pendingHead]!;
-    this.#pending[this.#pendingHead++] = undefined;
-    this.#pendingBytes -= p.len;
-    p.cap = 0;
-    p.seq = this.#txNext;
+    const p = this.#pending.take(this.#txNext);
     this.#txNext = (this.#txNext + 1) & 0xffff;
     return p;
-  }
-
-  #compactPending(): void {
-    const pending = this.#pending;
-    if (this.#pendingHead >= pending.length) {
-      pending.length = 0;
-      this.#pendingHead = 0;
-    } else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > pending.length) {
-      this.#pending = pending.slice(this.#pendingHead);
-      this.#pendingHead = 0;
-    }
   }
 
   #advanceInflight(k: number): void {
@@ -718,7 +593,7 @@ export class MspConnection {
       buf = buf.slice();
       p.buf = buf;
     }
-    const ack = (this.#rxNext - 1) & 0xffff;
+    const ack = (this.#rx.next - 1) & 0xffff;
     const start = p.room - MSP_PREAMBLE_BYTES;
     writeMspPreamble(start === 0 ? buf : buf.subarray(start), this.#ackFlags() | p.flags, ack, p.seq);
     this.#lastAckSent = ack;
@@ -732,7 +607,7 @@ export class MspConnection {
       this.#sendAckExt(now);
       return;
     }
-    const ack = (this.#rxNext - 1) & 0xffff;
+    const ack = (this.#rx.next - 1) & 0xffff;
     this.#lastAckSent = ack;
     this.#ackDue = false;
     this.#transmitRaw(encodeMspAck(this.#ackFlags(), ack), now);
@@ -761,13 +636,9 @@ export class MspConnection {
     if (this.role === "connector" && this.#firstSentAt >= 0 && !this.#resentBeforeHeard) this.#takeRttSample(now - this.#firstSentAt, 0);
     // Receive buffer: as many packets as the byte budget allows at the largest message size,
     // never less than the classic window nor more than a quarter of the sequence space.
-    const slots = Math.min(8192, Math.max(this.#rxData.length, 32, Math.ceil(p.extReceiveBytes / (p.extMaxPacketBytes - EXT_MAX_HEADER_BYTES))));
-    this.#growRing(slots);
-    let contig = 0;
-    while (contig < this.#rxData.length && this.#rxData[(this.#rxHead + contig) % this.#rxData.length] !== undefined) contig++;
-    this.#rxContig = contig;
-    this.#rxMaxOff = -1;
-    for (let off = 0; off < this.#rxData.length; off++) if (this.#rxData[(this.#rxHead + off) % this.#rxData.length] !== undefined) this.#rxMaxOff = off;
+    const slots = Math.min(8192, Math.max(this.#rx.size, 32, Math.ceil(p.extReceiveBytes / (p.extMaxPacketBytes - EXT_MAX_HEADER_BYTES))));
+    this.#rx.grow(slots);
+    this.#rx.startTracking();
     // Packets sent classic are in flight with packet number 0 (older than any numbered one).
     // The probe timeout covers them from their last transmission on.
     for (let i = this.#ih; i < this.#inflight.length; i++) {
@@ -776,99 +647,18 @@ export class MspConnection {
       this.#bytesInFlight += q.counted;
       this.#lastElicitingAt = Math.max(this.#lastElicitingAt, q.sentAt);
     }
-    this.#recutPending();
+    this.#pending.recutExt(this.#messageSize);
     this.#ackNow = true;
   }
 
-  #growRing(slots: number): void {
-    const old = this.#rxData;
-    if (slots <= old.length) return;
-    const data = new Array<Uint8Array | undefined>(slots).fill(undefined);
-    const shut = new Uint8Array(slots);
-    for (let off = 0; off < old.length; off++) {
-      const i = (this.#rxHead + off) % old.length;
-      data[off] = old[i];
-      shut[off] = this.#rxShut[i]!;
-    }
-    this.#rxData = data;
-    this.#rxShut = shut;
-    this.#rxHead = 0;
-  }
-
-  /** Unsent classic messages become extended ones (packed to the larger message size). */
-  #recutPending(): void {
-    const old = this.#pending.slice(this.#pendingHead) as TxPacket[];
-    this.#pending = [];
-    this.#pendingHead = 0;
-    this.#pendingBytes = 0;
-    const shutdown = old.length > 0 && (old[old.length - 1]!.flags & MSP_FLAG.SHUTDOWN) !== 0;
-    for (const p of old) if (p.len > 0) this.#queueExt(p.buf.subarray(p.room, p.room + p.len));
-    if (shutdown) {
-      const tail = this.#pending[this.#pending.length - 1];
-      if (tail) {
-        tail.flags |= MSP_FLAG.SHUTDOWN;
-        tail.cap = 0;
-      } else {
-        this.#pending.push(newTx(new Uint8Array(EXT_MAX_HEADER_BYTES), EXT_MAX_HEADER_BYTES, 0, 0, MSP_FLAG.SHUTDOWN));
-      }
-    }
-  }
-
-  /** Append to the last pending packet while it has room, then start new ones (capacity grows by doubling). */
-  #queueExt(chunk: Uint8Array): void {
-    const size = this.#messageSize;
-    let o = 0;
-    const n = chunk.length;
-    this.#pendingBytes += n;
-    const tail = this.#pendingHead < this.#pending.length ? this.#pending[this.#pending.length - 1] : undefined;
-    if (tail && tail.len < size && !(tail.flags & MSP_FLAG.SHUTDOWN)) {
-      const take = Math.min(n, size - tail.len);
-      if (tail.len + take > tail.cap) {
-        const cap = Math.min(size, Math.max(2 * tail.cap, tail.len + take));
-        const buf = new Uint8Array(tail.room + cap);
-        buf.set(tail.buf.subarray(tail.room, tail.room + tail.len), tail.room);
-        tail.buf = buf;
-        tail.cap = cap;
-      }
-      tail.buf.set(take === n ? chunk : chunk.subarray(0, take), tail.room + tail.len);
-      tail.len += take;
-      o = take;
-    }
-    while (o < n) {
-      const len = Math.min(size, n - o);
-      const buf = new Uint8Array(EXT_MAX_HEADER_BYTES + len);
-      buf.set(o === 0 && len === n ? chunk : chunk.subarray(o, o + len), EXT_MAX_HEADER_BYTES);
-      this.#pending.push(newTx(buf, EXT_MAX_HEADER_BYTES, len, len, 0));
-      o += len;
-    }
-  }
-
-  #limit(): number {
-    return (this.#rxNext - 1 + this.#rxData.length) & 0xffff;
-  }
-
   #ackInfo(now: number): ExtAckInfo {
-    const ranges: number[] = [];
-    if (this.#rxMaxOff > this.#rxContig) {
-      const ring = this.#rxData;
-      const size = ring.length;
-      let runStart = -1;
-      for (let off = this.#rxContig + 1; off <= this.#rxMaxOff + 1; off++) {
-        const have = off <= this.#rxMaxOff && ring[(this.#rxHead + off) % size] !== undefined;
-        if (have && runStart < 0) runStart = off;
-        else if (!have && runStart >= 0) {
-          ranges.push((this.#rxNext + runStart) & 0xffff, (this.#rxNext + off - 1) & 0xffff);
-          runStart = -1;
-          if (ranges.length >= 2 * EXT_MAX_RANGES) break;
-        }
-      }
-    }
+    const rx = this.#rx;
     return {
-      ack: (this.#rxNext - 1 + this.#rxContig) & 0xffff,
-      limit: this.#limit(),
+      ack: rx.cumulativeAck,
+      limit: rx.limit,
       largest: this.#largestRx,
       delayMs: this.#largestRx === 0 ? 0 : now - this.#largestRxAt,
-      ranges,
+      ranges: rx.ackRanges(EXT_MAX_RANGES),
     };
   }
 
@@ -897,11 +687,7 @@ export class MspConnection {
       p.buf = buf;
       p.room = EXT_MAX_HEADER_BYTES;
     }
-    const pn = this.#pnNext++;
-    if (this.#pnNext > 0xffff_ffff) this.#pnNext = 1;
-    const slot = pn % PN_RING;
-    this.#pnOf[slot] = pn;
-    this.#pnSentAt[slot] = now;
+    const pn = this.#pns.record(now);
     p.pn = pn;
     p.sentAt = now;
     p.lost = false;
@@ -953,7 +739,7 @@ export class MspConnection {
       }
     }
     const pending = this.#pending;
-    while (this.#pendingHead < pending.length && this.#lostCount === 0) {
+    while (!pending.empty && this.#lostCount === 0) {
       if (seqDiff(this.#txNext, this.#peerLimit) > 0 || this.inflightCount >= this.params.extMaxWindow) break;
       if (!canSend()) break;
       const p = this.#takePending();
@@ -963,23 +749,16 @@ export class MspConnection {
       sent = true;
       if (this.#closed) return;
     }
-    this.#compactPending();
+    pending.compact();
     if (sent || this.#paceAt !== Infinity) this.#armExt();
   }
 
   /** A new packet arrived at ring offset `off` (not a duplicate). */
   #onArrivedExt(off: number, flags: number, now: number): void {
-    if (off > this.#rxMaxOff) this.#rxMaxOff = off;
-    if (off === this.#rxContig) {
-      const ring = this.#rxData;
-      const size = ring.length;
-      let c = this.#rxContig + 1;
-      while (c < size && ring[(this.#rxHead + c) % size] !== undefined) c++;
-      this.#rxContig = c;
-    }
+    const rx = this.#rx;
     if (this.#elicited++ === 0) this.#elicitedAt = now;
     // At once: every second packet, anything that leaves or fills a gap, and the end.
-    if (this.#elicited >= EXT_ACK_EVERY || off !== this.#rxContig - 1 || this.#rxMaxOff >= this.#rxContig || flags & MSP_FLAG.SHUTDOWN) this.#ackNow = true;
+    if (this.#elicited >= EXT_ACK_EVERY || off !== rx.contig - 1 || rx.maxOff >= rx.contig || flags & MSP_FLAG.SHUTDOWN) this.#ackNow = true;
   }
 
   #receiveExt(bytes: Uint8Array): void {
@@ -1000,7 +779,7 @@ export class MspConnection {
     const sentLast = (this.#txNext - 1) & 0xffff;
     if (seqDiff(p.ack, sentLast) > 0) return this.#drop("bad-ack");
     for (let i = 1; i < p.ranges.length; i += 2) if (seqDiff(p.ranges[i]!, sentLast) > 0) return this.#drop("bad-ack");
-    if (p.largest !== 0 && pnDiff(p.largest, this.#pnNext) >= 0) return this.#drop("bad-ack");
+    if (p.largest !== 0 && pnDiff(p.largest, this.#pns.next) >= 0) return this.#drop("bad-ack");
     const window = seqDiff(p.limit, p.ack);
     if (window < 0 || window > 8192) return this.#drop("bad-ext");
     if (p.pn !== 0 && this.#largestRx !== 0 && pnDiff(p.pn, this.#largestRx) < -0x4000_0000) return this.#drop("bad-ext");
@@ -1037,8 +816,7 @@ export class MspConnection {
         p.lost = false;
         this.#lostCount--;
         this.counters.spuriousLosses++;
-        this.#packetThreshold = Math.min(EXT_MAX_PACKET_THRESHOLD, Math.max(this.#packetThreshold, p.pn === 0 ? 0 : pnDiff(this.#largestAcked, p.pn) + 1));
-        this.#timeThreshold = Math.min(EXT_MAX_TIME_THRESHOLD, this.#timeThreshold + 1 / 8);
+        this.#loss.onSpuriousLoss(this.#largestAcked, p.pn);
         cc.onSpuriousLoss(p.sentAt);
       }
       if (p.counted > 0) {
@@ -1074,8 +852,8 @@ export class MspConnection {
     // RTT from the largest packet number acknowledged, when it is new.
     if (info.largest !== 0 && (this.#largestAcked === 0 || pnDiff(info.largest, this.#largestAcked) > 0)) {
       this.#largestAcked = info.largest;
-      const slot = info.largest % PN_RING;
-      if (this.#pnOf[slot] === info.largest) this.#takeRttSample(now - this.#pnSentAt[slot]!, info.delayMs);
+      const sentAt = this.#pns.sentAt(info.largest);
+      if (sentAt !== undefined) this.#takeRttSample(now - sentAt, info.delayMs);
     }
     if (progress) this.#ptoCount = 0;
     this.#detectLosses(now);
@@ -1088,22 +866,9 @@ export class MspConnection {
     this.counters.rttMs = this.#rtt.srtt;
   }
 
-  /** RFC 9002 6.1: a packet overtaken by 3 later ones, or sent 9/8 RTT before one that arrived, is lost. */
+  /** RFC 9002 6.1: a packet overtaken by 3 later ones, or sent 9/8 RTT before one that arrived, is lost (loss-detector.ts). */
   #detectLosses(now: number): void {
-    const largest = this.#largestAcked;
-    this.#lossTime = Infinity;
-    if (largest === 0) return;
-    const delay = this.#rtt.lossDelay(this.#timeThreshold);
-    const cc = this.#cc!;
-    const list = this.#inflight;
-    for (let i = this.#ih; i < list.length; i++) {
-      const p = list[i]!;
-      // Packets sent classic (pn 0) went before every numbered one.
-      const age = p.pn === 0 ? Infinity : pnDiff(largest, p.pn);
-      if (p.sacked || p.lost || age <= 0) continue;
-      if (age >= this.#packetThreshold || now >= p.sentAt + delay) this.#markLost(p, now, cc);
-      else this.#lossTime = Math.min(this.#lossTime, p.sentAt + delay);
-    }
+    this.#loss.detect(this.#inflight, this.#ih, this.#largestAcked, now, this.#rtt, (p) => this.#markLost(p, now, this.#cc!));
   }
 
   #markLost(p: TxPacket, now: number, cc: NewReno): void {
@@ -1128,7 +893,7 @@ export class MspConnection {
     const p = this.params;
     let at = this.#lastRx + p.timeoutMs;
     if (this.#started && this.#answered) {
-      at = Math.min(at, this.#lastTx + p.keepaliveMs, this.#lossTime, this.#ptoDeadline(), this.#paceAt);
+      at = Math.min(at, this.#lastTx + p.keepaliveMs, this.#loss.lossTime, this.#ptoDeadline(), this.#paceAt);
       if (this.#elicited > 0) at = Math.min(at, this.#elicitedAt + p.extMaxAckDelayMs);
     }
     this.#arm(at);
@@ -1137,7 +902,7 @@ export class MspConnection {
   #onTimerExt(now: number): void {
     const p = this.params;
     if (!(this.#started && this.#answered)) return;
-    if (now >= this.#lossTime) {
+    if (now >= this.#loss.lossTime) {
       this.#detectLosses(now);
       this.#pump();
       if (this.#closed) return;
@@ -1183,8 +948,8 @@ export class MspConnection {
       this.#localShutdown &&
       this.#peerShutdown &&
       this.inflightCount === 0 &&
-      this.#pendingHead >= this.#pending.length &&
-      this.#lastAckSent === ((this.#rxNext - 1) & 0xffff)
+      this.#pending.empty &&
+      this.#lastAckSent === ((this.#rx.next - 1) & 0xffff)
     ) {
       this.#finish("clean", undefined);
     }
@@ -1197,15 +962,11 @@ export class MspConnection {
     this.#error = err;
     this.#inflight = [];
     this.#ih = 0;
-    this.#pending = [];
-    this.#pendingHead = 0;
-    this.#pendingBytes = 0;
+    this.#pending.clear();
     this.#bytesInFlight = 0;
     this.#lostCount = 0;
-    this.#rxData.fill(undefined);
-    this.#timer?.cancel();
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+    this.#rx.clear();
+    this.#timer.cancel();
     const now = this.#clock.now();
     this.#lingerUntil = now + this.params.lingerMs;
     this.#lingerCap = now + this.params.timeoutMs;
@@ -1229,7 +990,7 @@ export class MspConnection {
     this.#drop("after-close");
     this.#lingerUntil = Math.min(now + this.params.lingerMs, this.#lingerCap);
     if (this.#outcome === "clean") {
-      if (seq >= 0 && seqDiff(seq, this.#rxNext) < 0) this.#sendAck(now);
+      if (seq >= 0 && seqDiff(seq, this.#rx.next) < 0) this.#sendAck(now);
     } else {
       this.#transmitRaw(encodeMspStop(), now);
     }
@@ -1238,28 +999,20 @@ export class MspConnection {
   #release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.#timer?.cancel();
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+    this.#timer.cancel();
     this.#h.released();
   }
 
   #drop(reason: MspDropReason): void {
-    const d = this.counters.drops;
-    d[reason] = (d[reason] ?? 0) + 1;
+    countDrop(this.counters, reason);
   }
 
   /** Keep the one timer at the earliest deadline; later deadlines are found when it fires. */
   #arm(at: number): void {
-    if (this.#timer !== undefined && this.#timerAt <= at) return;
-    this.#timer?.cancel();
-    this.#timerAt = at;
-    this.#timer = this.#clock.setTimeout(this.#onTimer, Math.max(0, at - this.#clock.now()));
+    this.#timer.arm(at);
   }
 
   readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
     if (this.#released) return;
     const now = this.#clock.now();
     const p = this.params;
@@ -1295,13 +1048,4 @@ export class MspConnection {
     }
     this.#arm(next);
   };
-}
-
-/** Packet numbers wrap at 32 bits (skipping 0, which means "none"): a − b as a signed 32-bit distance. */
-function pnDiff(a: number, b: number): number {
-  return (a - b) | 0;
-}
-
-function newTx(buf: Uint8Array, room: number, len: number, cap: number, flags: number): TxPacket {
-  return { buf, room, len, cap, flags, seq: -1, sentAt: -1, pn: 0, retransmitted: false, sacked: false, lost: false, counted: 0 };
 }

@@ -24,8 +24,9 @@ import type { SvpError } from "../errors.ts";
 import type { MdpAddress } from "../mdp/transport.ts";
 import { sidShort } from "../mesh/sid.ts";
 import { ByteStreamBase } from "../stream/byte-stream-base.ts";
-import type { MspCounters, MspExtState, MspRole, MspState, MspTransportInfo } from "./connection.ts";
+import type { MspExtState, MspRole, MspState, MspTransportInfo } from "./connection.ts";
 import { MspConnection } from "./connection.ts";
+import type { MspCounters } from "./msp-counters.ts";
 import type { MspDropReason } from "./packet.ts";
 import type { MspParams } from "./params.ts";
 
