@@ -537,6 +537,9 @@ describe("nothing accumulates", () => {
     };
     for (let round = 0; round < 10; round++) await Promise.all(Array.from({ length: 20 }, (_, i) => one(round * 20 + i)));
     await until(() => ta.socketCount === 0 && listener.connectionCount === 0, "every stream released (after its linger)");
+    // A port closed by the client is unbound by a message on the local API: it reaches the
+    // daemon a moment after the client's own count drops.
+    await until(() => a.node.apiStatus().ports === 0, "the daemon saw every unbind");
     const api = a.node.apiStatus();
     assert.equal(api.ports, 0, "the client's ports are all unbound");
     assert.equal(api.mspRemotes, 0, "no remote remembered for ports that are gone");
