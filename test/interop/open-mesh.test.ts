@@ -3,7 +3,8 @@
  * (SVP_SERVALD), on two linked servald instances A and B: one `openMesh({ mesh: "servald",
  * servaldInstance })` on each as the two parties, and servald's own `msp connect` as the
  * other end of one test:
- * - identity, description and status() of the servald backend, with B as a peer;
+ * - identity, description and status() of the servald backend, with B as a peer, and the
+ *   instance's source (the option, or SERVALINSTANCE_PATH);
  * - dial and listen both ways, byte-exact both directions, half-close in either order;
  * - `servald msp connect` → an openMesh listener: the answer after EOF, byte-exact;
  * - a signal: before the dial, during it (nobody answers), and after it (the stream is reset);
@@ -103,6 +104,7 @@ describe("openMesh() on the servald backend", { skip: SKIP_REASON }, () => {
     assert.equal(r.backend, "servald");
     assert.equal(r.identity.sid, A.sid);
     assert.equal(r.servald?.instance, A.instance);
+    assert.equal(r.servald?.instanceSource, "option");
     assert.equal(r.servald?.via, "socket");
     assert.deepEqual(r.servald?.interfaces, ["dummy1"]);
     const peer = r.peers.find((p) => p.sid === B.sid);
@@ -112,6 +114,21 @@ describe("openMesh() on the servald backend", { skip: SKIP_REASON }, () => {
     const rb = await within(b.status(), 10_000, "B's status()");
     assert.equal(rb.identity.sid, B.sid);
     assert.ok(rb.peers.some((p) => p.sid === A.sid));
+    // Found through SERVALINSTANCE_PATH (no servaldInstance): B's daemon, and the report says so.
+    const saved = process.env.SERVALINSTANCE_PATH;
+    process.env.SERVALINSTANCE_PATH = B.instance;
+    try {
+      const m = await within(openMesh({ mesh: "servald" }), 10_000, "openMesh by SERVALINSTANCE_PATH");
+      opened.push(m);
+      assert.equal(m.sid, B.sid);
+      const re = await within(m.status(), 10_000, "status()");
+      assert.equal(re.servald?.instance, B.instance);
+      assert.equal(re.servald?.instanceSource, "env");
+      await m.close();
+    } finally {
+      if (saved === undefined) delete process.env.SERVALINSTANCE_PATH;
+      else process.env.SERVALINSTANCE_PATH = saved;
+    }
   });
 
   test("B dials A: 200 kB each way byte-exact; the client half-closes first, the server answers after EOF", async () => {
