@@ -15,8 +15,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { isSvpError, openMesh } from "../../src/index.ts";
-import type { Mesh, MeshListener, MeshStream, SvpError } from "../../src/index.ts";
+import { isSvpError } from "../../src/errors.ts";
+import type { SvpError } from "../../src/errors.ts";
+import { openMesh } from "../../src/platform/mesh.ts";
+import type { Mesh, MeshListener } from "../../src/platform/mesh.ts";
+import type { MeshStream } from "../../src/platform/mesh-stream.ts";
 import { ServaldMesh, SKIP_REASON } from "./servald-harness.ts";
 import type { ServaldNode } from "./servald-harness.ts";
 import { concat, patternBytes, within } from "../helpers/wait.ts";
