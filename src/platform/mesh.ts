@@ -330,7 +330,14 @@ class OpenMesh implements Mesh {
     this.#check("status");
     const t = this.#session.transport;
     if (t instanceof EmbeddedTransport) return t.status();
-    if (t.kind === "servald") return queryServaldStatus({ instance: (t as ServaldTransport).instance.path });
+    if (t.kind === "servald") {
+      // Asked by path, so the daemon this session uses answers even when the environment
+      // changed since; but where that path came from is the session's (option, env, default).
+      const instance = (t as ServaldTransport).instance;
+      const report = await queryServaldStatus({ instance: instance.path });
+      if (report.servald) report.servald.instanceSource = instance.source;
+      return report;
+    }
     throw new SvpError("ERR_INTERNAL", `no status for a ${t.kind} backend`);
   }
 
