@@ -27,35 +27,20 @@ import { ByteStreamBase } from "../stream/byte-stream-base.ts";
 import type { MspExtState, MspRole, MspState, MspTransportInfo } from "./connection.ts";
 import { MspConnection } from "./connection.ts";
 import type { MspCounters } from "./msp-counters.ts";
-import type { MspDropReason } from "./packet.ts";
 import type { MspParams } from "./params.ts";
 
-/** A snapshot for `svp status` and logs. */
-export interface MspStreamStats {
+/** A snapshot for `svp status` and logs: the connection's counters (msp-counters.ts) and its state. */
+export interface MspStreamStats extends MspCounters {
   state: MspState;
   role: MspRole;
   local: MdpAddress;
   remote: MdpAddress;
-  /** Application bytes delivered to the reader / first sent to the peer. */
-  bytesIn: number;
-  bytesOut: number;
-  /** MSP packets received / sent (acks, keep-alives and retransmissions included). */
-  packetsIn: number;
-  packetsOut: number;
-  retransmissions: number;
-  /** Smoothed round-trip time, ms; null before the first sample. */
-  rttMs: number | null;
   /** Whether svp's MSP extension is in use ("offered": not known yet). */
   extension: MspExtState;
-  /** Extended mode: packets declared lost, those of them that arrived after all, and probe timeouts. */
-  losses: number;
-  spuriousLosses: number;
-  probes: number;
   /** Window, congestion and RTT state of the sending side now. */
   transport: MspTransportInfo;
   /** Bytes written and waiting for window space. */
   pendingBytes: number;
-  drops: Partial<Record<MspDropReason, number>>;
   /** `clock.now()` when the stream was created. */
   startedAt: number;
   /** Error code when the state is "failed" with a reason. */

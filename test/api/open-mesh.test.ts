@@ -18,7 +18,7 @@ import { isSvpError, openMesh, toWebStreams, SvpError } from "../../src/index.ts
 import type { Mesh, MeshStream } from "../../src/index.ts";
 import { stopDaemon } from "../../src/platform/daemon-control.ts";
 import { startEmbeddedNode, type EmbeddedNode } from "../../src/platform/embedded-node.ts";
-import { within } from "../helpers/wait.ts";
+import { rejection, within } from "../helpers/wait.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const indexUrl = pathToFileURL(join(here, "../../src/index.ts")).href;
@@ -73,17 +73,7 @@ function readText(s: MeshStream): Promise<string> {
 }
 
 function errorOf(p: Promise<unknown>): Promise<SvpError> {
-  return within(
-    p.then(
-      () => assert.fail("expected a rejection"),
-      (err: unknown) => {
-        assert.ok(isSvpError(err), `an SvpError, got ${String(err)}`);
-        return err;
-      },
-    ),
-    8000,
-    "a rejection",
-  );
+  return rejection(p, 8000);
 }
 
 before(async () => {

@@ -2,6 +2,7 @@
 
 import type { ByteStream } from "../../src/stream/byte-stream.ts";
 import type { SvpError } from "../../src/errors.ts";
+import { isSvpError } from "../../src/errors.ts";
 import { concatBytes } from "../../src/bytes/concat.ts";
 
 /** Reject if `p` has not settled within `ms` (real time). */
@@ -11,6 +12,23 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The `SvpError` that `p` rejects with, within `ms`; fails if it resolves or rejects with something else. */
+export function rejection(p: Promise<unknown>, ms: number): Promise<SvpError> {
+  return within(
+    p.then(
+      () => {
+        throw new Error("expected a rejection");
+      },
+      (err: unknown) => {
+        if (!isSvpError(err)) throw new Error(`expected an SvpError, got ${String(err)}`);
+        return err;
+      },
+    ),
+    ms,
+    "a rejection",
+  );
 }
 
 /** Resolve on the next `event` of `s`. */

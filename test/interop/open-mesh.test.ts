@@ -22,7 +22,7 @@ import type { Mesh, MeshListener } from "../../src/platform/mesh.ts";
 import type { MeshStream } from "../../src/platform/mesh-stream.ts";
 import { ServaldMesh, SKIP_REASON } from "./servald-harness.ts";
 import type { ServaldNode } from "./servald-harness.ts";
-import { concat, patternBytes, within } from "../helpers/wait.ts";
+import { concat, patternBytes, rejection, within } from "../helpers/wait.ts";
 
 const enc = new TextEncoder();
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -58,17 +58,7 @@ function closeOf(s: MeshStream): Promise<void> {
 }
 
 function errorOf(p: Promise<unknown>, ms = 10_000): Promise<SvpError> {
-  return within(
-    p.then(
-      () => assert.fail("expected a rejection"),
-      (err: unknown) => {
-        assert.ok(isSvpError(err), `an SvpError, got ${String(err)}`);
-        return err;
-      },
-    ),
-    ms,
-    "a rejection",
-  );
+  return rejection(p, ms);
 }
 
 describe("openMesh() on the servald backend", { skip: SKIP_REASON }, () => {
