@@ -52,7 +52,11 @@ import type { Clock, Timer } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import { isSidAny, isSidBroadcast, type Sid, sidShort } from "../mesh/sid.ts";
 import { bytesKey, bytesKeyAt } from "./bytes-key.ts";
+import { EntryList } from "./entry-list.ts";
+import { impossibleAnnouncement, MAX_HOPS } from "./impossible-announcement.ts";
 import { LINK_COST_UNIT } from "./link-quality.ts";
+import type { RouteDropReason } from "./route-drop-reasons.ts";
+import { seqnoNewer } from "./seqno-newer.ts";
 import {
   BOOT_LEN,
   MAX_UPDATE_INTERVAL_MS,
@@ -71,14 +75,9 @@ import {
   TLV_BYTES,
 } from "./route-packet.ts";
 
-/** MDP's largest TTL: no route is longer, no frame travels further. */
-export const MAX_HOPS = 31;
-/** The smallest MTU a route may announce (smaller ones are "route-impossible"). */
-export const MIN_ROUTE_MTU = 256;
-
-/** Why a routing message was dropped (merged into the overlay's drop counters). */
-export const ROUTE_DROP_REASONS = ["route-malformed", "route-impossible", "route-table-full", "route-rate", "route-not-neighbour"] as const;
-export type RouteDropReason = (typeof ROUTE_DROP_REASONS)[number];
+export { MAX_HOPS, MIN_ROUTE_MTU } from "./impossible-announcement.ts";
+export { ROUTE_DROP_REASONS, type RouteDropReason } from "./route-drop-reasons.ts";
+export { seqnoNewer } from "./seqno-newer.ts";
 
 export interface RouterOptions {
   clock: Clock;
@@ -157,7 +156,7 @@ interface Dest {
   sid: Sid;
   key: string;
   prefixKey: string;
-  entries: EntryList;
+  entries: EntryList<Entry>;
   selected: Entry | undefined;
   view: RouteView | undefined;
   /** What we last announced for it in a triggered update (to decide on the next); fields, not an object, per destination. */
@@ -209,23 +208,6 @@ const ASKER_HOLD_MS = 5000;
 const FORWARDED_REQUEST_HOLD_MS = 500;
 const TOKENS_MIN_PER_S = 200;
 const ROUTE_REQUEST_MIN_INTERVAL_MS = 1000;
-
-/** The `len` bytes at `o` are not all zero (SID "any", a zero boot) and not all 0xFF (broadcast): checked per announcement, so no allocation. */
-function usableId(b: Uint8Array, o: number, len: number): boolean {
-  let or = 0;
-  let and = 0xff;
-  for (let i = o; i < o + len; i++) {
-    or |= b[i]!;
-    and &= b[i]!;
-  }
-  return or !== 0 && and !== 0xff;
-}
-
-/** True when 16-bit seqno `a` is newer than `b`. */
-export function seqnoNewer(a: number, b: number): boolean {
-  const d = (a - b) & 0xffff;
-  return d !== 0 && d < 0x8000;
-}
 
 export class Router extends Emitter<RouterEvents> {
   readonly updateIntervalMs: number;
@@ -435,8 +417,7 @@ export class Router extends Emitter<RouterEvents> {
 
   /** An announcement of (the 32 bytes of `db` at `da`, the 8 of `bb` at `ba`): views are never kept, copies are made when needed. */
   #onUpdate(n: Neighbour, db: Uint8Array, da: number, bb: Uint8Array, ba: number, seqno: number, metric: number, hops: number, mtu: number, now: number): void {
-    if (!usableId(db, da, 32) || !usableId(bb, ba, BOOT_LEN)) return this.#drop("route-impossible");
-    if (metric !== METRIC_INFINITY && (metric < LINK_COST_UNIT * hops || (hops === 0 && metric !== 0) || mtu < MIN_ROUTE_MTU)) return this.#drop("route-impossible");
+    if (impossibleAnnouncement(db, da, bb, ba, metric, hops, mtu)) return this.#drop("route-impossible");
     const destKey = bytesKeyAt(db, da, 32);
     const bootKey = bytesKeyAt(bb, ba, BOOT_LEN);
     if (this.#self.has(destKey)) {
@@ -905,45 +886,5 @@ function unfull(d: Dest, n: Neighbour): void {
   if (i >= 0) {
     d.fullTo[i] = d.fullTo[d.fullTo.length - 1]!;
     d.fullTo.pop();
-  }
-}
-
-/**
- * The routes to one destination, one per neighbour: a small array rather than a Map (a
- * destination has a handful of them, and a Map costs ~190 bytes even with one entry; this
- * table holds one per destination of the mesh).
- */
-class EntryList {
-  #a: Entry[] = [];
-
-  get size(): number {
-    return this.#a.length;
-  }
-
-  get(key: string): Entry | undefined {
-    for (const e of this.#a) if (e.neighbour.key === key) return e;
-    return undefined;
-  }
-
-  has(key: string): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  set(key: string, e: Entry): void {
-    const i = this.#a.findIndex((x) => x.neighbour.key === key);
-    if (i >= 0) this.#a[i] = e;
-    else this.#a.push(e);
-  }
-
-  delete(key: string): boolean {
-    const i = this.#a.findIndex((x) => x.neighbour.key === key);
-    if (i < 0) return false;
-    this.#a[i] = this.#a[this.#a.length - 1]!;
-    this.#a.pop();
-    return true;
-  }
-
-  values(): Entry[] {
-    return this.#a;
   }
 }
