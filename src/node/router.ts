@@ -57,6 +57,7 @@ import { impossibleAnnouncement, MAX_HOPS } from "./impossible-announcement.ts";
 import { LINK_COST_UNIT } from "./link-quality.ts";
 import type { RouteDropReason } from "./route-drop-reasons.ts";
 import { seqnoNewer } from "./seqno-newer.ts";
+import { isFeasible, type RouteSource, SourceTable, updateFd } from "./source-table.ts";
 import {
   BOOT_LEN,
   MAX_UPDATE_INTERVAL_MS,
@@ -142,7 +143,7 @@ interface Neighbour {
 interface Entry {
   neighbour: Neighbour;
   /** The source (destination SID and its owner's boot) this route is for. */
-  src: Source;
+  src: RouteSource;
   seqno: number;
   /** The neighbour's metric (its distance), not including the link. */
   metric: number;
@@ -181,20 +182,6 @@ interface Dest {
   askers: { n: Neighbour; seqno: number; at: number }[] | undefined;
 }
 
-interface Source {
-  /** destKey + bootKey. */
-  key: string;
-  destKey: string;
-  /** One copy per source, shared by every entry and view (routes to 1,000 nodes from 10 neighbours would hold 10,000 otherwise). */
-  boot: Uint8Array;
-  bootKey: string;
-  /** Feasibility distance: the best (seqno, metric) we announced (undefined: never). */
-  fdSeqno: number | undefined;
-  fdMetric: number;
-  firstSeen: number;
-  usedAt: number;
-}
-
 /** Longest wait before an improved route is announced (a tenth of the hello interval when shorter). */
 const TRIGGER_DELAY_MS = 200;
 const HYSTERESIS_MIN = 16;
@@ -226,7 +213,7 @@ export class Router extends Emitter<RouterEvents> {
   #dests = new Map<string, Dest>();
   /** Destinations with a selected route (kept up to date by #select). */
   #selectedCount = 0;
-  #sources = new Map<string, Source>();
+  #sources: SourceTable;
   #forwardedRequests = new Map<string, number>();
   /** Destinations without a route that have unfeasible ones: their seqno requests are retried. */
   #starving = new Set<Dest>();
@@ -258,6 +245,7 @@ export class Router extends Emitter<RouterEvents> {
     }
     this.#selfBootKey = bytesKey(options.selfBoot);
     this.#maxDest = options.maxDestinations ?? 10_000;
+    this.#sources = new SourceTable(2 * this.#maxDest);
     this.#maxPacket = options.maxPacketBytes ?? 1160;
     this.#ownMtu = options.ownMtu ?? 16384;
     this.#random = options.random ?? Math.random;
@@ -436,16 +424,15 @@ export class Router extends Emitter<RouterEvents> {
       if (!this.#byPrefix.has(d.prefixKey) && this.#unique(d.prefixKey)) this.#byPrefix.set(d.prefixKey, d);
       else this.#byPrefix.delete(d.prefixKey);
     }
-    let src: Source | undefined;
+    let src: RouteSource | undefined;
     if (metric !== METRIC_INFINITY) {
-      src = this.#sources.get(destKey + bootKey);
+      src = this.#sources.get(destKey, bootKey);
       if (!src) {
-        if (this.#sources.size >= 2 * this.#maxDest) {
+        if (this.#sources.full) {
           this.#maybeDelete(d);
           return this.#drop("route-table-full");
         }
-        src = { key: destKey + bootKey, destKey, boot: bb.slice(ba, ba + BOOT_LEN), bootKey, fdSeqno: undefined, fdMetric: METRIC_INFINITY, firstSeen: now, usedAt: now };
-        this.#sources.set(src.key, src);
+        src = this.#sources.add(destKey, bootKey, bb, ba, BOOT_LEN, now);
       }
     }
     // Beyond the TTL: unusable, as a retraction.
@@ -477,12 +464,6 @@ export class Router extends Emitter<RouterEvents> {
     this.#select(d);
   }
 
-  #feasible(_d: Dest, e: Entry): boolean {
-    const s = e.src;
-    if (s.fdSeqno === undefined) return true;
-    return seqnoNewer(e.seqno, s.fdSeqno) || (e.seqno === s.fdSeqno && e.metric < s.fdMetric);
-  }
-
   #routeMetric(e: Entry): number {
     if (e.neighbour.cost >= METRIC_INFINITY) return METRIC_INFINITY;
     const m = e.metric + e.neighbour.cost;
@@ -500,7 +481,7 @@ export class Router extends Emitter<RouterEvents> {
     for (const e of d.entries.values()) {
       const m = this.#routeMetric(e);
       if (m >= METRIC_INFINITY) continue;
-      if (!this.#feasible(d, e)) {
+      if (!isFeasible(e.src, e.seqno, e.metric)) {
         unfeasible = true;
         unfeasibleM = Math.min(unfeasibleM, m);
         continue;
@@ -515,7 +496,7 @@ export class Router extends Emitter<RouterEvents> {
     const cur = d.selected;
     if (best && cur && best !== cur && d.entries.get(cur.neighbour.key) === cur && cur.src === best.src) {
       const curM = this.#routeMetric(cur);
-      if (curM < METRIC_INFINITY && this.#feasible(d, cur) && bestM + Math.max(HYSTERESIS_MIN, Math.min(HYSTERESIS_MAX, curM >> 4)) > curM) {
+      if (curM < METRIC_INFINITY && isFeasible(cur.src, cur.seqno, cur.metric) && bestM + Math.max(HYSTERESIS_MIN, Math.min(HYSTERESIS_MAX, curM >> 4)) > curM) {
         best = cur;
         bestM = curM;
       }
@@ -588,7 +569,7 @@ export class Router extends Emitter<RouterEvents> {
   #requestSeqno(d: Dest, now: number): void {
     if (d.requests > 0 && now - d.requestedAt < this.#retryDelay(d)) return;
     // Ask the neighbours holding routes from the newest source we know for it.
-    let src: Source | undefined;
+    let src: RouteSource | undefined;
     for (const e of d.entries.values()) if (!src || e.src.firstSeen > src.firstSeen) src = e.src;
     if (!src) return;
     let newest: number | undefined;
@@ -683,7 +664,7 @@ export class Router extends Emitter<RouterEvents> {
     if (!d) return;
     const sel = d.selected;
     if (sel) {
-      const newerSource = sel.src.bootKey !== bootKey && sel.src.firstSeen > (this.#sources.get(destKey + bootKey)?.firstSeen ?? Infinity);
+      const newerSource = sel.src.bootKey !== bootKey && sel.src.firstSeen > (this.#sources.get(destKey, bootKey)?.firstSeen ?? Infinity);
       if (newerSource || (sel.src.bootKey === bootKey && !seqnoNewer(t.seqno, sel.seqno))) {
         if (sel.neighbour !== n) this.#queueRoute(n, d, true);
         return;
@@ -760,7 +741,7 @@ export class Router extends Emitter<RouterEvents> {
         d.annMtu = v.mtu;
         d.annBootKey = sel.src.bootKey;
       }
-      this.#updateFd(sel.src, v.seqno, v.metric);
+      updateFd(sel.src, v.seqno, v.metric, this.#clock.now());
       // Split horizon: never announce a route to the neighbour it goes through. That
       // neighbour must still hear when it is gone (it may have kept ours as a fallback), so
       // a route that moved onto it is retracted towards it.
@@ -789,15 +770,6 @@ export class Router extends Emitter<RouterEvents> {
     n.out.push(full ? { kind: "update", dest: d.sid, boot, seqno, metric, hops, mtu } : { kind: "refresh", prefix: d.sid.subarray(0, PREFIX_BYTES), seqno, metric, hops, mtu });
     // A retraction removes the receiver's entry, and a refresh can only renew an entry: announce in full next time.
     if (metric === METRIC_INFINITY) unfull(d, n);
-  }
-
-  #updateFd(s: Source, seqno: number, metric: number): void {
-    if (metric >= METRIC_INFINITY) return;
-    s.usedAt = this.#clock.now();
-    if (s.fdSeqno === undefined || seqnoNewer(seqno, s.fdSeqno)) {
-      s.fdSeqno = seqno;
-      s.fdMetric = metric;
-    } else if (seqno === s.fdSeqno && metric < s.fdMetric) s.fdMetric = metric;
   }
 
   /** A full dump to `n`: our SIDs, every selected route, recent retractions. */
@@ -863,13 +835,11 @@ export class Router extends Emitter<RouterEvents> {
       this.#maybeDelete(d);
     }
     // Sources not used for a while (no route refers to them): their FD may go.
-    const gcAfter = 8 * this.updateIntervalMs;
-    for (const [k, s] of scan ? this.#sources : []) {
-      if (now - s.usedAt < gcAfter) continue;
-      const d = this.#dests.get(s.destKey);
-      if (d && [...d.entries.values()].some((e) => e.src === s)) continue;
-      this.#sources.delete(k);
-    }
+    if (scan)
+      this.#sources.sweep(now, 8 * this.updateIntervalMs, (s) => {
+        const d = this.#dests.get(s.destKey);
+        return d !== undefined && d.entries.values().some((e) => e.src === s);
+      });
     for (const [k, t] of this.#forwardedRequests) if (now - t > FORWARDED_REQUEST_HOLD_MS) this.#forwardedRequests.delete(k);
     if (now >= this.#nextDumpAt) {
       this.#nextDumpAt = now + this.updateIntervalMs * (0.9 + 0.2 * this.#random());
