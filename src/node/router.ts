@@ -53,11 +53,13 @@ import { Emitter } from "../emitter.ts";
 import { isSidAny, isSidBroadcast, type Sid, sidShort } from "../mesh/sid.ts";
 import { bytesKey, bytesKeyAt } from "./bytes-key.ts";
 import { EntryList } from "./entry-list.ts";
+import { ForwardedRequests } from "./forwarded-requests.ts";
 import { impossibleAnnouncement, MAX_HOPS } from "./impossible-announcement.ts";
 import { LINK_COST_UNIT } from "./link-quality.ts";
 import type { RouteDropReason } from "./route-drop-reasons.ts";
 import { seqnoNewer } from "./seqno-newer.ts";
-import { isFeasible, type RouteSource, SourceTable, updateFd } from "./source-table.ts";
+import { selectRoute, routeMetric } from "./select-route.ts";
+import { type RouteSource, SourceTable, updateFd } from "./source-table.ts";
 import {
   BOOT_LEN,
   MAX_UPDATE_INTERVAL_MS,
@@ -184,9 +186,6 @@ interface Dest {
 
 /** Longest wait before an improved route is announced (a tenth of the hello interval when shorter). */
 const TRIGGER_DELAY_MS = 200;
-const HYSTERESIS_MIN = 16;
-/** Half a perfect hop: a route shorter by a hop always wins. */
-const HYSTERESIS_MAX = 128;
 const FORWARDED_REQUESTS_MAX = 1024;
 /** Neighbours remembered per destination as waiting for a newer seqno, and for how long. */
 const MAX_ASKERS = 8;
@@ -214,7 +213,7 @@ export class Router extends Emitter<RouterEvents> {
   /** Destinations with a selected route (kept up to date by #select). */
   #selectedCount = 0;
   #sources: SourceTable;
-  #forwardedRequests = new Map<string, number>();
+  #forwardedRequests = new ForwardedRequests(FORWARDED_REQUESTS_MAX, FORWARDED_REQUEST_HOLD_MS);
   /** Destinations without a route that have unfeasible ones: their seqno requests are retried. */
   #starving = new Set<Dest>();
   #retryTimer: Timer | undefined;
@@ -464,47 +463,14 @@ export class Router extends Emitter<RouterEvents> {
     this.#select(d);
   }
 
-  #routeMetric(e: Entry): number {
-    if (e.neighbour.cost >= METRIC_INFINITY) return METRIC_INFINITY;
-    const m = e.metric + e.neighbour.cost;
-    return m >= METRIC_INFINITY ? METRIC_INFINITY : m;
-  }
-
   /** Pick the route for `d` and announce what changed. */
   #select(d: Dest): void {
     const now = this.#clock.now();
-    let best: Entry | undefined;
-    let bestM = METRIC_INFINITY;
-    let bestSeen = -Infinity;
-    let unfeasible = false;
-    let unfeasibleM = METRIC_INFINITY;
-    for (const e of d.entries.values()) {
-      const m = this.#routeMetric(e);
-      if (m >= METRIC_INFINITY) continue;
-      if (!isFeasible(e.src, e.seqno, e.metric)) {
-        unfeasible = true;
-        unfeasibleM = Math.min(unfeasibleM, m);
-        continue;
-      }
-      const seen = e.src.firstSeen;
-      if (seen > bestSeen || (seen === bestSeen && (m < bestM || (m === bestM && best && (e === d.selected || (best !== d.selected && e.hops < best.hops)))))) {
-        best = e;
-        bestM = m;
-        bestSeen = seen;
-      }
-    }
-    const cur = d.selected;
-    if (best && cur && best !== cur && d.entries.get(cur.neighbour.key) === cur && cur.src === best.src) {
-      const curM = this.#routeMetric(cur);
-      if (curM < METRIC_INFINITY && isFeasible(cur.src, cur.seqno, cur.metric) && bestM + Math.max(HYSTERESIS_MIN, Math.min(HYSTERESIS_MAX, curM >> 4)) > curM) {
-        best = cur;
-        bestM = curM;
-      }
-    }
+    const { best, bestM, unfeasible, unfeasibleM } = selectRoute(d.entries, d.selected);
     d.selected = best;
     const old = d.view;
     const view: RouteView | undefined = best
-      ? { dest: d.sid, nextHop: best.neighbour.sid, metric: this.#routeMetric(best), hops: best.hops + 1, mtu: Math.min(best.mtu, best.neighbour.mtu), boot: best.src.boot, seqno: best.seqno }
+      ? { dest: d.sid, nextHop: best.neighbour.sid, metric: routeMetric(best), hops: best.hops + 1, mtu: Math.min(best.mtu, best.neighbour.mtu), boot: best.src.boot, seqno: best.seqno }
       : undefined;
     d.view = view;
     if (!old !== !view) this.#selectedCount += view ? 1 : -1;
@@ -677,11 +643,7 @@ export class Router extends Emitter<RouterEvents> {
     else if (askers.length < MAX_ASKERS) askers.push({ n, seqno: t.seqno, at: now });
     if (sel) {
       if (t.hopCount > 1 && sel.neighbour !== n) {
-        const key = destKey + bootKey + t.seqno;
-        const last = this.#forwardedRequests.get(key);
-        if (last !== undefined && now - last < FORWARDED_REQUEST_HOLD_MS) return;
-        if (this.#forwardedRequests.size >= FORWARDED_REQUESTS_MAX) this.#forwardedRequests.delete(this.#forwardedRequests.keys().next().value!);
-        this.#forwardedRequests.set(key, now);
+        if (!this.#forwardedRequests.admit(destKey + bootKey + t.seqno, now)) return;
         sel.neighbour.out.push({ kind: "seqno-request", dest: d.sid, boot: t.boot, seqno: t.seqno, hopCount: t.hopCount - 1 });
         this.stats.seqnoRequestsOut++;
       }
@@ -840,7 +802,7 @@ export class Router extends Emitter<RouterEvents> {
         const d = this.#dests.get(s.destKey);
         return d !== undefined && d.entries.values().some((e) => e.src === s);
       });
-    for (const [k, t] of this.#forwardedRequests) if (now - t > FORWARDED_REQUEST_HOLD_MS) this.#forwardedRequests.delete(k);
+    this.#forwardedRequests.prune(now);
     if (now >= this.#nextDumpAt) {
       this.#nextDumpAt = now + this.updateIntervalMs * (0.9 + 0.2 * this.#random());
       for (const n of this.#neighbours.values()) this.#dumpTo(n);
