@@ -53,7 +53,7 @@
  */
 
 import { SID_BYTES, type Sid } from "../mesh/sid.ts";
-import { ROUTE_DROP_REASONS } from "./router.ts";
+import { ROUTE_DROP_REASONS } from "./route-drop-reasons.ts";
 
 export const OVERLAY_MAGIC_0 = 0x53; // 'S'
 export const OVERLAY_MAGIC_1 = 0x56; // 'V'

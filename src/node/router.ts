@@ -52,7 +52,14 @@ import type { Clock, Timer } from "../clock.ts";
 import { Emitter } from "../emitter.ts";
 import { isSidAny, isSidBroadcast, type Sid, sidShort } from "../mesh/sid.ts";
 import { bytesKey, bytesKeyAt } from "./bytes-key.ts";
+import { EntryList } from "./entry-list.ts";
+import { ForwardedRequests } from "./forwarded-requests.ts";
+import { impossibleAnnouncement, MAX_HOPS } from "./impossible-announcement.ts";
 import { LINK_COST_UNIT } from "./link-quality.ts";
+import type { RouteDropReason } from "./route-drop-reasons.ts";
+import { seqnoNewer } from "./seqno-newer.ts";
+import { selectRoute, routeMetric } from "./select-route.ts";
+import { type RouteSource, SourceTable, updateFd } from "./source-table.ts";
 import {
   BOOT_LEN,
   MAX_UPDATE_INTERVAL_MS,
@@ -71,14 +78,9 @@ import {
   TLV_BYTES,
 } from "./route-packet.ts";
 
-/** MDP's largest TTL: no route is longer, no frame travels further. */
-export const MAX_HOPS = 31;
-/** The smallest MTU a route may announce (smaller ones are "route-impossible"). */
-export const MIN_ROUTE_MTU = 256;
-
-/** Why a routing message was dropped (merged into the overlay's drop counters). */
-export const ROUTE_DROP_REASONS = ["route-malformed", "route-impossible", "route-table-full", "route-rate", "route-not-neighbour"] as const;
-export type RouteDropReason = (typeof ROUTE_DROP_REASONS)[number];
+export { MAX_HOPS, MIN_ROUTE_MTU } from "./impossible-announcement.ts";
+export { ROUTE_DROP_REASONS, type RouteDropReason } from "./route-drop-reasons.ts";
+export { seqnoNewer } from "./seqno-newer.ts";
 
 export interface RouterOptions {
   clock: Clock;
@@ -143,7 +145,7 @@ interface Neighbour {
 interface Entry {
   neighbour: Neighbour;
   /** The source (destination SID and its owner's boot) this route is for. */
-  src: Source;
+  src: RouteSource;
   seqno: number;
   /** The neighbour's metric (its distance), not including the link. */
   metric: number;
@@ -157,7 +159,7 @@ interface Dest {
   sid: Sid;
   key: string;
   prefixKey: string;
-  entries: EntryList;
+  entries: EntryList<Entry>;
   selected: Entry | undefined;
   view: RouteView | undefined;
   /** What we last announced for it in a triggered update (to decide on the next); fields, not an object, per destination. */
@@ -182,25 +184,8 @@ interface Dest {
   askers: { n: Neighbour; seqno: number; at: number }[] | undefined;
 }
 
-interface Source {
-  /** destKey + bootKey. */
-  key: string;
-  destKey: string;
-  /** One copy per source, shared by every entry and view (routes to 1,000 nodes from 10 neighbours would hold 10,000 otherwise). */
-  boot: Uint8Array;
-  bootKey: string;
-  /** Feasibility distance: the best (seqno, metric) we announced (undefined: never). */
-  fdSeqno: number | undefined;
-  fdMetric: number;
-  firstSeen: number;
-  usedAt: number;
-}
-
 /** Longest wait before an improved route is announced (a tenth of the hello interval when shorter). */
 const TRIGGER_DELAY_MS = 200;
-const HYSTERESIS_MIN = 16;
-/** Half a perfect hop: a route shorter by a hop always wins. */
-const HYSTERESIS_MAX = 128;
 const FORWARDED_REQUESTS_MAX = 1024;
 /** Neighbours remembered per destination as waiting for a newer seqno, and for how long. */
 const MAX_ASKERS = 8;
@@ -209,23 +194,6 @@ const ASKER_HOLD_MS = 5000;
 const FORWARDED_REQUEST_HOLD_MS = 500;
 const TOKENS_MIN_PER_S = 200;
 const ROUTE_REQUEST_MIN_INTERVAL_MS = 1000;
-
-/** The `len` bytes at `o` are not all zero (SID "any", a zero boot) and not all 0xFF (broadcast): checked per announcement, so no allocation. */
-function usableId(b: Uint8Array, o: number, len: number): boolean {
-  let or = 0;
-  let and = 0xff;
-  for (let i = o; i < o + len; i++) {
-    or |= b[i]!;
-    and &= b[i]!;
-  }
-  return or !== 0 && and !== 0xff;
-}
-
-/** True when 16-bit seqno `a` is newer than `b`. */
-export function seqnoNewer(a: number, b: number): boolean {
-  const d = (a - b) & 0xffff;
-  return d !== 0 && d < 0x8000;
-}
 
 export class Router extends Emitter<RouterEvents> {
   readonly updateIntervalMs: number;
@@ -244,8 +212,8 @@ export class Router extends Emitter<RouterEvents> {
   #dests = new Map<string, Dest>();
   /** Destinations with a selected route (kept up to date by #select). */
   #selectedCount = 0;
-  #sources = new Map<string, Source>();
-  #forwardedRequests = new Map<string, number>();
+  #sources: SourceTable;
+  #forwardedRequests = new ForwardedRequests(FORWARDED_REQUESTS_MAX, FORWARDED_REQUEST_HOLD_MS);
   /** Destinations without a route that have unfeasible ones: their seqno requests are retried. */
   #starving = new Set<Dest>();
   #retryTimer: Timer | undefined;
@@ -276,6 +244,7 @@ export class Router extends Emitter<RouterEvents> {
     }
     this.#selfBootKey = bytesKey(options.selfBoot);
     this.#maxDest = options.maxDestinations ?? 10_000;
+    this.#sources = new SourceTable(2 * this.#maxDest);
     this.#maxPacket = options.maxPacketBytes ?? 1160;
     this.#ownMtu = options.ownMtu ?? 16384;
     this.#random = options.random ?? Math.random;
@@ -435,8 +404,7 @@ export class Router extends Emitter<RouterEvents> {
 
   /** An announcement of (the 32 bytes of `db` at `da`, the 8 of `bb` at `ba`): views are never kept, copies are made when needed. */
   #onUpdate(n: Neighbour, db: Uint8Array, da: number, bb: Uint8Array, ba: number, seqno: number, metric: number, hops: number, mtu: number, now: number): void {
-    if (!usableId(db, da, 32) || !usableId(bb, ba, BOOT_LEN)) return this.#drop("route-impossible");
-    if (metric !== METRIC_INFINITY && (metric < LINK_COST_UNIT * hops || (hops === 0 && metric !== 0) || mtu < MIN_ROUTE_MTU)) return this.#drop("route-impossible");
+    if (impossibleAnnouncement(db, da, bb, ba, metric, hops, mtu)) return this.#drop("route-impossible");
     const destKey = bytesKeyAt(db, da, 32);
     const bootKey = bytesKeyAt(bb, ba, BOOT_LEN);
     if (this.#self.has(destKey)) {
@@ -455,16 +423,15 @@ export class Router extends Emitter<RouterEvents> {
       if (!this.#byPrefix.has(d.prefixKey) && this.#unique(d.prefixKey)) this.#byPrefix.set(d.prefixKey, d);
       else this.#byPrefix.delete(d.prefixKey);
     }
-    let src: Source | undefined;
+    let src: RouteSource | undefined;
     if (metric !== METRIC_INFINITY) {
-      src = this.#sources.get(destKey + bootKey);
+      src = this.#sources.get(destKey, bootKey);
       if (!src) {
-        if (this.#sources.size >= 2 * this.#maxDest) {
+        if (this.#sources.full) {
           this.#maybeDelete(d);
           return this.#drop("route-table-full");
         }
-        src = { key: destKey + bootKey, destKey, boot: bb.slice(ba, ba + BOOT_LEN), bootKey, fdSeqno: undefined, fdMetric: METRIC_INFINITY, firstSeen: now, usedAt: now };
-        this.#sources.set(src.key, src);
+        src = this.#sources.add(destKey, bootKey, bb, ba, BOOT_LEN, now);
       }
     }
     // Beyond the TTL: unusable, as a retraction.
@@ -496,53 +463,14 @@ export class Router extends Emitter<RouterEvents> {
     this.#select(d);
   }
 
-  #feasible(_d: Dest, e: Entry): boolean {
-    const s = e.src;
-    if (s.fdSeqno === undefined) return true;
-    return seqnoNewer(e.seqno, s.fdSeqno) || (e.seqno === s.fdSeqno && e.metric < s.fdMetric);
-  }
-
-  #routeMetric(e: Entry): number {
-    if (e.neighbour.cost >= METRIC_INFINITY) return METRIC_INFINITY;
-    const m = e.metric + e.neighbour.cost;
-    return m >= METRIC_INFINITY ? METRIC_INFINITY : m;
-  }
-
   /** Pick the route for `d` and announce what changed. */
   #select(d: Dest): void {
     const now = this.#clock.now();
-    let best: Entry | undefined;
-    let bestM = METRIC_INFINITY;
-    let bestSeen = -Infinity;
-    let unfeasible = false;
-    let unfeasibleM = METRIC_INFINITY;
-    for (const e of d.entries.values()) {
-      const m = this.#routeMetric(e);
-      if (m >= METRIC_INFINITY) continue;
-      if (!this.#feasible(d, e)) {
-        unfeasible = true;
-        unfeasibleM = Math.min(unfeasibleM, m);
-        continue;
-      }
-      const seen = e.src.firstSeen;
-      if (seen > bestSeen || (seen === bestSeen && (m < bestM || (m === bestM && best && (e === d.selected || (best !== d.selected && e.hops < best.hops)))))) {
-        best = e;
-        bestM = m;
-        bestSeen = seen;
-      }
-    }
-    const cur = d.selected;
-    if (best && cur && best !== cur && d.entries.get(cur.neighbour.key) === cur && cur.src === best.src) {
-      const curM = this.#routeMetric(cur);
-      if (curM < METRIC_INFINITY && this.#feasible(d, cur) && bestM + Math.max(HYSTERESIS_MIN, Math.min(HYSTERESIS_MAX, curM >> 4)) > curM) {
-        best = cur;
-        bestM = curM;
-      }
-    }
+    const { best, bestM, unfeasible, unfeasibleM } = selectRoute(d.entries, d.selected);
     d.selected = best;
     const old = d.view;
     const view: RouteView | undefined = best
-      ? { dest: d.sid, nextHop: best.neighbour.sid, metric: this.#routeMetric(best), hops: best.hops + 1, mtu: Math.min(best.mtu, best.neighbour.mtu), boot: best.src.boot, seqno: best.seqno }
+      ? { dest: d.sid, nextHop: best.neighbour.sid, metric: routeMetric(best), hops: best.hops + 1, mtu: Math.min(best.mtu, best.neighbour.mtu), boot: best.src.boot, seqno: best.seqno }
       : undefined;
     d.view = view;
     if (!old !== !view) this.#selectedCount += view ? 1 : -1;
@@ -607,7 +535,7 @@ export class Router extends Emitter<RouterEvents> {
   #requestSeqno(d: Dest, now: number): void {
     if (d.requests > 0 && now - d.requestedAt < this.#retryDelay(d)) return;
     // Ask the neighbours holding routes from the newest source we know for it.
-    let src: Source | undefined;
+    let src: RouteSource | undefined;
     for (const e of d.entries.values()) if (!src || e.src.firstSeen > src.firstSeen) src = e.src;
     if (!src) return;
     let newest: number | undefined;
@@ -702,7 +630,7 @@ export class Router extends Emitter<RouterEvents> {
     if (!d) return;
     const sel = d.selected;
     if (sel) {
-      const newerSource = sel.src.bootKey !== bootKey && sel.src.firstSeen > (this.#sources.get(destKey + bootKey)?.firstSeen ?? Infinity);
+      const newerSource = sel.src.bootKey !== bootKey && sel.src.firstSeen > (this.#sources.get(destKey, bootKey)?.firstSeen ?? Infinity);
       if (newerSource || (sel.src.bootKey === bootKey && !seqnoNewer(t.seqno, sel.seqno))) {
         if (sel.neighbour !== n) this.#queueRoute(n, d, true);
         return;
@@ -715,11 +643,7 @@ export class Router extends Emitter<RouterEvents> {
     else if (askers.length < MAX_ASKERS) askers.push({ n, seqno: t.seqno, at: now });
     if (sel) {
       if (t.hopCount > 1 && sel.neighbour !== n) {
-        const key = destKey + bootKey + t.seqno;
-        const last = this.#forwardedRequests.get(key);
-        if (last !== undefined && now - last < FORWARDED_REQUEST_HOLD_MS) return;
-        if (this.#forwardedRequests.size >= FORWARDED_REQUESTS_MAX) this.#forwardedRequests.delete(this.#forwardedRequests.keys().next().value!);
-        this.#forwardedRequests.set(key, now);
+        if (!this.#forwardedRequests.admit(destKey + bootKey + t.seqno, now)) return;
         sel.neighbour.out.push({ kind: "seqno-request", dest: d.sid, boot: t.boot, seqno: t.seqno, hopCount: t.hopCount - 1 });
         this.stats.seqnoRequestsOut++;
       }
@@ -779,7 +703,7 @@ export class Router extends Emitter<RouterEvents> {
         d.annMtu = v.mtu;
         d.annBootKey = sel.src.bootKey;
       }
-      this.#updateFd(sel.src, v.seqno, v.metric);
+      updateFd(sel.src, v.seqno, v.metric, this.#clock.now());
       // Split horizon: never announce a route to the neighbour it goes through. That
       // neighbour must still hear when it is gone (it may have kept ours as a fallback), so
       // a route that moved onto it is retracted towards it.
@@ -808,15 +732,6 @@ export class Router extends Emitter<RouterEvents> {
     n.out.push(full ? { kind: "update", dest: d.sid, boot, seqno, metric, hops, mtu } : { kind: "refresh", prefix: d.sid.subarray(0, PREFIX_BYTES), seqno, metric, hops, mtu });
     // A retraction removes the receiver's entry, and a refresh can only renew an entry: announce in full next time.
     if (metric === METRIC_INFINITY) unfull(d, n);
-  }
-
-  #updateFd(s: Source, seqno: number, metric: number): void {
-    if (metric >= METRIC_INFINITY) return;
-    s.usedAt = this.#clock.now();
-    if (s.fdSeqno === undefined || seqnoNewer(seqno, s.fdSeqno)) {
-      s.fdSeqno = seqno;
-      s.fdMetric = metric;
-    } else if (seqno === s.fdSeqno && metric < s.fdMetric) s.fdMetric = metric;
   }
 
   /** A full dump to `n`: our SIDs, every selected route, recent retractions. */
@@ -882,14 +797,12 @@ export class Router extends Emitter<RouterEvents> {
       this.#maybeDelete(d);
     }
     // Sources not used for a while (no route refers to them): their FD may go.
-    const gcAfter = 8 * this.updateIntervalMs;
-    for (const [k, s] of scan ? this.#sources : []) {
-      if (now - s.usedAt < gcAfter) continue;
-      const d = this.#dests.get(s.destKey);
-      if (d && [...d.entries.values()].some((e) => e.src === s)) continue;
-      this.#sources.delete(k);
-    }
-    for (const [k, t] of this.#forwardedRequests) if (now - t > FORWARDED_REQUEST_HOLD_MS) this.#forwardedRequests.delete(k);
+    if (scan)
+      this.#sources.sweep(now, 8 * this.updateIntervalMs, (s) => {
+        const d = this.#dests.get(s.destKey);
+        return d !== undefined && d.entries.values().some((e) => e.src === s);
+      });
+    this.#forwardedRequests.prune(now);
     if (now >= this.#nextDumpAt) {
       this.#nextDumpAt = now + this.updateIntervalMs * (0.9 + 0.2 * this.#random());
       for (const n of this.#neighbours.values()) this.#dumpTo(n);
@@ -905,45 +818,5 @@ function unfull(d: Dest, n: Neighbour): void {
   if (i >= 0) {
     d.fullTo[i] = d.fullTo[d.fullTo.length - 1]!;
     d.fullTo.pop();
-  }
-}
-
-/**
- * The routes to one destination, one per neighbour: a small array rather than a Map (a
- * destination has a handful of them, and a Map costs ~190 bytes even with one entry; this
- * table holds one per destination of the mesh).
- */
-class EntryList {
-  #a: Entry[] = [];
-
-  get size(): number {
-    return this.#a.length;
-  }
-
-  get(key: string): Entry | undefined {
-    for (const e of this.#a) if (e.neighbour.key === key) return e;
-    return undefined;
-  }
-
-  has(key: string): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  set(key: string, e: Entry): void {
-    const i = this.#a.findIndex((x) => x.neighbour.key === key);
-    if (i >= 0) this.#a[i] = e;
-    else this.#a.push(e);
-  }
-
-  delete(key: string): boolean {
-    const i = this.#a.findIndex((x) => x.neighbour.key === key);
-    if (i < 0) return false;
-    this.#a[i] = this.#a[this.#a.length - 1]!;
-    this.#a.pop();
-    return true;
-  }
-
-  values(): Entry[] {
-    return this.#a;
   }
 }
