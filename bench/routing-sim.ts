@@ -15,7 +15,8 @@
 
 import type { Clock, Timer } from "../src/clock.ts";
 import { SeededRandom } from "../test/helpers/seeded-random.ts";
-import { MAX_HOPS, Router } from "../src/node/router.ts";
+import { MAX_HOPS } from "../src/node/impossible-announcement.ts";
+import { Router } from "../src/node/router.ts";
 import { encodeRoutePacket } from "../src/node/route-packet.ts";
 import { bytesKey } from "../src/node/bytes-key.ts";
 

@@ -67,7 +67,8 @@ import {
 import { FloodGuard, type FloodGuardOptions, WORK_COST } from "./flood-guard.ts";
 import { bytesKey } from "./bytes-key.ts";
 import { LinkQuality } from "./link-quality.ts";
-import { MAX_HOPS, Router } from "./router.ts";
+import { MAX_HOPS } from "./impossible-announcement.ts";
+import { Router } from "./router.ts";
 import { endpointKey } from "./endpoint-key.ts";
 import {
   newPeerSession,

@@ -78,9 +78,6 @@ import {
   TLV_BYTES,
 } from "./route-packet.ts";
 
-export { MAX_HOPS, MIN_ROUTE_MTU } from "./impossible-announcement.ts";
-export { ROUTE_DROP_REASONS, type RouteDropReason } from "./route-drop-reasons.ts";
-export { seqnoNewer } from "./seqno-newer.ts";
 
 export interface RouterOptions {
   clock: Clock;

@@ -9,7 +9,8 @@ import { ManualClock } from "../../src/clock.ts";
 import { SeededRandom } from "../helpers/seeded-random.ts";
 import type { Sid } from "../../src/mesh/sid.ts";
 import { bytesKey } from "../../src/node/bytes-key.ts";
-import { Router, type RouteDropReason } from "../../src/node/router.ts";
+import { Router } from "../../src/node/router.ts";
+import type { RouteDropReason } from "../../src/node/route-drop-reasons.ts";
 
 export interface SimNode {
   name: string;

@@ -7,7 +7,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/clock.ts";
 import { encodeRoutePacket, METRIC_INFINITY } from "../../src/node/route-packet.ts";
-import { Router, seqnoNewer } from "../../src/node/router.ts";
+import { Router } from "../../src/node/router.ts";
+import { seqnoNewer } from "../../src/node/seqno-newer.ts";
 import { fakeSid, RouterNet } from "./router-net.ts";
 
 function chain(net: RouterNet, n: number): string[] {
