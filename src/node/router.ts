@@ -78,7 +78,6 @@ import {
   TLV_BYTES,
 } from "./route-packet.ts";
 
-
 export interface RouterOptions {
   clock: Clock;
   /** This node's SIDs: the destinations it originates. */
