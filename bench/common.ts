@@ -1,7 +1,9 @@
 /** Small helpers shared by the benchmark scripts. */
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 /** The repository root, with a trailing slash. */
 export const root = fileURLToPath(new URL("..", import.meta.url));
@@ -25,6 +27,28 @@ export function builtSvpCommand(override?: string): string[] | undefined {
   if (existsSync(`${root}dist/svp`)) return [`${root}dist/svp`];
   if (existsSync(`${root}dist/svp.cjs`)) return [process.execPath, `${root}dist/svp.cjs`];
   return undefined;
+}
+
+/**
+ * How to run svp from this tree's sources: `override` (from `--svp`), else a CLI bundle built
+ * now into `dir` (so the benchmark measures the code as it is, not an older dist/).
+ */
+export async function freshSvpCommand(override: string | undefined, dir: string): Promise<string[]> {
+  if (override) return override.split(" ").filter(Boolean);
+  const out = join(dir, "svp.cjs");
+  const pkg = JSON.parse(readFileSync(`${root}package.json`, "utf8")) as { version: string };
+  await build({
+    entryPoints: [`${root}cli/bin.ts`],
+    outfile: out,
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    define: { __SVP_VERSION__: JSON.stringify(pkg.version) },
+    banner: { js: "globalThis.__SVP_BUNDLE__ = true;" },
+    logLevel: "warning",
+  });
+  return [process.execPath, out];
 }
 
 /** Write 64 KiB chunks to `s` as fast as it takes them (writing again on "drain"); the returned function stops it. */

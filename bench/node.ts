@@ -36,18 +36,16 @@ import * as net from "node:net";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { build } from "esbuild";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../src/node/embedded-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
 import type { MspStream } from "../src/msp/msp-stream.ts";
-import type { MdpSocket } from "../src/mdp/transport.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import { connectUnix } from "../src/platform/net.ts";
 import type { SocketStream } from "../src/platform/socket-stream.ts";
 import { socketPath } from "../src/platform/instance-files.ts";
 import type { StatusReport } from "../src/status/status-report.ts";
-import { median, root, sleep } from "./common.ts";
+import { freshSvpCommand, median, sleep } from "./common.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -155,22 +153,8 @@ interface Daemon {
   logTail: () => string;
 }
 
-async function svpCommand(): Promise<string[]> {
-  if (opts.svp) return opts.svp.split(" ").filter(Boolean);
-  const out = join(work, "svp.cjs");
-  const pkg = JSON.parse(readFileSync(`${root}package.json`, "utf8")) as { version: string };
-  await build({
-    entryPoints: [`${root}cli/bin.ts`],
-    outfile: out,
-    bundle: true,
-    platform: "node",
-    format: "cjs",
-    target: "node20",
-    define: { __SVP_VERSION__: JSON.stringify(pkg.version) },
-    banner: { js: "globalThis.__SVP_BUNDLE__ = true;" },
-    logLevel: "warning",
-  });
-  return [process.execPath, out];
+function svpCommand(): Promise<string[]> {
+  return freshSvpCommand(opts.svp, work);
 }
 
 async function openApi(home: string, name: string): Promise<{ t: EmbeddedTransport; stream: SocketStream }> {

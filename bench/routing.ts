@@ -28,7 +28,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { build } from "esbuild";
 import { openEmbeddedTransport, type EmbeddedTransport } from "../src/node/embedded-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
@@ -37,7 +36,7 @@ import { fromHex } from "../src/bytes/hex.ts";
 import { connectUnix } from "../src/platform/net.ts";
 import { socketPath } from "../src/platform/instance-files.ts";
 import { type DaemonNode, NetnsLab, netnsUnavailable } from "../test/e2e/netns.ts";
-import { median, root, sleep } from "./common.ts";
+import { freshSvpCommand, median, sleep } from "./common.ts";
 import { simulate, type SimResult } from "./routing-sim.ts";
 
 const { values: opts } = parseArgs({
@@ -65,22 +64,8 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-async function svpCommand(): Promise<string[]> {
-  if (opts.svp) return opts.svp.split(" ").filter(Boolean);
-  const out = join(work, "svp.cjs");
-  const pkg = JSON.parse(readFileSync(`${root}package.json`, "utf8")) as { version: string };
-  await build({
-    entryPoints: [`${root}cli/bin.ts`],
-    outfile: out,
-    bundle: true,
-    platform: "node",
-    format: "cjs",
-    target: "node20",
-    define: { __SVP_VERSION__: JSON.stringify(pkg.version) },
-    banner: { js: "globalThis.__SVP_BUNDLE__ = true;" },
-    logLevel: "warning",
-  });
-  return [process.execPath, out];
+function svpCommand(): Promise<string[]> {
+  return freshSvpCommand(opts.svp, work);
 }
 
 async function api(home: string): Promise<EmbeddedTransport> {
