@@ -78,6 +78,7 @@ import { bytesKey } from "./bytes-key.ts";
 import { LinkQuality } from "./link-quality.ts";
 import { MAX_HOPS, Router } from "./router.ts";
 import { METRIC_INFINITY } from "./route-packet.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 const KDF_LABEL = new TextEncoder().encode("svp-overlay-v1");
 const E2E_LABEL = new TextEncoder().encode("svp-e2e-v1");
@@ -297,8 +298,8 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.#o = options;
     this.#identities = [...options.keyring.identities];
     this.boot = options.boot ?? options.crypto.randomBytes(BOOT_BYTES);
-    this.helloIntervalMs = options.helloIntervalMs ?? 5000;
-    this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * 3.5);
+    this.helloIntervalMs = options.helloIntervalMs ?? DEFAULTS.helloIntervalMs;
+    this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * DEFAULTS.peerTimeoutHellos);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.#log = options.log ?? (() => {});
     this.guard = new FloodGuard({ clock: options.clock, crypto: options.crypto, ...options.floodGuard });
