@@ -58,8 +58,8 @@ export const DEFAULTS = {
   peerTimeoutHellos: 3.5,
 } as const;
 
-/** A default duration as a flag takes it and `--help` shows it: "10s", "250ms", "0". */
-export function durationFlagText(ms: number): string {
-  if (ms === 0) return "0";
+/** A default duration as a flag takes it and `--help` shows it: "10s", "250ms"; 0 as `zero` ("0", "never"). */
+export function durationFlagText(ms: number, zero = "0"): string {
+  if (ms === 0) return zero;
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
