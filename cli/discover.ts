@@ -15,12 +15,13 @@ import type { MeshSession } from "../src/service/mesh-session.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
+import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 
 export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   const cmd = cli
     .command("discover [pattern]", "List the services mesh nodes offer (pattern: a service name, * and ? allowed)")
     .usage("discover [options] [pattern]")
-    .option("--timeout <duration>", "Collect answers for this long (default: 2s)")
+    .option("--timeout <duration>", `Collect answers for this long (default: ${durationFlagText(DEFAULTS.discoverTimeoutMs)})`)
     .option("--json", "Print a JSON array of {sid, service, port, self}");
   addMeshOptions(cmd)
     .example("  $ svp discover")
@@ -33,7 +34,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
 
 async function runDiscover(argv: readonly string[], pattern: string | undefined): Promise<number> {
   const timeoutText = rawValue(argv, "timeout", (m) => new UsageError(m));
-  const timeoutMs = timeoutText === undefined ? 2000 : parseDuration(timeoutText, "--timeout");
+  const timeoutMs = timeoutText === undefined ? DEFAULTS.discoverTimeoutMs : parseDuration(timeoutText, "--timeout");
   if (timeoutMs === 0) throw new UsageError(`invalid --timeout "0": must be more than 0`);
   if (pattern !== undefined && (pattern.length > 63 || !/^[A-Za-z0-9_.+*?-]+$/.test(pattern))) {
     throw new UsageError(`invalid pattern "${pattern}": a service name with * and ? wildcards`);

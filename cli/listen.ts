@@ -24,8 +24,7 @@ const LISTEN_VALUE_FLAGS = ["forward", "exec", "service", "allow", "allow-file",
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
-
-/** How long live connections may continue after SIGINT/SIGTERM. */
+import { DEFAULTS } from "../src/defaults.ts";
 
 export interface ListenConfig {
   port: number;
@@ -44,7 +43,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   const cmd = cli
     .command("listen <mdp-port>", "Offer a local service on the mesh: --forward a TCP port, --exec a program, or stdin/stdout for one connection")
     .usage("listen [options] <mdp-port>")
-    .option("--forward <[host:]port>", "Connect each caller to this TCP port (host default 127.0.0.1), before answering it")
+    .option("--forward <[host:]port>", `Connect each caller to this TCP port (host default ${DEFAULTS.listenForwardHost}), before answering it`)
     .option("--exec <cmd>", "Run cmd (through /bin/sh) for each caller, the stream as its stdin/stdout; env SVP_PEER_SID, SVP_PEER_PORT")
     .option("--service <name>", "Also answer service discovery (MDP port 11) for this name")
     .option("--allow <SID>", "Only this caller (repeatable); others are refused and logged")
@@ -52,7 +51,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .option("--proxy-protocol", "Start each forwarded TCP connection with a PROXY v2 header naming the caller (TLV 0xE0: SID, 0xE1: port)")
     .option("--once", "Serve one connection, then exit with its outcome");
   kebabBooleans(addMeshOptions(cmd))
-    .option("--log <text|json>", "Per-connection log lines on stderr as text or NDJSON (default: text)")
+    .option("--log <text|json>", `Per-connection log lines on stderr as text or NDJSON (default: ${DEFAULTS.logFormat})`)
     .option("--quiet", "No per-connection log lines")
     .example("  $ svp listen --forward 8000 80 --service http     # web server on 127.0.0.1:8000 as <SID>:80")
     .example("  $ svp listen --exec 'sort' 7000")
@@ -79,7 +78,7 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
   let target: ListenTargetSpec = { kind: "stdio" };
   if (forwardText !== undefined) {
     try {
-      const { host, port: tcpPort } = parseHostPort(forwardText, "--forward", "127.0.0.1");
+      const { host, port: tcpPort } = parseHostPort(forwardText, "--forward", DEFAULTS.listenForwardHost);
       if (tcpPort === 0) throw new UsageError(`invalid --forward "${forwardText}": port 0`);
       target = { kind: "tcp", host, port: tcpPort };
     } catch (err) {

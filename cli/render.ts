@@ -8,6 +8,7 @@ import kleur from "kleur";
 import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
 import type { MspTelemetry } from "../src/status/status-report.ts";
 import { formatDuration } from "../src/options.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 const stderrIsTTY = Boolean(process.stderr.isTTY);
 const stdoutIsTTY = Boolean(process.stdout.isTTY);
@@ -24,7 +25,7 @@ export type LogFormat = "text" | "json";
 
 /** The value of `--log` (absent: text). Throws a UsageError naming the flag otherwise. */
 export function parseLogFormat(text: string | undefined): LogFormat {
-  if (text === undefined || text === "text" || text === "json") return text ?? "text";
+  if (text === undefined || text === "text" || text === "json") return text ?? DEFAULTS.logFormat;
   throw new UsageError(`invalid --log "${text}": expected text or json`);
 }
 

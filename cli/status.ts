@@ -12,6 +12,7 @@ import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
 import { parseMeshMode } from "../src/service/mesh-session.ts";
 import type { StatusReport } from "../src/status/status-report.ts";
 import { formatBytes, formatDuration, reportError, stdoutColor } from "./render.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 // Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).
 const c = {
@@ -29,7 +30,7 @@ export function register(cli: CAC): void {
     .option("--servald-instance <dir>", "servald instance directory (default: $SERVALINSTANCE_PATH, else servald's default run directories)")
     .action(async (flags: { home?: string; json?: boolean; mesh?: unknown; servaldInstance?: unknown }) => {
       const env = process.env.SVP_MESH;
-      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : "auto";
+      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
       const instance = flags.servaldInstance !== undefined ? String(flags.servaldInstance) : undefined;
       if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
       if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
