@@ -1,6 +1,7 @@
 /**
- * meshNetcat (`svp connect` stdio as one call) and startMeshForward (`svp connect
- * --forward` with its mesh as one call) against two embedded nodes as real daemons on
+ * The commands' library calls: meshNetcat (`svp connect` stdio), startMeshForward
+ * (`svp connect --forward` with its mesh), meshDiscover (`svp discover`) and
+ * queryMeshStatus (`svp status`), against two embedded nodes as real daemons on
  * loopback (in this process: real UDP overlay on port 0, real local API sockets, private
  * homes and discovery directory). Node A serves an upper-casing echo through the library
  * façade; the calls under test run on node B.
@@ -17,6 +18,8 @@ import { startEmbeddedNode, type EmbeddedNode } from "../../src/platform/embedde
 import { openMesh, type Mesh, type MeshListener } from "../../src/platform/mesh.ts";
 import { startMeshForward } from "../../src/platform/mesh-forward.ts";
 import { meshNetcat } from "../../src/platform/mesh-netcat.ts";
+import { meshDiscover } from "../../src/platform/mesh-discover.ts";
+import { queryMeshStatus } from "../../src/platform/mesh-status.ts";
 import type { OpenMeshOptions } from "../../src/service/mesh-session.ts";
 import { parseMeshTarget } from "../../src/service/mesh-target.ts";
 import type { MeshTarget } from "../../src/service/mesh-target.ts";
@@ -60,7 +63,7 @@ before(async () => {
   } finally {
     await b.close();
   }
-  const upper = await serverMesh.listen(UPPER_PORT);
+  const upper = await serverMesh.listen(UPPER_PORT, { service: "upper" });
   const hold = await serverMesh.listen(HOLD_PORT);
   listeners = [upper, hold];
   void (async () => {
@@ -217,5 +220,35 @@ describe("startMeshForward", () => {
       await first.forward.close(0);
     }
     assert.equal((await first.forward.done).reason, "closed");
+  });
+});
+
+describe("meshDiscover", () => {
+  test("finds the service node A offers, sorted, and says how many peers were asked", async () => {
+    const r = await within(meshDiscover({ mesh: meshB(), pattern: "upp*", timeoutMs: 500 }), 8000, "discovery");
+    assert.equal(r.stage, "done");
+    if (r.stage !== "done") return;
+    assert.deepEqual(r.answers.map((a) => [a.service, a.port, a.self]), [["upper", UPPER_PORT, false]]);
+    assert.equal(r.peers, 1);
+    const none = await meshDiscover({ mesh: meshB(), pattern: "nothing-here", timeoutMs: 200 });
+    assert.deepEqual(none.stage === "done" && none.answers, []);
+  });
+
+  test("no mesh backend: stage open", async () => {
+    const r = await meshDiscover({ mesh: { mesh: "embedded", home: join(root, "nobody"), autostart: false }, timeoutMs: 100 });
+    assert.equal(r.stage, "open");
+    assert.equal(r.stage === "open" && r.error.code, "ERR_MESH_DOWN");
+  });
+});
+
+describe("queryMeshStatus", () => {
+  test("the embedded node's report; no daemon is stage down with the reason, never started", async () => {
+    const r = await queryMeshStatus({ mesh: "embedded", home: nodeB.home });
+    assert.equal(r.stage, "ok");
+    if (r.stage !== "ok") return;
+    assert.ok(r.report.peers.some((p) => p.live && p.sid === serverMesh.sid), "node A is a live peer of node B");
+    const down = await queryMeshStatus({ mesh: "embedded", home: join(root, "nobody") });
+    assert.equal(down.stage, "down");
+    assert.equal(down.stage === "down" && down.reasons.length, 1);
   });
 });
