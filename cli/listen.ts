@@ -5,17 +5,16 @@
  */
 
 import type { CAC } from "cac";
-import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
+import { ERROR_TABLE, SvpError, UsageError } from "../src/errors.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import type { Sid } from "../src/mesh/sid.ts";
 import { parseHostPort } from "../src/options.ts";
 import { readTextFile } from "../src/platform/files.ts";
-import { startListenServer } from "../src/platform/listen-target.ts";
 import type { ListenTargetSpec } from "../src/platform/listen-target.ts";
-import { openSession } from "../src/platform/open-session.ts";
+import { startMeshListen } from "../src/platform/mesh-listen.ts";
 import { isValidServiceName } from "../src/service/discovery.ts";
-import type { ListenRecord, ListenService } from "../src/service/listen-service.ts";
-import type { MeshSession, OpenMeshOptions } from "../src/service/mesh-session.ts";
+import type { ListenRecord } from "../src/service/listen-service.ts";
+import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { parseMdpPort } from "../src/service/mesh-target.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
@@ -140,41 +139,32 @@ async function runListen(argv: readonly string[], portArg: string): Promise<numb
 }
 
 async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals): Promise<number> {
-  let session: MeshSession;
-  try {
-    session = await openSession(cfg.mesh);
-  } catch (err) {
-    return reportError("listen", "open the mesh", err);
-  }
-  let svc: ListenService;
-  let label: string;
-  try {
-    ({ service: svc, targetLabel: label } = await startListenServer(session, {
-      port: cfg.port,
-      target: cfg.target,
-      allow: cfg.allow,
-      once: cfg.once,
-      proxyProtocol: cfg.proxyProtocol,
-      service: cfg.service,
-      onDiscoveryUnavailable: (e) => log.warn(`service discovery for "${cfg.service}" is not available: ${e.message} (servald lets one client per node answer discovery); serving without it`),
-    }));
-  } catch (err) {
-    session.close();
-    const e = toSvpError(err);
+  const started = await startMeshListen({
+    mesh: cfg.mesh,
+    port: cfg.port,
+    target: cfg.target,
+    allow: cfg.allow,
+    once: cfg.once,
+    proxyProtocol: cfg.proxyProtocol,
+    service: cfg.service,
+    onDiscoveryUnavailable: (e) => log.warn(`service discovery for "${cfg.service}" is not available: ${e.message} (servald lets one client per node answer discovery); serving without it`),
+  });
+  if (started.stage === "open") return reportError("listen", "open the mesh", started.error);
+  if (started.stage === "listen") {
+    const e = started.error;
     if (e.code === "ERR_NOT_ALLOWED") {
       const message = e.message.startsWith(`MDP port ${cfg.port} `) ? e.message : `MDP port ${cfg.port}: ${e.message}`;
       return reportError("listen", `listen on MDP port ${cfg.port}`, new SvpError("ERR_USAGE", message));
     }
     return reportError("listen", `listen on MDP port ${cfg.port}`, e);
   }
+  const svc = started.service;
   svc.on("connection", (r) => logConnection(log, r));
   const where = `${sidToHex(svc.local.sid)}:${svc.local.port}`;
-  log.always(`listening on ${where} via ${session.description}, ${cfg.target.kind === "stdio" ? "one connection on stdin/stdout" : `callers go to ${label}`}${cfg.service ? `; service "${cfg.service}"` : ""}`);
+  log.always(`listening on ${where} via ${started.description}, ${cfg.target.kind === "stdio" ? "one connection on stdin/stdout" : `callers go to ${started.targetLabel}`}${cfg.service ? `; service "${cfg.service}"` : ""}`);
   if (cfg.allow) log.info(`only ${cfg.allow.length} allowed caller${cfg.allow.length === 1 ? "" : "s"}`);
   await signals.serve(svc, log);
-  const result = await svc.done;
-  session.close();
-  if (cfg.target.kind === "stdio") process.stdin.destroy();
+  const result = await started.done;
   if (result.reason === "down") {
     process.stderr.write(`svp listen: lost the mesh backend: ${result.error?.message ?? "gone"}\n`);
     return ERROR_TABLE.ERR_MESH_DOWN.exit;

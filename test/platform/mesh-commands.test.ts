@@ -1,6 +1,6 @@
 /**
  * The commands' library calls: meshNetcat (`svp connect` stdio), startMeshForward
- * (`svp connect --forward` with its mesh), meshDiscover (`svp discover`) and
+ * (`svp connect --forward` with its mesh), startMeshListen (`svp listen`), meshDiscover (`svp discover`) and
  * queryMeshStatus (`svp status`), against two embedded nodes as real daemons on
  * loopback (in this process: real UDP overlay on port 0, real local API sockets, private
  * homes and discovery directory). Node A serves an upper-casing echo through the library
@@ -9,7 +9,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createConnection } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,7 @@ import { startMeshForward } from "../../src/platform/mesh-forward.ts";
 import { meshNetcat } from "../../src/platform/mesh-netcat.ts";
 import { meshDiscover } from "../../src/platform/mesh-discover.ts";
 import { queryMeshStatus } from "../../src/platform/mesh-status.ts";
+import { startMeshListen } from "../../src/platform/mesh-listen.ts";
 import type { OpenMeshOptions } from "../../src/service/mesh-session.ts";
 import { parseMeshTarget } from "../../src/service/mesh-target.ts";
 import type { MeshTarget } from "../../src/service/mesh-target.ts";
@@ -250,5 +251,43 @@ describe("queryMeshStatus", () => {
     const down = await queryMeshStatus({ mesh: "embedded", home: join(root, "nobody") });
     assert.equal(down.stage, "down");
     assert.equal(down.stage === "down" && down.reasons.length, 1);
+  });
+});
+
+describe("startMeshListen", () => {
+  test("--forward to a local TCP server: a mesh caller reaches it; once ends the service and closes the mesh", async () => {
+    const tcp = createServer({ allowHalfOpen: true }, (sock) => {
+      let got = "";
+      sock.setEncoding("utf8");
+      sock.on("data", (c: string) => (got += c));
+      sock.on("end", () => sock.end(`tcp says ${got}`));
+    });
+    await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
+    const port = (tcp.address() as { port: number }).port;
+    try {
+      const started = await startMeshListen({ mesh: { mesh: "embedded", home: nodeA.home, autostart: false }, port: 92, target: { kind: "tcp", host: "127.0.0.1", port }, once: true });
+      assert.equal(started.stage, "running");
+      if (started.stage !== "running") return;
+      assert.equal(started.targetLabel, `127.0.0.1:${port}`);
+      assert.equal(started.service.local.port, 92);
+      const [near, far] = memoryPair();
+      const answer = readAll(far);
+      const r = meshNetcat({ mesh: meshB(), target: targetA(92), local: () => (far.write(text("hi")), far.closeWrite(), near) });
+      assert.equal(new TextDecoder().decode(await within(answer, 8000, "the answer")), "tcp says hi");
+      assert.equal((await r).stage, "stream");
+      const done = await within(started.done, 8000, "the once service's end");
+      assert.equal(done.reason, "once");
+      assert.equal(done.error, undefined);
+    } finally {
+      tcp.close();
+    }
+  });
+
+  test("stages: no mesh is open; a port already bound on the node is listen (ERR_NOT_ALLOWED)", async () => {
+    const none = await startMeshListen({ mesh: { mesh: "embedded", home: join(root, "nobody"), autostart: false }, port: 93, target: { kind: "exec", command: "cat" } });
+    assert.equal(none.stage, "open");
+    const taken = await startMeshListen({ mesh: { mesh: "embedded", home: nodeA.home, autostart: false }, port: UPPER_PORT, target: { kind: "exec", command: "cat" } });
+    assert.equal(taken.stage, "listen");
+    assert.equal(taken.stage === "listen" && taken.error.code, "ERR_NOT_ALLOWED");
   });
 });
