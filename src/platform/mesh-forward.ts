@@ -9,7 +9,6 @@ import { DEFAULTS } from "../defaults.ts";
 import type { SvpError } from "../errors.ts";
 import { toSvpError } from "../errors.ts";
 import { MSP_DEFAULTS } from "../msp/params.ts";
-import type { ListenAddress } from "../options.ts";
 import { dialVia } from "../service/mesh-dialer.ts";
 import { MeshConnector } from "../service/mesh-session.ts";
 import type { MeshSession, OpenMeshOptions } from "../service/mesh-session.ts";
