@@ -22,6 +22,7 @@ import { MESH_MODES } from "../src/service/mesh-session.ts";
 import type { MeshMode } from "../src/service/mesh-session.ts";
 import { DYNAMIC_SOURCES, type CliSpec, type DynamicSource, valueFlags } from "./command-spec.ts";
 import { rawPositionals } from "./flags.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 export const COMPLETE_COMMAND = "__complete";
 
@@ -82,7 +83,7 @@ function context(spec: CliSpec, words: readonly string[]) {
     return value;
   };
   const meshText = flag("mesh") ?? process.env.SVP_MESH;
-  const mesh = (MESH_MODES as readonly string[]).includes(meshText ?? "") ? (meshText as MeshMode) : "auto";
+  const mesh = (MESH_MODES as readonly string[]).includes(meshText ?? "") ? (meshText as MeshMode) : DEFAULTS.meshMode;
   const i = words.findIndex((w, n) => n > 0 && spec.commands.some((c) => c.name === w));
   const command = i < 0 ? undefined : spec.commands.find((c) => c.name === words[i]);
   const positionals = command ? rawPositionals(words.slice(i + 1), valueFlags(command)) : [];

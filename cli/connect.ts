@@ -6,35 +6,29 @@
  */
 
 import type { CAC } from "cac";
+import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 import { ERROR_TABLE, EXIT, SvpError, UsageError, toSvpError } from "../src/errors.ts";
 import { sidToHex, upperSidLabels } from "../src/mesh/sid.ts";
+import { MSP_DEFAULTS } from "../src/msp/params.ts";
 import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddress, parsePositiveInt } from "../src/options.ts";
 import type { ListenAddress } from "../src/options.ts";
 import { defaultLoopCount } from "../src/platform/loops.ts";
-import { startForwardProxy } from "../src/platform/forward-proxy.ts";
-import type { ForwardProxy } from "../src/platform/forward-proxy.ts";
-import { openSession } from "../src/platform/open-session.ts";
-import { stdioStream } from "../src/platform/stdio-stream.ts";
+import { startMeshForward } from "../src/platform/mesh-forward.ts";
+import { meshNetcat } from "../src/platform/mesh-netcat.ts";
 import type { ForwardRecord } from "../src/service/forward-server.ts";
-import { dialMesh, dialVia } from "../src/service/mesh-dialer.ts";
-import { MeshConnector } from "../src/service/mesh-session.ts";
-import type { MeshSession, OpenMeshOptions } from "../src/service/mesh-session.ts";
-import { formatMeshTarget, parseMeshTarget } from "../src/service/mesh-target.ts";
+import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
+import { parseMeshTarget } from "../src/service/mesh-target.ts";
 import type { MeshTarget } from "../src/service/mesh-target.ts";
-import { netcat } from "../src/service/netcat.ts";
-import { mspTelemetry } from "../src/service/stream-registry.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
-
-const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", "workers", ...MESH_VALUE_FLAGS];
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 
+const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", "workers", ...MESH_VALUE_FLAGS];
+
 /** Signals that stop a stdio connection: the remote is sent STOP, svp exits 1. */
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-/** MSP gives up on a silent peer after this long; -w longer than that raises it. */
-const MSP_TIMEOUT_MS = 10_000;
 
 export interface ConnectConfig {
   target: MeshTarget;
@@ -62,13 +56,13 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .option("--auth <user:pass>", "Not available: a raw TCP forward has no place for credentials (use --forward unix:/path, or svp socks --auth)")
     .option("--once", "With --forward: serve one connection, then exit with its outcome")
     .option("-N, --no-shutdown", "Keep the write side open after EOF on stdin until the remote has finished")
-    .option("-w, --wait <duration>", "Give up connecting after this long (default: 10s, MSP's own limit)")
-    .option("-i, --idle <duration>", "Close the connection after this long without traffic (default: never)")
-    .option("--wait-route <duration>", "Wait up to this long for the node to become reachable instead of failing at once (default: 0)")
+    .option("-w, --wait <duration>", `Give up connecting after this long (default: ${durationFlagText(MSP_DEFAULTS.timeoutMs)}, MSP's own limit)`)
+    .option("-i, --idle <duration>", `Close the connection after this long without traffic (default: ${durationFlagText(DEFAULTS.idleTimeoutMs, "never")})`)
+    .option("--wait-route <duration>", `Wait up to this long for the node to become reachable instead of failing at once (default: ${durationFlagText(DEFAULTS.waitRouteMs)})`)
     .option("--verbose", "Stdio mode: say on stderr when connected and when done")
     .option("--workers <n>", "--forward: event loops (threads) accepting local connections (default: the number of CPUs; 1 with --once)");
   addMeshOptions(cmd)
-    .option("--log <text|json>", "--forward: per-connection log lines on stderr as text or NDJSON (default: text)")
+    .option("--log <text|json>", `--forward: per-connection log lines on stderr as text or NDJSON (default: ${DEFAULTS.logFormat})`)
     .option("--quiet", "--forward: no per-connection log lines")
     .example("  $ svp connect <SID> 80                    # netcat to MDP port 80 of <SID>")
     .example("  $ printf 'GET / HTTP/1.0\\r\\n\\r\\n' | svp connect <SID>.serval http")
@@ -118,8 +112,8 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
   };
   const waitMs = dur("wait", "w");
   if (waitMs === 0) throw new UsageError(`invalid --wait "0": must be more than 0`);
-  const idleMs = dur("idle", "i") ?? 0;
-  const waitRouteMs = dur("wait-route") ?? 0;
+  const idleMs = dur("idle", "i") ?? DEFAULTS.idleTimeoutMs;
+  const waitRouteMs = dur("wait-route") ?? DEFAULTS.waitRouteMs;
   const logText = parseLogFormat(one("log"));
   const workersText = one("workers");
   if (workersText !== undefined && !forward) throw new UsageError("--workers needs --forward (stdin/stdout is one stream)");
@@ -158,60 +152,42 @@ function describeTarget(cfg: ConnectConfig): string {
 
 async function runStdio(cfg: ConnectConfig): Promise<number> {
   const what = describeTarget(cfg);
-  let session: MeshSession;
-  try {
-    session = await openSession(cfg.mesh);
-  } catch (err) {
-    return reportError("connect", "open the mesh", err);
-  }
-  const ac = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  if (cfg.waitMs !== undefined) {
-    const ms = cfg.waitMs;
-    timer = setTimeout(() => ac.abort(new SvpError("ERR_TIMEOUT", `no answer within ${formatDuration(ms)}`)), ms);
-  }
-  const onSignal = () => ac.abort(new SvpError("ERR_ABORTED", "interrupted"));
   // SIGHUP too: ssh ends a ProxyCommand with it, and a closed terminal sends it; dying of
-  // it would leave the remote waiting 10 s for a stream nobody will finish.
-  for (const sig of STOP_SIGNALS) process.once(sig, onSignal);
-  let stream;
-  try {
-    stream = await dialMesh(session, cfg.target, {
-      signal: ac.signal,
-      waitRouteMs: cfg.waitRouteMs,
-      msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
-    });
-  } catch (err) {
-    session.close();
-    return reportError("connect", `connect to ${what}`, err);
-  } finally {
-    if (timer) clearTimeout(timer);
-    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
-  }
-  if (cfg.verbose) process.stderr.write(`svp connect: connected to ${sidToHex(stream.remote.sid)}:${stream.remote.port} via ${session.description}\n`);
-  const local = stdioStream();
-  // A signal now means "stop": reset the stream (the remote sees STOP), exit. A hangup is
-  // how ssh ends every ProxyCommand, so it is no failure worth a line on the terminal.
+  // it would leave the remote waiting 10 s for a stream nobody will finish. Once connected,
+  // a signal resets the stream (the remote sees STOP); a hangup is how ssh ends every
+  // ProxyCommand, so it is no failure worth a line on the terminal.
+  const ac = new AbortController();
+  let connected = false;
   let hungUp = false;
-  const interrupt = () => stream.abort(new SvpError("ERR_ABORTED", "interrupted"));
   const onStop = {
-    SIGINT: interrupt,
-    SIGTERM: interrupt,
+    SIGINT: () => ac.abort(new SvpError("ERR_ABORTED", "interrupted")),
+    SIGTERM: () => ac.abort(new SvpError("ERR_ABORTED", "interrupted")),
     SIGHUP: () => {
-      hungUp = true;
-      stream.abort(new SvpError("ERR_ABORTED", "hung up"));
+      hungUp = connected;
+      ac.abort(new SvpError("ERR_ABORTED", connected ? "hung up" : "interrupted"));
     },
   };
   for (const sig of STOP_SIGNALS) process.once(sig, onStop[sig]);
-  const stats = await netcat(local, stream, { noShutdown: cfg.noShutdown, idleTimeoutMs: cfg.idleMs });
+  const r = await meshNetcat({
+    mesh: cfg.mesh,
+    target: cfg.target,
+    ...(cfg.waitMs !== undefined ? { waitMs: cfg.waitMs } : {}),
+    waitRouteMs: cfg.waitRouteMs,
+    idleTimeoutMs: cfg.idleMs,
+    noShutdown: cfg.noShutdown,
+    signal: ac.signal,
+    onConnected: ({ remote, description }) => {
+      connected = true;
+      if (cfg.verbose) process.stderr.write(`svp connect: connected to ${sidToHex(remote.sid)}:${remote.port} via ${description}\n`);
+    },
+  });
   for (const sig of STOP_SIGNALS) process.off(sig, onStop[sig]);
-  session.close();
-  process.stdin.destroy();
-  if (cfg.verbose) process.stderr.write(`svp connect: done; ${formatBytes(stats.aToB)} sent, ${formatBytes(stats.bToA)} received, ${formatDuration(stats.durationMs)}; ${formatMspTelemetry(mspTelemetry(stream.stats))}\n`);
-  if (stats.error) {
-    const e = stats.error;
-    if (!hungUp) process.stderr.write(`svp connect: connection to ${what} failed: ${e.message}\n`);
-    return establishedFailureExit(e, stats.idleTimeout === true);
+  if (r.stage === "open") return reportError("connect", "open the mesh", r.error);
+  if (r.stage === "connect") return reportError("connect", `connect to ${what}`, r.error);
+  if (cfg.verbose) process.stderr.write(`svp connect: done; ${formatBytes(r.stats.aToB)} sent, ${formatBytes(r.stats.bToA)} received, ${formatDuration(r.stats.durationMs)}; ${formatMspTelemetry(r.telemetry)}\n`);
+  if (r.error) {
+    if (!hungUp) process.stderr.write(`svp connect: connection to ${what} failed: ${r.error.message}\n`);
+    return establishedFailureExit(r.error, r.idleTimeout);
   }
   return 0;
 }
@@ -238,62 +214,28 @@ async function runForward(cfg: ConnectConfig, addr: ListenAddress): Promise<numb
 }
 
 async function serveForward(cfg: ConnectConfig, addr: ListenAddress, log: Logger, signals: StopSignals): Promise<number> {
-  const what = formatMeshTarget(cfg.target);
-  // Fail early when there is no mesh at all; later losses reconnect on the next connection.
-  let first: MeshSession;
-  try {
-    first = await openSession(cfg.mesh);
-  } catch (err) {
-    return reportError("connect", "open the mesh", err);
-  }
-  const connector = new MeshConnector(() => openSession(cfg.mesh), {
-    onLost: (s) => log.warn(`lost the mesh backend (${s.description}); the next connection reconnects`),
+  const started = await startMeshForward({
+    mesh: cfg.mesh,
+    target: cfg.target,
+    listen: addr,
+    ...(cfg.waitMs !== undefined ? { waitMs: cfg.waitMs } : {}),
+    waitRouteMs: cfg.waitRouteMs,
+    idleTimeoutMs: cfg.idleMs,
+    once: cfg.once,
+    workers: cfg.workers,
+    records: !cfg.quiet,
+    onConnection: (r) => logConnection(log, r),
+    onMeshLost: (description) => log.warn(`lost the mesh backend (${description}); the next connection reconnects`),
   });
-  connector.adopt(first);
-  const connectTimeoutMs = cfg.waitMs ?? 30_000;
-  // early: the client's first bytes go out with the connection request (0-RTT), as with
-  // servald's own `msp connect --forward`, saving a round trip to the first answer.
-  // early resolves before the peer answers: answerTimeoutMs keeps -w the deadline.
-  const dial = (signal: AbortSignal) =>
-    dialVia(() => connector.get(), cfg.target, {
-      signal,
-      early: true,
-      ...(cfg.waitMs !== undefined ? { answerTimeoutMs: cfg.waitMs } : {}),
-      waitRouteMs: cfg.waitRouteMs,
-      msp: { timeoutMs: Math.max(MSP_TIMEOUT_MS, cfg.waitMs ?? 0) },
-    });
-  let proxy: ForwardProxy;
-  try {
-    proxy = await startForwardProxy({
-      listen: addr,
-      targetLabel: what,
-      dial,
-      connectTimeoutMs,
-      idleTimeoutMs: cfg.idleMs,
-      once: cfg.once,
-      workers: cfg.workers,
-      records: !cfg.quiet,
-      onConnection: (r) => logConnection(log, r),
-    });
-  } catch (err) {
-    connector.close();
-    return reportError("connect", `listen on ${formatListenAddress(addr)}`, err);
-  }
-  const server = proxy.server;
-  log.always(`listening on ${proxy.address}, forwarding to ${what} via ${first.description}`);
-  log.info(proxy.loopNote);
-  if (!isLoopbackAddress(addr)) log.warn(`listening on ${proxy.address}: anyone who can reach it can use this mesh connection`);
-  const service = {
-    get connections() {
-      return server.connections;
-    },
-    done: server.done,
-    close: (ms: number) => proxy.close(ms),
-  };
-  await signals.serve(service, log, () => proxy.stopAccepting());
-  await proxy.close(0);
-  const result = await server.done;
-  connector.close();
+  if (started.stage === "open") return reportError("connect", "open the mesh", started.error);
+  if (started.stage === "listen") return reportError("connect", `listen on ${formatListenAddress(addr)}`, started.error);
+  const fwd = started.forward;
+  log.always(`listening on ${fwd.address}, forwarding to ${fwd.targetLabel} via ${fwd.description}`);
+  log.info(fwd.loopNote);
+  if (!isLoopbackAddress(addr)) log.warn(`listening on ${fwd.address}: anyone who can reach it can use this mesh connection`);
+  await signals.serve(fwd, log, () => fwd.stopAccepting());
+  await fwd.close(0);
+  const result = await fwd.done;
   if (result.reason === "once" && result.error) return ERROR_TABLE[toSvpError(result.error).code].exit;
   return 0;
 }

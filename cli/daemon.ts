@@ -14,6 +14,9 @@ import { effectiveNodeConfig, resolveHome, runDaemon } from "../src/platform/emb
 import type { EmbeddedNodeOptions } from "../src/platform/embedded-node.ts";
 import { createLogger, errColor, parseLogFormat } from "./render.ts";
 import { VERSION } from "./version.ts";
+import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
+import { MAX_LINK_MTU, MIN_LINK_MTU } from "../src/node/node-config.ts";
+import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "../src/node/overlay-packet.ts";
 
 interface DaemonFlags {
   home?: string;
@@ -75,15 +78,15 @@ export function register(cli: CAC): void {
     .command("daemon <action>", `Run the embedded mesh node: ${DAEMON_ACTIONS.join(" | ")}`)
     .usage(`daemon [options] <${DAEMON_ACTIONS.join("|")}>`)
     .option("--home <dir>", "Instance directory (default: $SVP_HOME, else $XDG_STATE_HOME/svp or ~/.local/state/svp)")
-    .option("--port <port>", "Overlay UDP port (default 4111, or any free port when 4111 is taken)")
+    .option("--port <port>", `Overlay UDP port (default ${DEFAULTS.overlayPort}, or any free port when ${DEFAULTS.overlayPort} is taken)`)
     .option("--peer <host:port>", "Static peer (repeatable)")
     .option("--bind <addr>", "Bind the overlay on this address (repeatable; default loopback)")
     .option("--lan", "Discover peers on the LAN by broadcast (off by default)")
     .option("--no-discovery", "No same-host discovery: static peers only")
-    .option("--hello-interval <duration>", "Keep-alive period (default 5s)")
-    .option("--peer-timeout <duration>", "Silence after which a peer expires (default 3.5 hello intervals)")
-    .option("--link-mtu <bytes>", "Largest MDP payload on links that are not loopback (1160-16384; default 1160; loopback links carry 16384)")
-    .option("--log <text|json>", "Log format of the daemon (run: stderr; start: daemon.log)", { default: "text" })
+    .option("--hello-interval <duration>", `Keep-alive period (default ${durationFlagText(DEFAULTS.helloIntervalMs)})`)
+    .option("--peer-timeout <duration>", `Silence after which a peer expires (default ${DEFAULTS.peerTimeoutHellos} hello intervals)`)
+    .option("--link-mtu <bytes>", `Largest MDP payload on links that are not loopback (${MIN_LINK_MTU}-${MAX_LINK_MTU}; default ${OVERLAY_MDP_MTU}; loopback links carry ${MAX_MDP_MTU})`)
+    .option("--log <text|json>", "Log format of the daemon (run: stderr; start: daemon.log)", { default: DEFAULTS.logFormat })
     .option("--verbose", "Log debug messages too")
     .example("  $ svp daemon start")
     .example("  $ svp daemon run --peer 192.0.2.7:4111 --no-discovery")

@@ -8,19 +8,17 @@ import type { CAC } from "cac";
 import { UsageError } from "../src/errors.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import { parseDuration } from "../src/options.ts";
-import { openSession } from "../src/platform/open-session.ts";
-import { discoverServices } from "../src/service/discovery.ts";
-import type { ServiceAnswer } from "../src/service/discovery.ts";
-import type { MeshSession } from "../src/service/mesh-session.ts";
+import { meshDiscover } from "../src/platform/mesh-discover.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
+import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 
 export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   const cmd = cli
     .command("discover [pattern]", "List the services mesh nodes offer (pattern: a service name, * and ? allowed)")
     .usage("discover [options] [pattern]")
-    .option("--timeout <duration>", "Collect answers for this long (default: 2s)")
+    .option("--timeout <duration>", `Collect answers for this long (default: ${durationFlagText(DEFAULTS.discoverTimeoutMs)})`)
     .option("--json", "Print a JSON array of {sid, service, port, self}");
   addMeshOptions(cmd)
     .example("  $ svp discover")
@@ -33,31 +31,16 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
 
 async function runDiscover(argv: readonly string[], pattern: string | undefined): Promise<number> {
   const timeoutText = rawValue(argv, "timeout", (m) => new UsageError(m));
-  const timeoutMs = timeoutText === undefined ? 2000 : parseDuration(timeoutText, "--timeout");
+  const timeoutMs = timeoutText === undefined ? DEFAULTS.discoverTimeoutMs : parseDuration(timeoutText, "--timeout");
   if (timeoutMs === 0) throw new UsageError(`invalid --timeout "0": must be more than 0`);
   if (pattern !== undefined && (pattern.length > 63 || !/^[A-Za-z0-9_.+*?-]+$/.test(pattern))) {
     throw new UsageError(`invalid pattern "${pattern}": a service name with * and ? wildcards`);
   }
   const json = hasFlag(argv, "json");
-  const mesh = meshOptions(argv, "svp discover");
-  let session: MeshSession;
-  try {
-    session = await openSession(mesh);
-  } catch (err) {
-    return reportError("discover", "open the mesh", err);
-  }
-  // A node that was just started gets its start-up grace to find peers first.
-  const grace = Math.max(0, session.discoveringUntil - performance.now());
-  let answers: ServiceAnswer[];
-  try {
-    answers = await discoverServices(session.transport, { pattern, timeoutMs: Math.max(timeoutMs, grace), sid: session.sid });
-  } catch (err) {
-    session.close();
-    return reportError("discover", "ask for services", err);
-  }
-  const peers = session.transport.peers().length;
-  session.close();
-  answers.sort((a, b) => sidToHex(a.sid).localeCompare(sidToHex(b.sid)) || a.service.localeCompare(b.service) || a.port - b.port);
+  const r = await meshDiscover({ mesh: meshOptions(argv, "svp discover"), pattern, timeoutMs });
+  if (r.stage === "open") return reportError("discover", "open the mesh", r.error);
+  if (r.stage === "ask") return reportError("discover", "ask for services", r.error);
+  const { answers, peers } = r;
   if (json) {
     process.stdout.write(JSON.stringify(answers.map((a) => ({ sid: sidToHex(a.sid), service: a.service, port: a.port, self: a.self }))) + "\n");
   } else {

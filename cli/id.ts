@@ -9,6 +9,7 @@ import { connectServald } from "../src/platform/servald.ts";
 import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
 import { parseMeshMode } from "../src/service/mesh-session.ts";
 import { reportError } from "./render.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 export function register(cli: CAC): void {
   cli
@@ -21,7 +22,7 @@ export function register(cli: CAC): void {
     .action(async (flags: { home?: string; base32?: boolean; mesh?: unknown; servaldInstance?: unknown }) => {
       const format = (sid: Sid) => (flags.base32 ? sidToBase32(sid) : sidToHex(sid)) + "\n";
       const env = process.env.SVP_MESH;
-      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : "auto";
+      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
       const instance = flags.servaldInstance !== undefined ? String(flags.servaldInstance) : undefined;
       if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
       if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");

@@ -5,17 +5,16 @@
  */
 
 import type { CAC } from "cac";
-import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
+import { ERROR_TABLE, SvpError, UsageError } from "../src/errors.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import type { Sid } from "../src/mesh/sid.ts";
 import { parseHostPort } from "../src/options.ts";
 import { readTextFile } from "../src/platform/files.ts";
-import { startListenServer } from "../src/platform/listen-target.ts";
 import type { ListenTargetSpec } from "../src/platform/listen-target.ts";
-import { openSession } from "../src/platform/open-session.ts";
+import { startMeshListen } from "../src/platform/mesh-listen.ts";
 import { isValidServiceName } from "../src/service/discovery.ts";
-import type { ListenRecord, ListenService } from "../src/service/listen-service.ts";
-import type { MeshSession, OpenMeshOptions } from "../src/service/mesh-session.ts";
+import type { ListenRecord } from "../src/service/listen-service.ts";
+import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { parseMdpPort } from "../src/service/mesh-target.ts";
 import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
 import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
@@ -24,8 +23,7 @@ const LISTEN_VALUE_FLAGS = ["forward", "exec", "service", "allow", "allow-file",
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
-
-/** How long live connections may continue after SIGINT/SIGTERM. */
+import { DEFAULTS } from "../src/defaults.ts";
 
 export interface ListenConfig {
   port: number;
@@ -44,7 +42,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   const cmd = cli
     .command("listen <mdp-port>", "Offer a local service on the mesh: --forward a TCP port, --exec a program, or stdin/stdout for one connection")
     .usage("listen [options] <mdp-port>")
-    .option("--forward <[host:]port>", "Connect each caller to this TCP port (host default 127.0.0.1), before answering it")
+    .option("--forward <[host:]port>", `Connect each caller to this TCP port (host default ${DEFAULTS.listenForwardHost}), before answering it`)
     .option("--exec <cmd>", "Run cmd (through /bin/sh) for each caller, the stream as its stdin/stdout; env SVP_PEER_SID, SVP_PEER_PORT")
     .option("--service <name>", "Also answer service discovery (MDP port 11) for this name")
     .option("--allow <SID>", "Only this caller (repeatable); others are refused and logged")
@@ -52,7 +50,7 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .option("--proxy-protocol", "Start each forwarded TCP connection with a PROXY v2 header naming the caller (TLV 0xE0: SID, 0xE1: port)")
     .option("--once", "Serve one connection, then exit with its outcome");
   kebabBooleans(addMeshOptions(cmd))
-    .option("--log <text|json>", "Per-connection log lines on stderr as text or NDJSON (default: text)")
+    .option("--log <text|json>", `Per-connection log lines on stderr as text or NDJSON (default: ${DEFAULTS.logFormat})`)
     .option("--quiet", "No per-connection log lines")
     .example("  $ svp listen --forward 8000 80 --service http     # web server on 127.0.0.1:8000 as <SID>:80")
     .example("  $ svp listen --exec 'sort' 7000")
@@ -79,7 +77,7 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
   let target: ListenTargetSpec = { kind: "stdio" };
   if (forwardText !== undefined) {
     try {
-      const { host, port: tcpPort } = parseHostPort(forwardText, "--forward", "127.0.0.1");
+      const { host, port: tcpPort } = parseHostPort(forwardText, "--forward", DEFAULTS.listenForwardHost);
       if (tcpPort === 0) throw new UsageError(`invalid --forward "${forwardText}": port 0`);
       target = { kind: "tcp", host, port: tcpPort };
     } catch (err) {
@@ -141,41 +139,32 @@ async function runListen(argv: readonly string[], portArg: string): Promise<numb
 }
 
 async function serveListen(cfg: ListenConfig, log: Logger, signals: StopSignals): Promise<number> {
-  let session: MeshSession;
-  try {
-    session = await openSession(cfg.mesh);
-  } catch (err) {
-    return reportError("listen", "open the mesh", err);
-  }
-  let svc: ListenService;
-  let label: string;
-  try {
-    ({ service: svc, targetLabel: label } = await startListenServer(session, {
-      port: cfg.port,
-      target: cfg.target,
-      allow: cfg.allow,
-      once: cfg.once,
-      proxyProtocol: cfg.proxyProtocol,
-      service: cfg.service,
-      onDiscoveryUnavailable: (e) => log.warn(`service discovery for "${cfg.service}" is not available: ${e.message} (servald lets one client per node answer discovery); serving without it`),
-    }));
-  } catch (err) {
-    session.close();
-    const e = toSvpError(err);
+  const started = await startMeshListen({
+    mesh: cfg.mesh,
+    port: cfg.port,
+    target: cfg.target,
+    allow: cfg.allow,
+    once: cfg.once,
+    proxyProtocol: cfg.proxyProtocol,
+    service: cfg.service,
+    onDiscoveryUnavailable: (e) => log.warn(`service discovery for "${cfg.service}" is not available: ${e.message} (servald lets one client per node answer discovery); serving without it`),
+  });
+  if (started.stage === "open") return reportError("listen", "open the mesh", started.error);
+  if (started.stage === "listen") {
+    const e = started.error;
     if (e.code === "ERR_NOT_ALLOWED") {
       const message = e.message.startsWith(`MDP port ${cfg.port} `) ? e.message : `MDP port ${cfg.port}: ${e.message}`;
       return reportError("listen", `listen on MDP port ${cfg.port}`, new SvpError("ERR_USAGE", message));
     }
     return reportError("listen", `listen on MDP port ${cfg.port}`, e);
   }
+  const svc = started.service;
   svc.on("connection", (r) => logConnection(log, r));
   const where = `${sidToHex(svc.local.sid)}:${svc.local.port}`;
-  log.always(`listening on ${where} via ${session.description}, ${cfg.target.kind === "stdio" ? "one connection on stdin/stdout" : `callers go to ${label}`}${cfg.service ? `; service "${cfg.service}"` : ""}`);
+  log.always(`listening on ${where} via ${started.description}, ${cfg.target.kind === "stdio" ? "one connection on stdin/stdout" : `callers go to ${started.targetLabel}`}${cfg.service ? `; service "${cfg.service}"` : ""}`);
   if (cfg.allow) log.info(`only ${cfg.allow.length} allowed caller${cfg.allow.length === 1 ? "" : "s"}`);
   await signals.serve(svc, log);
-  const result = await svc.done;
-  session.close();
-  if (cfg.target.kind === "stdio") process.stdin.destroy();
+  const result = await started.done;
   if (result.reason === "down") {
     process.stderr.write(`svp listen: lost the mesh backend: ${result.error?.message ?? "gone"}\n`);
     return ERROR_TABLE.ERR_MESH_DOWN.exit;

@@ -36,8 +36,9 @@ export function buildCli(argv: readonly string[]): CAC {
   registerDiscover(cli, { argv });
   registerCompletion(cli);
   cli.help(tidyHelp(VERSION, TAGLINE));
-  cli.version(VERSION);
-  cli.globalCommand.outputVersion = () => process.stdout.write(VERSION_LINE);
+  // Declared, not cac's `version()`: that prints "svp/<version> <platform> <runtime>";
+  // `svp --version` prints VERSION_LINE (main() below), and only without a command.
+  cli.option("-v, --version", "Display version number");
   return cli;
 }
 
@@ -56,7 +57,11 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = cli.parse(["node", "svp", ...joinNegativeValues(cli, argv)], { run: false });
     command = cli.matchedCommandName ?? "";
     if (!cli.matchedCommand) {
-      if (parsed.options.help || parsed.options.version) return 0;
+      if (parsed.options.help) return 0;
+      if (parsed.options.version) {
+        process.stdout.write(VERSION_LINE);
+        return 0;
+      }
       if (cli.args.length > 0) throw new UsageError(`unknown command "${cli.args[0]}" (see svp --help)`);
       cli.outputHelp();
       return 2;

@@ -11,6 +11,7 @@ import type { Sid } from "../src/mesh/sid.ts";
 import { parseMeshMode } from "../src/service/mesh-session.ts";
 import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { hasFlag, rawValue } from "./flags.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 /** The value-taking flags `addMeshOptions` adds (for `rawPositionals`). */
 export const MESH_VALUE_FLAGS = ["mesh", "home", "servald-instance", "sid"] as const;
@@ -43,7 +44,7 @@ export function meshOptions(argv: readonly string[], name: string): OpenMeshOpti
   const one = (n: string) => rawValue(argv, n, (m) => new UsageError(m));
   const meshText = one("mesh");
   const env = process.env.SVP_MESH;
-  const mesh = meshText !== undefined ? parseMeshMode(meshText) : env !== undefined && env !== "" ? parseMeshMode(env, "SVP_MESH") : "auto";
+  const mesh = meshText !== undefined ? parseMeshMode(meshText) : env !== undefined && env !== "" ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
   const home = one("home");
   const servaldInstance = one("servald-instance");
   const sidText = one("sid");

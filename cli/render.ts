@@ -7,6 +7,8 @@
 import kleur from "kleur";
 import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
 import type { MspTelemetry } from "../src/status/status-report.ts";
+import { formatDuration } from "../src/options.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 const stderrIsTTY = Boolean(process.stderr.isTTY);
 const stdoutIsTTY = Boolean(process.stdout.isTTY);
@@ -23,7 +25,7 @@ export type LogFormat = "text" | "json";
 
 /** The value of `--log` (absent: text). Throws a UsageError naming the flag otherwise. */
 export function parseLogFormat(text: string | undefined): LogFormat {
-  if (text === undefined || text === "text" || text === "json") return text ?? "text";
+  if (text === undefined || text === "text" || text === "json") return text ?? DEFAULTS.logFormat;
   throw new UsageError(`invalid --log "${text}": expected text or json`);
 }
 
@@ -95,16 +97,6 @@ export function formatBytes(n: number): string {
   return `${(n / 1024 / 1024 / 1024).toFixed(2)} GiB`;
 }
 
-export function formatDuration(ms: number): string {
-  // Round to the unit shown first, so that rounding carries (59.96 s is "1 m 0 s", not "60.0 s").
-  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
-  if (Math.round(ms / 100) < 600) return `${(Math.round(ms / 100) / 10).toFixed(1)} s`;
-  const s = Math.round(ms / 1000);
-  if (s < 3600) return `${Math.floor(s / 60)} m ${s % 60} s`;
-  const m = Math.round(ms / 60_000);
-  return `${Math.floor(m / 60)} h ${m % 60} m`;
-}
-
 /** What every per-connection record carries (the bridge's and the SOCKS server's alike). */
 export interface ConnectionCounts {
   /** "ok", "served" (svp answered itself) or the error code. */
@@ -154,7 +146,7 @@ export function connectionEvent(names: ConnectionNames, r: ConnectionCounts): { 
   return { fields, text: `${names.who}: ${outcome}; ${formatBytes(r.up)} ${up}, ${formatBytes(r.down)} ${down}, ${formatDuration(r.durationMs)}` };
 }
 
-export { SvpError };
+export { SvpError, formatDuration };
 
 /**
  * One line of MSP telemetry: "extension on, 16 KiB messages, window 12 packets (cwnd 1.2 MiB),

@@ -29,8 +29,7 @@ import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
-
-export const SOCKS_DEFAULT_LISTEN = "127.0.0.1:1080";
+import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 
 export interface SocksCommandContext {
   /** The raw arguments after `svp` (for value flags, see flags.ts). */
@@ -56,18 +55,18 @@ export function register(cli: CAC, ctx: SocksCommandContext): void {
   const cmd = cli
     .command("socks", "Local proxy (SOCKS5, SOCKS4a, HTTP): mesh names over the mesh, other hosts direct")
     .usage("socks [options]")
-    .option("--listen <addr>", `Listen on host:port, [v6]:port, :0 (prints the port) or unix:/path; repeatable (default: ${SOCKS_DEFAULT_LISTEN})`)
+    .option("--listen <addr>", `Listen on host:port, [v6]:port, :0 (prints the port) or unix:/path; repeatable (default: ${DEFAULTS.socksListen})`)
     .option("--auth <user:pass>", "Require this user name and password (SOCKS5 and HTTP Proxy-Authorization)")
     .option("--auth-file <file>", "Require one of the user:pass lines of this file")
-    .option("--direct <allow|deny>", "Serve non-mesh destinations (allow) or refuse them (deny) (default: allow)")
+    .option("--direct <allow|deny>", `Serve non-mesh destinations (allow) or refuse them (deny) (default: ${DEFAULTS.direct})`)
     .option("--upstream <url>", "Send non-mesh traffic through socks5://host:port or http://host:port")
-    .option("--handshake-timeout <duration>", "Close clients that send no complete request in time (default: 10s)")
-    .option("--connect-timeout <duration>", "Give up connecting to a destination after this long (default: 30s)")
-    .option("--wait-route <duration>", "Hold a mesh request up to this long while its node is not reachable yet (default: 0, refuse at once)")
-    .option("--idle-timeout <duration>", "Close tunnels with no traffic for this long; 0 = never (default: 0)")
-    .option("--max-conns <n>", "Refuse new requests while this many connections are open, over all event loops (default: no limit)")
+    .option("--handshake-timeout <duration>", `Close clients that send no complete request in time (default: ${durationFlagText(DEFAULTS.handshakeTimeoutMs)})`)
+    .option("--connect-timeout <duration>", `Give up connecting to a destination after this long (default: ${durationFlagText(DEFAULTS.connectTimeoutMs)})`)
+    .option("--wait-route <duration>", `Hold a mesh request up to this long while its node is not reachable yet (default: ${durationFlagText(DEFAULTS.waitRouteMs, "0, refuse at once")})`)
+    .option("--idle-timeout <duration>", `Close tunnels with no traffic for this long; 0 = never (default: ${durationFlagText(DEFAULTS.idleTimeoutMs)})`)
+    .option("--max-conns <n>", `Refuse new requests while this many connections are open, over all event loops (default: ${DEFAULTS.maxConns === 0 ? "no limit" : DEFAULTS.maxConns})`)
     .option("--workers <n>", "Event loops (threads) accepting on the listening addresses (default: the number of CPUs)")
-    .option("--log <text|json>", "Per-stream log lines on stderr as text or NDJSON (default: text)")
+    .option("--log <text|json>", `Per-stream log lines on stderr as text or NDJSON (default: ${DEFAULTS.logFormat})`)
     .option("--quiet", "No per-stream log lines (warnings and the listening line still print)");
   addMeshOptions(cmd)
     .example("  $ svp socks                                   # 127.0.0.1:1080")
@@ -81,7 +80,7 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
   const one = (name: string) => rawValue(argv, name, (m) => new UsageError(m));
   const warnings: string[] = [];
   const listenTexts = rawValues(argv, "listen");
-  const listen = (listenTexts.length > 0 ? listenTexts : [SOCKS_DEFAULT_LISTEN]).map((t) => {
+  const listen = (listenTexts.length > 0 ? listenTexts : [DEFAULTS.socksListen]).map((t) => {
     try {
       return parseListenAddress(t);
     } catch (err) {
@@ -99,17 +98,17 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
     const t = one(name);
     return t === undefined ? def : parseDuration(t, `--${name}`);
   };
-  const handshakeTimeoutMs = duration("handshake-timeout", 10_000);
-  const connectTimeoutMs = duration("connect-timeout", 30_000);
+  const handshakeTimeoutMs = duration("handshake-timeout", DEFAULTS.handshakeTimeoutMs);
+  const connectTimeoutMs = duration("connect-timeout", DEFAULTS.connectTimeoutMs);
   if (handshakeTimeoutMs === 0) throw new UsageError(`invalid --handshake-timeout "0": must be more than 0`);
   if (connectTimeoutMs === 0) throw new UsageError(`invalid --connect-timeout "0": must be more than 0`);
-  const idleTimeoutMs = duration("idle-timeout", 0);
-  const waitRouteMs = duration("wait-route", 0);
+  const idleTimeoutMs = duration("idle-timeout", DEFAULTS.idleTimeoutMs);
+  const waitRouteMs = duration("wait-route", DEFAULTS.waitRouteMs);
   const maxText = one("max-conns");
-  const maxConns = maxText === undefined ? 0 : parsePositiveInt(maxText, "--max-conns", 1_000_000);
+  const maxConns = maxText === undefined ? DEFAULTS.maxConns : parsePositiveInt(maxText, "--max-conns", 1_000_000);
   const workersText = one("workers");
   const workers = workersText === undefined ? defaultLoopCount() : parsePositiveInt(workersText, "--workers", 256);
-  const directText = one("direct") ?? "allow";
+  const directText = one("direct") ?? DEFAULTS.direct;
   if (directText !== "allow" && directText !== "deny") throw new UsageError(`invalid --direct "${directText}": expected allow or deny`);
   const upText = one("upstream");
   const upstream = upText === undefined ? undefined : parseUpstream(upText);

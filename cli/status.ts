@@ -5,13 +5,12 @@
  */
 
 import type { CAC } from "cac";
-import { EXIT, UsageError, isSvpError } from "../src/errors.ts";
-import { queryStatus, resolveHome } from "../src/platform/embedded-node.ts";
-import { queryServaldStatus } from "../src/platform/servald-cli.ts";
-import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
+import { EXIT, UsageError } from "../src/errors.ts";
+import { queryMeshStatus } from "../src/platform/mesh-status.ts";
 import { parseMeshMode } from "../src/service/mesh-session.ts";
 import type { StatusReport } from "../src/status/status-report.ts";
 import { formatBytes, formatDuration, reportError, stdoutColor } from "./render.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 // Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).
 const c = {
@@ -29,33 +28,18 @@ export function register(cli: CAC): void {
     .option("--servald-instance <dir>", "servald instance directory (default: $SERVALINSTANCE_PATH, else servald's default run directories)")
     .action(async (flags: { home?: string; json?: boolean; mesh?: unknown; servaldInstance?: unknown }) => {
       const env = process.env.SVP_MESH;
-      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : "auto";
+      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
       const instance = flags.servaldInstance !== undefined ? String(flags.servaldInstance) : undefined;
       if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
       if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
-      let report: StatusReport | undefined;
-      let servaldDown: string | undefined;
-      // As the other commands choose: servald when its socket answers (auto needs the native addon for that).
-      if (mode === "servald" || instance !== undefined || (mode === "auto" && unixDatagramSupport().available)) {
-        try {
-          report = await queryServaldStatus({ instance });
-        } catch (err) {
-          if (mode === "servald" || instance !== undefined || !isSvpError(err, "ERR_MESH_DOWN")) return reportError("status", "reach servald", err);
-          // Auto falls back to the embedded node; say why when servald was clearly meant.
-          if (process.env.SERVALINSTANCE_PATH) servaldDown = err.message;
-        }
+      const r = await queryMeshStatus({ mesh: mode, servaldInstance: instance, home: flags.home });
+      if (r.stage === "servald") return reportError("status", "reach servald", r.error);
+      if (r.stage === "daemon") return reportError("status", "query the daemon", r.error);
+      if (r.stage === "down") {
+        for (const reason of r.reasons) process.stderr.write(`svp status: ${reason}\n`);
+        return EXIT.FAILURE;
       }
-      if (!report) {
-        const home = resolveHome(flags.home);
-        try {
-          report = await queryStatus(home);
-        } catch (err) {
-          if (!isSvpError(err, "ERR_MESH_DOWN")) return reportError("status", "query the daemon", err);
-          if (servaldDown) process.stderr.write(`svp status: ${servaldDown}\n`);
-          process.stderr.write(`svp status: ${err.message}\n`);
-          return EXIT.FAILURE;
-        }
-      }
+      const report = r.report;
       if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
       else process.stdout.write(report.servald ? formatServaldStatus(report) : formatStatus(report));
       return EXIT.OK;

@@ -11,9 +11,10 @@
  */
 
 import type { Logger } from "./render.ts";
+import { DEFAULTS } from "../src/defaults.ts";
 
 /** How long live streams may continue after the first signal. */
-export const DRAIN_MS = 10_000;
+export const DRAIN_MS = DEFAULTS.drainMs;
 
 /** Something that serves connections until closed: a proxy, a listen service, a forward server. */
 export interface Drainable {

@@ -103,6 +103,17 @@ export function durationText(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
 }
 
+/** A measured duration for humans: "12 ms", "1.5 s", "2 m 5 s", "1 h 3 m" (log lines, status, timeout messages). */
+export function formatDuration(ms: number): string {
+  // Round to the unit shown first, so that rounding carries (59.96 s is "1 m 0 s", not "60.0 s").
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
+  if (Math.round(ms / 100) < 600) return `${(Math.round(ms / 100) / 10).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} m ${s % 60} s`;
+  const m = Math.round(ms / 60_000);
+  return `${Math.floor(m / 60)} h ${m % 60} m`;
+}
+
 /** Parse a positive integer option (e.g. --max-conns). */
 export function parsePositiveInt(text: string, what: string, max = 2 ** 31 - 1): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) throw new UsageError(`invalid ${what} "${text}": expected a whole number 1-${max}`);

@@ -17,6 +17,7 @@ import type { MspStream, MspStreamStats } from "./msp-stream.ts";
 import type { MspDropReason } from "./packet.ts";
 import type { MspOptions } from "./params.ts";
 import { pathMtuLookup, resolveTransportParams } from "./params.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface MspListenOptions extends MspOptions {
   clock?: Clock;
@@ -115,7 +116,7 @@ export class MspListener extends Emitter<MspListenerEvents> {
 export async function listenMsp(transport: MdpTransport, port: number, options: MspListenOptions = {}): Promise<MspListener> {
   if (!Number.isInteger(port) || port < 1 || port > 0xffffffff) throw new SvpError("ERR_BAD_ADDRESS", `invalid MDP port ${port}: expected 1-4294967295`);
   const params = resolveTransportParams(transport, options);
-  const maxConnections = options.maxConnections ?? 1024;
+  const maxConnections = options.maxConnections ?? DEFAULTS.listenMaxConnections;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new SvpError("ERR_USAGE", `maxConnections must be a positive integer, got ${maxConnections}`);
   const clock = options.clock ?? systemClock;
   const socket = await transport.bind(port, options.sid ? { sid: options.sid } : {});

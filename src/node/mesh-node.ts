@@ -21,9 +21,10 @@ import type { NodeCrypto, NodeLog, PeerCredentials, RendezvousRegistry, UdpBinde
 import { endpointKey } from "./endpoint-key.ts";
 import { Overlay, type ReachInfo } from "./overlay.ts";
 import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "./overlay-packet.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 /** Default overlay UDP port: next to servald's 4110, never on it. */
-export const DEFAULT_OVERLAY_PORT = 4111;
+export const DEFAULT_OVERLAY_PORT = DEFAULTS.overlayPort;
 /**
  * Bounds of the local API, so that no client (buggy, stuck or hostile; the socket is
  * owner-only, so it runs as this user) can make the daemon hold memory or descriptors

@@ -16,6 +16,7 @@
 
 import { UsageError } from "../errors.ts";
 import { parseDuration, parseHostPort, parsePort } from "../options.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface NodeConfig {
   port: number | undefined;
@@ -57,7 +58,7 @@ export function checkPeerTimeout(ms: number, name: string): number {
 }
 
 /** The overlay's default hello interval (ms); the peer timeout defaults to 3.5 of them. */
-export const DEFAULT_HELLO_INTERVAL_MS = 5000;
+export const DEFAULT_HELLO_INTERVAL_MS = DEFAULTS.helloIntervalMs;
 
 /**
  * The merged settings' peer timeout must be longer than their hello interval: otherwise

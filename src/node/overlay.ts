@@ -90,7 +90,7 @@ import { BroadcastRelay } from "./broadcast-relay.ts";
 import { CookieJar } from "./cookie-jar.ts";
 import { FILTER_SAMPLE_ONE_IN, FILTER_UPDATE_MS, LoadFilter } from "./load-filter.ts";
 import { peerSource, probeTargets } from "./probe-targets.ts";
-
+import { DEFAULTS } from "../defaults.ts";
 
 const ZERO_BOOT = new Uint8Array(BOOT_BYTES);
 
@@ -213,8 +213,8 @@ export class Overlay extends Emitter<OverlayEvents> {
     this.#o = options;
     this.#identities = [...options.keyring.identities];
     this.boot = options.boot ?? options.crypto.randomBytes(BOOT_BYTES);
-    this.helloIntervalMs = options.helloIntervalMs ?? 5000;
-    this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * 3.5);
+    this.helloIntervalMs = options.helloIntervalMs ?? DEFAULTS.helloIntervalMs;
+    this.peerTimeoutMs = options.peerTimeoutMs ?? Math.round(this.helloIntervalMs * DEFAULTS.peerTimeoutHellos);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.#log = options.log ?? (() => {});
     this.#sealer = new FrameSealer(options.crypto, this.boot);

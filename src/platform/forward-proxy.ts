@@ -15,6 +15,7 @@ import type { ByteStream } from "../stream/byte-stream.ts";
 import { listenSharing } from "./loops.ts";
 import { listen } from "./net.ts";
 import type { Listener } from "./net.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface ForwardProxyOptions {
   /** Where local clients connect: "host:port" or "unix:/path". */
@@ -53,8 +54,8 @@ export interface ForwardProxy {
 /** Start `svp connect --forward`: the listener, the forward server and the extra event loops. Rejects when the address cannot be bound. */
 export async function startForwardProxy(options: ForwardProxyOptions): Promise<ForwardProxy> {
   const workers = Math.max(1, Math.floor(options.workers ?? 1));
-  const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs;
   const what = options.targetLabel;
   const dial = options.dial;
   const shared = workers > 1 ? sharedCounts() : undefined;
@@ -104,7 +105,7 @@ export async function startForwardProxy(options: ForwardProxyOptions): Promise<F
     stopAccepting,
     close: async (drainMs?: number) => {
       await stopAccepting();
-      await Promise.all([server.close(drainMs), group.close(drainMs ?? 10_000)]);
+      await Promise.all([server.close(drainMs), group.close(drainMs ?? DEFAULTS.drainMs)]);
     },
   };
 }

@@ -31,6 +31,7 @@ import { openSession } from "./open-session.ts";
 import { queryServaldStatus } from "./servald-cli.ts";
 import { startSocksProxy } from "./socks-proxy.ts";
 import type { SocksProxy } from "./socks-proxy.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface MeshOptions {
   /**
@@ -152,7 +153,7 @@ export async function openMesh(options: MeshOptions = {}): Promise<Mesh> {
     servaldInstance: options.servaldInstance,
     autostart: options.autostart,
     sid,
-    name: options.name ?? "svp library",
+    name: options.name ?? DEFAULTS.libraryClientName,
     onNote: options.onNote ?? (() => {}),
     discoveryGraceMs: options.discoveryGraceMs,
   }, { daemonCommand: packageSvpCommand });
@@ -221,7 +222,7 @@ class OpenMesh implements Mesh {
     else user?.addEventListener("abort", onAbort, { once: true });
     let inner: MspStream;
     try {
-      inner = await dialMesh(this.#session, target, { signal: ac.signal, waitRouteMs: options.waitRouteMs ?? 0 });
+      inner = await dialMesh(this.#session, target, { signal: ac.signal, waitRouteMs: options.waitRouteMs ?? DEFAULTS.waitRouteMs });
     } catch (err) {
       user?.removeEventListener("abort", onAbort);
       throw toSvpError(err);
@@ -311,10 +312,10 @@ class OpenMesh implements Mesh {
     checkKeys(options, ["listen", "direct", "credentials", "waitRouteMs"], "socks");
     const session = this.#session;
     const proxy = await startSocksProxy({
-      listen: [parseListenAddress(options.listen ?? "127.0.0.1:0")],
+      listen: [parseListenAddress(options.listen ?? DEFAULTS.librarySocksListen)],
       ...(options.credentials ? { credentials: options.credentials.map((c) => ({ user: c.user, pass: c.pass })) } : {}),
       ...(options.direct ? { direct: options.direct } : {}),
-      mesh: createMeshDialer({ session: () => Promise.resolve(session), waitRouteMs: options.waitRouteMs ?? 0 }),
+      mesh: createMeshDialer({ session: () => Promise.resolve(session), waitRouteMs: options.waitRouteMs ?? DEFAULTS.waitRouteMs }),
     });
     this.#proxies.add(proxy);
     return {

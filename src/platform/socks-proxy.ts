@@ -21,6 +21,7 @@ import { connectTcp, listen } from "./net.ts";
 import type { Listener } from "./net.ts";
 import { LoopGroup } from "../loops.ts";
 import { listenSharing } from "./loops.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 
 export interface SocksProxyOptions {
@@ -71,22 +72,22 @@ export interface SocksProxy {
 /** Start `svp socks`: listeners on every address, one proxy server per event loop behind them. */
 export async function startSocksProxy(options: SocksProxyOptions): Promise<SocksProxy> {
   const clock = options.clock ?? systemClock;
-  const connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
   const wanted = Math.max(1, Math.floor(options.workers ?? 1));
   const shared = wanted > 1 ? sharedCounts() : undefined;
   const dialer = createRouter({
     tcp: (host, port, signal) => connectTcp(host, port, { signal, timeoutMs: 0, clock }),
-    direct: options.direct ?? "allow",
+    direct: options.direct ?? DEFAULTS.direct,
     upstream: options.upstream,
     mesh: options.mesh,
   });
   const settings = {
     credentials: options.credentials ?? [],
-    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     connectTimeoutMs,
-    idleTimeoutMs: options.idleTimeoutMs ?? 0,
-    maxConns: options.maxConns ?? 0,
-    direct: options.direct ?? "allow",
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    maxConns: options.maxConns ?? DEFAULTS.maxConns,
+    direct: options.direct ?? DEFAULTS.direct,
     upstream: options.upstream,
     mesh: options.mesh !== undefined,
   };
@@ -133,7 +134,7 @@ export async function startSocksProxy(options: SocksProxyOptions): Promise<Socks
     server,
     loops: { count: group.count, note: group.note },
     stopAccepting,
-    close(drainMs = 10_000) {
+    close(drainMs: number = DEFAULTS.drainMs) {
       if (closing) {
         void server.close(drainMs); // again, e.g. a second signal: a sooner deadline
         void group.close(drainMs);

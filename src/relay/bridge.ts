@@ -24,6 +24,7 @@ import { durationText } from "../options.ts";
 import { SvpError, failureUnder } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { Relay } from "./relay.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 /** The fields of a per-connection record the bridge fills in. */
 export interface BridgeRecord {
@@ -167,7 +168,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
   }
 
   /** Stop serving new streams, let live ones finish for up to `drainMs`, then abort them. */
-  async close(drainMs = 10_000): Promise<void> {
+  async close(drainMs: number = DEFAULTS.drainMs): Promise<void> {
     const shutdown = new SvpError("ERR_ABORTED", SHUTTING_DOWN);
     if (!this.#closing) {
       this.#closing = true;

@@ -23,6 +23,7 @@ import { SvpError } from "../errors.ts";
 import type { MdpAddress, MdpSocket, MdpTransport } from "../mdp/transport.ts";
 import type { Sid } from "../mesh/sid.ts";
 import { SID_BROADCAST, isSidBroadcast, sidEquals, sidToHex } from "../mesh/sid.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 /** servald's MDP_PORT_SERVICE_DISCOVERY. */
 export const SERVICE_DISCOVERY_PORT = 11;
@@ -184,7 +185,7 @@ export interface DiscoverOptions {
 /** Ask for services; resolves with the distinct matching answers in arrival order. */
 export async function discoverServices(transport: MdpTransport, options: DiscoverOptions = {}): Promise<ServiceAnswer[]> {
   const clock = options.clock ?? systemClock;
-  const timeoutMs = options.timeoutMs ?? 2000;
+  const timeoutMs = options.timeoutMs ?? DEFAULTS.discoverTimeoutMs;
   const resendMs = options.resendMs ?? 500;
   if (!(timeoutMs > 0)) throw new SvpError("ERR_USAGE", `discovery timeout must be more than 0 ms, got ${timeoutMs}`);
   const matches = servicePatternMatcher(options.pattern);

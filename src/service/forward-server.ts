@@ -12,6 +12,7 @@ import type { Clock } from "../clock.ts";
 import { Bridge } from "../relay/bridge.ts";
 import type { BridgeRecord, BridgeResult } from "../relay/bridge.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface ForwardServerOptions {
   /** Open an MSP stream to the target (src/service/mesh-dialer.ts `dialMesh`). */
@@ -45,7 +46,7 @@ export class ForwardServer extends Bridge<ForwardRecord> {
   readonly #label: string;
 
   constructor(options: ForwardServerOptions) {
-    const timeoutMs = options.connectTimeoutMs ?? 30_000;
+    const timeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     super({
       open: (_client, signal) => options.dial(signal),
       openTimeoutMs: timeoutMs,

@@ -34,6 +34,7 @@ import type { ServiceResponder } from "./discovery.ts";
 import { startServiceResponder } from "./discovery.ts";
 import type { MeshSession } from "./mesh-session.ts";
 import { encodeProxyV2 } from "./proxy-v2.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 /** Opens the local end for one caller; rejects (refused, timeout…) when it cannot. Must honour `signal`. */
 export type OpenTarget = (caller: MdpAddress, signal: AbortSignal) => Promise<ByteStream>;
@@ -103,7 +104,7 @@ export class ListenService {
     this.#session = session;
     this.#allow = options.allow;
     this.#targetLabel = options.targetLabel;
-    const timeoutMs = options.openTimeoutMs ?? 10_000;
+    const timeoutMs = options.openTimeoutMs ?? DEFAULTS.listenOpenTimeoutMs;
     this.#bridge = new Bridge<ListenRecord>({
       open: (caller, signal) => options.open((caller as MspStream).remote, signal),
       openTimeoutMs: timeoutMs,
@@ -151,7 +152,7 @@ export class ListenService {
    * Stop accepting (new callers are refused), abandon targets still being opened, let live
    * connections finish for up to `drainMs`, then abort them. Resolves when all are gone.
    */
-  async close(drainMs = 10_000): Promise<void> {
+  async close(drainMs: number = DEFAULTS.drainMs): Promise<void> {
     this.#listener.close();
     this.#responder?.close();
     await this.#bridge.close(drainMs);

@@ -25,6 +25,7 @@ import type { MeshDialer } from "../socks/dialer.ts";
 import type { MeshSession } from "./mesh-session.ts";
 import type { MeshTarget } from "./mesh-target.ts";
 import { resolveMeshTarget } from "./mesh-target.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface MeshDialOptions {
   clock?: Clock;
@@ -60,7 +61,7 @@ export async function dialMesh(session: MeshSession, target: MeshTarget, options
     const to = await resolveMeshTarget(session, target, {
       clock,
       signal,
-      waitRouteMs: options.waitRouteMs ?? 0,
+      waitRouteMs: options.waitRouteMs ?? DEFAULTS.waitRouteMs,
       ...(options.discoveryTimeoutMs !== undefined ? { discoveryTimeoutMs: options.discoveryTimeoutMs } : {}),
     });
     const stream = await connectMsp(session.transport, to, { ...options.msp, clock, ...(session.sid ? { sid: session.sid } : {}), ...(signal ? { signal } : {}), ...(options.early ? { early: true } : {}) });

@@ -18,6 +18,7 @@ import { SvpError, UsageError, isSvpError } from "../errors.ts";
 import type { MdpTransport } from "../mdp/transport.ts";
 import type { Sid } from "../mesh/sid.ts";
 import { StreamRegistry } from "./stream-registry.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export const MESH_MODES = ["auto", "servald", "embedded"] as const;
 export type MeshMode = (typeof MESH_MODES)[number];
@@ -87,7 +88,7 @@ export interface OpenMeshOptions {
 
 /** Open the mesh backend `options.mesh` selects. */
 export async function openMeshSession(backends: MeshBackends, options: OpenMeshOptions = {}): Promise<MeshSession> {
-  const mode = options.mesh ?? "auto";
+  const mode = options.mesh ?? DEFAULTS.meshMode;
   const clock = options.clock ?? systemClock;
   const name = options.name ?? "svp";
   const embedded = () =>
@@ -104,7 +105,7 @@ export async function openMeshSession(backends: MeshBackends, options: OpenMeshO
       opened = await embedded();
     }
   }
-  return makeSession(opened, options.sid, clock, opened.started ? clock.now() + (options.discoveryGraceMs ?? 3000) : 0);
+  return makeSession(opened, options.sid, clock, opened.started ? clock.now() + (options.discoveryGraceMs ?? DEFAULTS.discoveryGraceMs) : 0);
 }
 
 /** Wrap an already open transport (tests, in-process nodes) as a session. */

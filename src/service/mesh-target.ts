@@ -20,6 +20,7 @@ import { parseSid, sidShort } from "../mesh/sid.ts";
 import { discoverServices, isValidServiceName } from "./discovery.ts";
 import type { MeshSession } from "./mesh-session.ts";
 import { waitForRoute } from "./route-wait.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 export interface MeshTarget {
   name: MeshName;
@@ -83,11 +84,11 @@ export interface ResolveOptions {
  */
 export async function resolveMeshTarget(session: MeshSession, target: MeshTarget, options: ResolveOptions): Promise<MdpAddress> {
   const { clock, signal } = options;
-  const discoveryTimeoutMs = options.discoveryTimeoutMs ?? 2000;
+  const discoveryTimeoutMs = options.discoveryTimeoutMs ?? DEFAULTS.serviceLookupMs;
   const t = session.transport;
   if (target.name.kind === "node") {
     const sid = target.name.sid;
-    await waitForRoute(session, sid, { clock, signal, waitMs: options.waitRouteMs ?? 0 });
+    await waitForRoute(session, sid, { clock, signal, waitMs: options.waitRouteMs ?? DEFAULTS.waitRouteMs });
     if (target.port !== undefined) return { sid, port: target.port };
     const service = target.service!;
     const answers = await discoverServices(t, { target: sid, pattern: service, first: true, timeoutMs: discoveryTimeoutMs, sid: session.sid, clock, signal });

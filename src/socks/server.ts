@@ -24,6 +24,7 @@ import { Handshake, failureReply, successReply } from "./handshake.ts";
 import { RequestBodyLimit, ResponseHeadRewriter } from "./http-proxy.ts";
 import { concatBytes } from "../bytes/concat.ts";
 import { StreamView } from "../stream/stream-view.ts";
+import { DEFAULTS } from "../defaults.ts";
 
 /** What the relay reports when it ends (src/relay/relay.ts `RelayStats`). */
 export interface RelayResult {
@@ -143,10 +144,10 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       startRelay: options.startRelay,
       clock: options.clock ?? systemClock,
       credentials: options.credentials,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
-      idleTimeoutMs: options.idleTimeoutMs ?? 0,
-      maxConns: options.maxConns ?? 0,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      maxConns: options.maxConns ?? DEFAULTS.maxConns,
       maxHeadBytes: options.maxHeadBytes ?? 32 * 1024,
       lingerMs: options.lingerMs ?? 2_000,
     };
