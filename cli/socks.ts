@@ -23,7 +23,6 @@ import type { Credential } from "../src/socks/auth.ts";
 import type { MeshDialer } from "../src/socks/dialer.ts";
 import type { StreamRecord } from "../src/socks/server.ts";
 import { formatUpstream, parseUpstream } from "../src/socks/upstream.ts";
-import type { UpstreamProxy } from "../src/socks/upstream.ts";
 import { commandArgs, rawValue, rawValues, hasFlag } from "./flags.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";

@@ -750,8 +750,6 @@ export class Router extends Emitter<RouterEvents> {
       // The one left with this prefix is unambiguous again.
       for (const x of this.#dests.values()) if (x.prefixKey === d.prefixKey) this.#byPrefix.set(x.prefixKey, x);
     }
-    for (const n of this.#neighbours.values()) {
-    }
   }
 
   /** Send what is queued, packed into packets of at most maxPacketBytes. */
