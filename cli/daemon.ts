@@ -9,8 +9,8 @@ import type { CAC } from "cac";
 import { UsageError } from "../src/errors.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import { parseDuration, parsePort } from "../src/options.ts";
-import { daemonState, startDaemonBackground, stopDaemon } from "../src/platform/daemon-control.ts";
-import { effectiveNodeConfig, resolveHome, runDaemon } from "../src/platform/embedded-node.ts";
+import { daemonState, stopDaemon } from "../src/platform/daemon-control.ts";
+import { resolveHome, runDaemon, startDaemon } from "../src/platform/embedded-node.ts";
 import type { EmbeddedNodeOptions } from "../src/platform/embedded-node.ts";
 import { createLogger, errColor, parseLogFormat } from "./render.ts";
 import { VERSION } from "./version.ts";
@@ -57,22 +57,6 @@ function nodeOptions(flags: DaemonFlags): EmbeddedNodeOptions {
   return o;
 }
 
-/** The flags `start` passes on to the background `run`. */
-function passThrough(flags: DaemonFlags): string[] {
-  const out: string[] = [];
-  if (flags.port !== undefined) out.push("--port", String(flags.port));
-  for (const p of list(flags.peer)) out.push("--peer", p);
-  for (const b of list(flags.bind)) out.push("--bind", b);
-  if (flags.lan) out.push("--lan");
-  if (flags.discovery === false) out.push("--no-discovery");
-  if (flags.helloInterval !== undefined) out.push("--hello-interval", String(flags.helloInterval));
-  if (flags.peerTimeout !== undefined) out.push("--peer-timeout", String(flags.peerTimeout));
-  if (flags.linkMtu !== undefined) out.push("--link-mtu", String(flags.linkMtu));
-  if (flags.verbose) out.push("--verbose");
-  if (flags.log !== undefined) out.push("--log", parseLogFormat(String(flags.log)));
-  return out;
-}
-
 export function register(cli: CAC): void {
   cli
     .command("daemon <action>", `Run the embedded mesh node: ${DAEMON_ACTIONS.join(" | ")}`)
@@ -97,8 +81,8 @@ export function register(cli: CAC): void {
           return run(flags);
         case "start": {
           // Validate flags and svp.conf here, so mistakes are usage errors (exit 2) before spawning.
-          effectiveNodeConfig(home, nodeOptions(flags));
-          const info = await startDaemonBackground(home, { args: passThrough(flags) });
+          const logFormat = flags.log === undefined ? undefined : parseLogFormat(String(flags.log));
+          const info = await startDaemon({ ...nodeOptions(flags), home }, { ...(logFormat ? { logFormat } : {}), ...(flags.verbose ? { verbose: true } : {}) });
           process.stderr.write(`svp daemon: started (pid ${info.pid}) for ${home}\n`);
           // Start-up warnings the daemon logged (e.g. an unusable discovery directory) are said here too, not only in daemon.log.
           for (const note of info.notes) process.stderr.write(`${errColor.yellow("warning")}: svp daemon: ${note}\n`);

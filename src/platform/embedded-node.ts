@@ -23,7 +23,7 @@ import { checkBindAddress, checkHelloInterval, checkLinkMtu, checkTimers, checkP
 import type { NodeLog, PeerCredentials, UdpEndpoint } from "../node/node-io.ts";
 import { isLoopbackHost } from "../node/endpoint-key.ts";
 import type { StatusReport } from "../status/status-report.ts";
-import { daemonState, ensureDaemon, type EnsureDaemonOptions } from "./daemon-control.ts";
+import { daemonState, ensureDaemon, type DaemonInfo, type EnsureDaemonOptions, startDaemonBackground } from "./daemon-control.ts";
 import { acquirePidLock, ensureHome, keyringStore, readConfigFile, resolveHome, socketPath } from "./instance-files.ts";
 import { connectUnix, listen, type Listener } from "./net.ts";
 import { nodeCrypto } from "./node-crypto.ts";
@@ -139,6 +139,40 @@ export function effectiveNodeConfig(home: string, options: EmbeddedNodeOptions):
   const merged = mergeNodeConfig(base, flags);
   checkTimers(merged);
   return merged;
+}
+
+/** How the background daemon logs (its `daemon.log`): the format, and debug lines too or not. */
+export interface DaemonLogOptions {
+  logFormat?: "text" | "json";
+  verbose?: boolean;
+}
+
+/**
+ * `svp daemon start` as one call: the node's settings are checked here, so a bad one fails
+ * now and not in the background process's log; then `svp daemon run` starts in the
+ * background with the same settings (`daemonRunArgs`), and this resolves once it answers.
+ */
+export async function startDaemon(options: EmbeddedNodeOptions = {}, log: DaemonLogOptions = {}): Promise<DaemonInfo & { home: string }> {
+  const home = resolveHome(options.home);
+  effectiveNodeConfig(home, options);
+  const info = await startDaemonBackground(home, { args: daemonRunArgs(options, log) });
+  return { ...info, home };
+}
+
+/** The `svp daemon run` flags that carry `options` (those a command line can say) to another process. */
+export function daemonRunArgs(options: EmbeddedNodeOptions, log: DaemonLogOptions = {}): string[] {
+  const out: string[] = [];
+  if (options.port !== undefined) out.push("--port", String(options.port));
+  for (const p of options.peers ?? []) out.push("--peer", p);
+  for (const b of options.bind ?? []) out.push("--bind", b);
+  if (options.lan) out.push("--lan");
+  if (options.discovery === false) out.push("--no-discovery");
+  if (options.helloIntervalMs !== undefined) out.push("--hello-interval", `${options.helloIntervalMs}ms`);
+  if (options.peerTimeoutMs !== undefined) out.push("--peer-timeout", `${options.peerTimeoutMs}ms`);
+  if (options.linkMtu !== undefined) out.push("--link-mtu", String(options.linkMtu));
+  if (log.verbose) out.push("--verbose");
+  if (log.logFormat !== undefined) out.push("--log", log.logFormat);
+  return out;
 }
 
 /** The primary SID of the instance, creating the keyring on first use. */
