@@ -4,6 +4,7 @@ import type { ByteStream } from "../../src/stream/byte-stream.ts";
 import type { SvpError } from "../../src/errors.ts";
 import { isSvpError } from "../../src/errors.ts";
 import { concatBytes } from "../../src/bytes/concat.ts";
+import { createConnection } from "node:net";
 
 /** Reject if `p` has not settled within `ms` (real time). */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -29,6 +30,23 @@ export function rejection(p: Promise<unknown>, ms: number): Promise<SvpError> {
     ms,
     "a rejection",
   );
+}
+
+/** A TCP client of `address` ("host:port"): send `text`, half-close, read the answer to its end. */
+export function tcpRoundTrip(address: string, text: string): Promise<string> {
+  const i = address.lastIndexOf(":");
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host: address.slice(0, i), port: Number(address.slice(i + 1)), allowHalfOpen: true });
+    let got = "";
+    s.setEncoding("utf8");
+    s.on("data", (c: string) => (got += c));
+    s.on("end", () => {
+      s.end();
+      resolve(got);
+    });
+    s.on("error", reject);
+    s.end(text);
+  });
 }
 
 /** Resolve on the next `event` of `s`. */

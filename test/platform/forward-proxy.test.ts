@@ -4,13 +4,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createConnection } from "node:net";
 import { parseListenAddress } from "../../src/options.ts";
 import { startForwardProxy } from "../../src/platform/forward-proxy.ts";
 import type { ForwardRecord } from "../../src/service/forward-server.ts";
 import { memoryPair } from "../../src/stream/memory-pair.ts";
 import type { ByteStream } from "../../src/stream/byte-stream.ts";
-import { within } from "../helpers/wait.ts";
+import { tcpRoundTrip, within } from "../helpers/wait.ts";
 
 /** A far end that answers everything it got, upper-cased, once the client has finished. */
 function upperEcho(): Promise<ByteStream> {
@@ -27,21 +26,7 @@ function upperEcho(): Promise<ByteStream> {
 }
 
 /** Send `text`, half-close, read the answer to the end. */
-function roundTrip(address: string, text: string): Promise<string> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
-  return new Promise((resolve, reject) => {
-    const s = createConnection({ host, port, allowHalfOpen: true });
-    let got = "";
-    s.setEncoding("utf8");
-    s.on("data", (c: string) => (got += c));
-    s.on("end", () => {
-      s.end();
-      resolve(got);
-    });
-    s.on("error", reject);
-    s.end(text);
-  });
-}
+const roundTrip = tcpRoundTrip;
 
 test("startForwardProxy: each client reaches the dialled stream, half-close both ways; onConnection reports it; close stops it", async () => {
   const records: ForwardRecord[] = [];

@@ -9,7 +9,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { createConnection, createServer } from "node:net";
+import { createServer } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +25,7 @@ import type { OpenMeshOptions } from "../../src/service/mesh-session.ts";
 import { parseMeshTarget } from "../../src/service/mesh-target.ts";
 import type { MeshTarget } from "../../src/service/mesh-target.ts";
 import { memoryPair } from "../../src/stream/memory-pair.ts";
-import { readAll, within } from "../helpers/wait.ts";
+import { readAll, tcpRoundTrip, within } from "../helpers/wait.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const UPPER_PORT = 90;
@@ -169,24 +169,9 @@ describe("meshNetcat", () => {
 describe("startMeshForward", () => {
   /** One TCP client: send `payload`, half-close, read the answer to the end. */
   function roundTrip(address: string, payload: string): Promise<string> {
-    const i = address.lastIndexOf(":");
-    return within(
-      new Promise((resolve, reject) => {
-        const s = createConnection({ host: address.slice(0, i), port: Number(address.slice(i + 1)), allowHalfOpen: true });
-        let got = "";
-        s.setEncoding("utf8");
-        s.on("data", (c: string) => (got += c));
-        s.on("end", () => {
-          s.end();
-          resolve(got);
-        });
-        s.on("error", reject);
-        s.end(payload);
-      }),
-      8000,
-      "a forwarded round trip",
-    );
+    return within(tcpRoundTrip(address, payload), 8000, "a forwarded round trip");
   }
+
 
   test("each local TCP connection reaches the mesh target; once ends with that connection and closes the mesh", async () => {
     const records: string[] = [];
