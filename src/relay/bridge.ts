@@ -208,7 +208,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     relay.on("close", (stats) => {
       conn.record.up = stats.aToB;
       conn.record.down = stats.bToA;
-      this.#finish(conn, stats.error);
+      this.#conns.finish(conn, stats.error);
     });
   }
 
@@ -217,10 +217,6 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     if (conn.finished) return;
     conn.abortOpen?.abort(err);
     if (!conn.accepted.closed) conn.accepted.abort(err);
-    this.#finish(conn, err);
-  }
-
-  #finish(conn: Conn<R>, err: SvpError | undefined): void {
     this.#conns.finish(conn, err);
   }
 

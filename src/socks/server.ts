@@ -310,7 +310,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     const client = conn.client;
     if (client.closed || !client.writable || conn.phase !== "dial") {
       target.abort(new SvpError("ERR_ABORTED", "client went away while connecting"));
-      if (conn.phase === "dial") this.#finish(conn, new SvpError("ERR_ABORTED", "client went away while connecting"));
+      if (conn.phase === "dial") this.#conns.finish(conn, new SvpError("ERR_ABORTED", "client went away while connecting"));
       return;
     }
     conn.phase = "relay";
@@ -347,14 +347,14 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       conn.record.down = stats.bToA;
       if (responseHead?.emptyReply) conn.record.message = "the server closed the connection without a response; sent 502";
       if (bodyLimit && bodyLimit.dropped > 0) conn.record.message = `${bodyLimit.dropped} bytes sent after the request (pipelined requests) not forwarded: one request per connection`;
-      this.#finish(conn, stats.error);
+      this.#conns.finish(conn, stats.error);
     });
   }
 
   /** The connect failed (or was refused by a rule): answer with the mapped reply, then close. */
   #fail(conn: Conn, request: ProxyRequest, err: SvpError): void {
     if (conn.client.closed) {
-      this.#finish(conn, err);
+      this.#conns.finish(conn, err);
       return;
     }
     this.#refuse(conn, err, failureReply(request.protocol, err, request.dest));
@@ -375,7 +375,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     if (conn.onClose) client.off("close", conn.onClose);
     conn.onClose = undefined;
     if (client.closed) {
-      this.#finish(conn, err);
+      this.#conns.finish(conn, err);
       return;
     }
     if (send && client.writable) client.write(send);
@@ -384,7 +384,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     client.on("data", discard);
     client.once("close", () => {
       timer.cancel();
-      this.#finish(conn, err);
+      this.#conns.finish(conn, err);
     });
     client.resume();
   }
@@ -398,12 +398,8 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     }
     if (conn.phase === "handshake") {
       this.#endHandshake(conn);
-      this.#finish(conn, err ?? new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
+      this.#conns.finish(conn, err ?? new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
     }
-  }
-
-  #finish(conn: Conn, err: SvpError | undefined): void {
-    this.#conns.finish(conn, err);
   }
 }
 
