@@ -10,7 +10,7 @@ import { LoopGroup } from "../loops.ts";
 import type { ListenAddress } from "../options.ts";
 import { ForwardServer, forwardTimeoutMessage } from "../service/forward-server.ts";
 import type { ForwardRecord } from "../service/forward-server.ts";
-import { sharedCounts } from "../socks/server.ts";
+import { sharedCounts } from "../stream/connection-table.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { listenSharing } from "./loops.ts";
 import { listen } from "./net.ts";

@@ -25,6 +25,8 @@ import { SvpError, failureUnder } from "../errors.ts";
 import type { ByteStream } from "../stream/byte-stream.ts";
 import { Relay } from "./relay.ts";
 import { DEFAULTS } from "../defaults.ts";
+import type { TableSlot } from "../stream/connection-table.ts";
+import { ConnectionTable } from "../stream/connection-table.ts";
 
 /** The fields of a per-connection record the bridge fills in. */
 export interface BridgeRecord {
@@ -72,14 +74,12 @@ export type BridgeEvents<R> = {
   connection: (record: R) => void;
 };
 
-interface Conn<R> {
+interface Conn<R> extends TableSlot {
   accepted: ByteStream;
   record: R;
-  startedAt: number;
   abortOpen: AbortController | undefined;
   timer: Timer | undefined;
   relay: Relay | undefined;
-  finished: boolean;
   /** With `once`: this is the one connection served. */
   theOne: boolean;
 }
@@ -89,12 +89,10 @@ const SHUTTING_DOWN = "shutting down";
 export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
   readonly #o: BridgeOptions;
   readonly #clock: Clock;
-  readonly #conns = new Set<Conn<R>>();
+  readonly #conns: ConnectionTable<Conn<R>>;
   #taken = false;
-  #closing = false;
   #result: BridgeResult | undefined;
   #resolveDone!: (r: BridgeResult) => void;
-  #drainTimers: Timer[] = [];
   /** Resolves when the bridge has ended; never rejects. */
   readonly done: Promise<BridgeResult>;
 
@@ -103,11 +101,22 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.done = new Promise((r) => (this.#resolveDone = r));
+    this.#conns = new ConnectionTable<Conn<R>>({
+      clock: this.#clock,
+      shared: options.shared,
+      finished: (conn, err) => {
+        conn.timer?.cancel();
+        conn.timer = undefined;
+        this.emit("connection", conn.record);
+        if (conn.theOne) this.end(err ? { reason: "once", error: err } : { reason: "once" });
+      },
+      drained: () => this.#maybeEnd(),
+    });
   }
 
   /** Connections being opened or relayed (by every loop sharing the count). */
   get connections(): number {
-    return this.#o.shared ? Atomics.load(this.#o.shared, 0) : this.#conns.size;
+    return this.#conns.connections;
   }
 
   /** Emit the record of a connection another event loop of this service served. */
@@ -117,7 +126,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
 
   /** False once no more streams will be served (closing, ended, or `once` has its one). */
   get accepting(): boolean {
-    return !this.#closing && !(this.#o.once && this.#taken);
+    return !this.#conns.closing && !(this.#o.once && this.#taken);
   }
 
   /**
@@ -125,10 +134,8 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
    * the owner's own rules turned it away (e.g. `--allow`): it is aborted with that error.
    */
   handle(accepted: ByteStream, record: R, refuse?: SvpError): void {
-    const conn: Conn<R> = { accepted, record, startedAt: this.#clock.now(), abortOpen: undefined, timer: undefined, relay: undefined, finished: false, theOne: false };
-    this.#conns.add(conn);
-    if (this.#o.shared) Atomics.add(this.#o.shared, 0, 1);
-    if (this.#closing) return this.#fail(conn, new SvpError("ERR_ABORTED", SHUTTING_DOWN));
+    const conn = this.#conns.admit({ accepted, record, abortOpen: undefined, timer: undefined, relay: undefined, theOne: false });
+    if (this.#conns.closing) return this.#fail(conn, new SvpError("ERR_ABORTED", SHUTTING_DOWN));
     if (refuse) return this.#fail(conn, refuse);
     if (this.#o.once) {
       if (this.#taken) return this.#fail(conn, new SvpError("ERR_NOT_ALLOWED", "already serving its one connection (--once)"));
@@ -170,20 +177,16 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
   /** Stop serving new streams, let live ones finish for up to `drainMs`, then abort them. */
   async close(drainMs: number = DEFAULTS.drainMs): Promise<void> {
     const shutdown = new SvpError("ERR_ABORTED", SHUTTING_DOWN);
-    if (!this.#closing) {
-      this.#closing = true;
-      for (const c of [...this.#conns]) if (!c.relay) this.#fail(c, shutdown);
-    }
-    if (this.#conns.size > 0) {
-      this.#drainTimers.push(
-        this.#clock.setTimeout(() => {
-          for (const c of [...this.#conns]) {
-            if (c.relay) c.relay.abort(new SvpError("ERR_ABORTED", `shut down; connection still open after ${durationText(drainMs)}`));
-            else this.#fail(c, shutdown);
-          }
-        }, drainMs),
-      );
-    }
+    // Ends through `drained` (or below, when nothing was live); `done` tells either way.
+    void this.#conns.close(drainMs, {
+      stop: (c) => {
+        if (!c.relay) this.#fail(c, shutdown);
+      },
+      cut: (c) => {
+        if (c.relay) c.relay.abort(new SvpError("ERR_ABORTED", `shut down; connection still open after ${durationText(drainMs)}`));
+        else this.#fail(c, shutdown);
+      },
+    });
     this.#maybeEnd();
     await this.done;
   }
@@ -192,9 +195,8 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
   end(result: BridgeResult): void {
     if (this.#result) return;
     this.#result = result;
-    this.#closing = true;
-    for (const t of this.#drainTimers) t.cancel();
-    this.#drainTimers = [];
+    this.#conns.stopAccepting();
+    this.#conns.cancelDrain();
     this.#o.onEnd?.(result);
     this.#resolveDone(result);
   }
@@ -206,7 +208,7 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     relay.on("close", (stats) => {
       conn.record.up = stats.aToB;
       conn.record.down = stats.bToA;
-      this.#finish(conn, stats.error);
+      this.#conns.finish(conn, stats.error);
     });
   }
 
@@ -215,27 +217,10 @@ export class Bridge<R extends BridgeRecord> extends Emitter<BridgeEvents<R>> {
     if (conn.finished) return;
     conn.abortOpen?.abort(err);
     if (!conn.accepted.closed) conn.accepted.abort(err);
-    this.#finish(conn, err);
-  }
-
-  #finish(conn: Conn<R>, err: SvpError | undefined): void {
-    if (conn.finished) return;
-    conn.finished = true;
-    conn.timer?.cancel();
-    conn.timer = undefined;
-    this.#conns.delete(conn);
-    if (this.#o.shared) Atomics.sub(this.#o.shared, 0, 1);
-    conn.record.durationMs = this.#clock.now() - conn.startedAt;
-    if (err) {
-      conn.record.outcome = err.code;
-      conn.record.message = err.message;
-    }
-    this.emit("connection", conn.record);
-    if (conn.theOne) this.end(err ? { reason: "once", error: err } : { reason: "once" });
-    this.#maybeEnd();
+    this.#conns.finish(conn, err);
   }
 
   #maybeEnd(): void {
-    if (this.#closing && this.#conns.size === 0) this.end({ reason: "closed" });
+    if (this.#conns.closing && this.#conns.size === 0) this.end({ reason: "closed" });
   }
 }

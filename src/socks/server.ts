@@ -25,6 +25,10 @@ import { RequestBodyLimit, ResponseHeadRewriter } from "./http-proxy.ts";
 import { concatBytes } from "../bytes/concat.ts";
 import { StreamView } from "../stream/stream-view.ts";
 import { DEFAULTS } from "../defaults.ts";
+import type { TableSlot } from "../stream/connection-table.ts";
+import { ConnectionTable } from "../stream/connection-table.ts";
+
+export { sharedCounts } from "../stream/connection-table.ts";
 
 /** What the relay reports when it ends (src/relay/relay.ts `RelayStats`). */
 export interface RelayResult {
@@ -72,15 +76,6 @@ export interface ProxyServerOptions {
   loop?: number | undefined;
 }
 
-/** Slots of the shared counts: connections being served, and those of them within `maxConns`. */
-const LIVE = 0;
-const COUNTED = 1;
-
-/** Counts for `ProxyServerOptions.shared`, to hand to every loop of one proxy. */
-export function sharedCounts(): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
-}
-
 /** One line of the per-stream log: emitted once per accepted client connection. */
 export interface StreamRecord {
   /** The client's address (the stream's label). */
@@ -111,11 +106,9 @@ export type ProxyServerEvents = {
 type Phase = "handshake" | "dial" | "relay" | "closing";
 
 /** Per-connection state; the handshake parts are dropped once the request is known. */
-interface Conn {
+interface Conn extends TableSlot {
   client: ByteStream;
   phase: Phase;
-  counted: boolean;
-  startedAt: number;
   handshake: Handshake | undefined;
   timer: Timer | undefined;
   abortDial: DialCancel | undefined;
@@ -128,14 +121,8 @@ interface Conn {
 
 export class ProxyServer extends Emitter<ProxyServerEvents> {
   readonly #o: Required<Omit<ProxyServerOptions, "credentials" | "shared" | "loop">> & { credentials: Credentials | undefined };
-  readonly #shared: Int32Array | undefined;
   readonly #loop: number | undefined;
-  readonly #conns = new Set<Conn>();
-  #counted = 0;
-  #closing = false;
-  #closed: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
-  #drainTimers: Timer[] = [];
+  readonly #conns: ConnectionTable<Conn>;
 
   constructor(options: ProxyServerOptions) {
     super();
@@ -151,24 +138,24 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       maxHeadBytes: options.maxHeadBytes ?? 32 * 1024,
       lingerMs: options.lingerMs ?? 2_000,
     };
-    this.#shared = options.shared;
     this.#loop = options.loop;
+    this.#conns = new ConnectionTable<Conn>({
+      clock: this.#o.clock,
+      maxConns: this.#o.maxConns,
+      shared: options.shared,
+      finished: (conn) => {
+        conn.timer?.cancel();
+        conn.timer = undefined;
+        conn.relay = undefined;
+        if (this.#loop !== undefined) conn.record.loop = this.#loop;
+        this.emit("stream", conn.record);
+      },
+    });
   }
 
   /** Connections being served (handshaking, connecting or relaying), by every loop sharing the counts. */
   get connections(): number {
-    return this.#shared ? Atomics.load(this.#shared, LIVE) : this.#conns.size;
-  }
-
-  /** Take one of the `maxConns` slots; false when all are taken (by any loop). */
-  #take(): boolean {
-    const o = this.#o;
-    if (o.maxConns === 0) return true;
-    const shared = this.#shared;
-    if (!shared) return this.#counted < o.maxConns;
-    if (Atomics.add(shared, COUNTED, 1) < o.maxConns) return true;
-    Atomics.sub(shared, COUNTED, 1);
-    return false;
+    return this.#conns.connections;
   }
 
   /**
@@ -176,19 +163,14 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
    * listener (for the PAC file).
    */
   handle(client: ByteStream, proxyAddress: string): void {
-    if (this.#closing) {
+    if (this.#conns.closing) {
       client.abort(new SvpError("ERR_ABORTED", "proxy is shutting down"));
       return;
     }
     const o = this.#o;
-    const counted = this.#take();
-    if (counted) this.#counted++;
-    if (this.#shared) Atomics.add(this.#shared, LIVE, 1);
-    const conn: Conn = {
+    const conn = this.#conns.admit({
       client,
       phase: "handshake",
-      counted,
-      startedAt: o.clock.now(),
       handshake: new Handshake({ credentials: o.credentials, proxyAddress, maxHeadBytes: o.maxHeadBytes }),
       timer: undefined,
       abortDial: undefined,
@@ -199,8 +181,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       onData: undefined,
       onEnd: undefined,
       onClose: undefined,
-    };
-    this.#conns.add(conn);
+    });
     conn.onData = (chunk) => this.#onHandshakeData(conn, chunk);
     conn.onEnd = () => this.#refuse(conn, new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
     conn.onClose = (err) => this.#onEarlyClose(conn, err);
@@ -226,26 +207,17 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
    */
   close(drainMs = 10_000): Promise<void> {
     const shutdown = new SvpError("ERR_ABORTED", "proxy is shutting down");
-    if (!this.#closed) {
-      this.#closing = true;
-      for (const conn of [...this.#conns]) {
+    // Called again (a second signal): a sooner deadline; whichever fires first cuts.
+    return this.#conns.close(drainMs, {
+      stop: (conn) => {
         if (conn.phase === "handshake") this.#refuse(conn, shutdown);
         else if (conn.phase === "dial") conn.abortDial?.abort(shutdown);
-      }
-      this.#closed = this.#conns.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#drained = resolve));
-    }
-    // Called again (a second signal): a sooner deadline; whichever fires first cuts.
-    if (this.#conns.size > 0) {
-      this.#drainTimers.push(
-        this.#o.clock.setTimeout(() => {
-          for (const conn of [...this.#conns]) {
-            if (conn.relay) conn.relay.abort(new SvpError("ERR_ABORTED", `proxy shut down; stream still open after ${seconds(drainMs)}`));
-            else if (!conn.client.closed) conn.client.abort(shutdown);
-          }
-        }, drainMs),
-      );
-    }
-    return this.#closed;
+      },
+      cut: (conn) => {
+        if (conn.relay) conn.relay.abort(new SvpError("ERR_ABORTED", `proxy shut down; stream still open after ${seconds(drainMs)}`));
+        else if (!conn.client.closed) conn.client.abort(shutdown);
+      },
+    });
   }
 
   #onHandshakeData(conn: Conn, chunk: Uint8Array): void {
@@ -338,7 +310,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     const client = conn.client;
     if (client.closed || !client.writable || conn.phase !== "dial") {
       target.abort(new SvpError("ERR_ABORTED", "client went away while connecting"));
-      if (conn.phase === "dial") this.#finish(conn, new SvpError("ERR_ABORTED", "client went away while connecting"));
+      if (conn.phase === "dial") this.#conns.finish(conn, new SvpError("ERR_ABORTED", "client went away while connecting"));
       return;
     }
     conn.phase = "relay";
@@ -375,14 +347,14 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
       conn.record.down = stats.bToA;
       if (responseHead?.emptyReply) conn.record.message = "the server closed the connection without a response; sent 502";
       if (bodyLimit && bodyLimit.dropped > 0) conn.record.message = `${bodyLimit.dropped} bytes sent after the request (pipelined requests) not forwarded: one request per connection`;
-      this.#finish(conn, stats.error);
+      this.#conns.finish(conn, stats.error);
     });
   }
 
   /** The connect failed (or was refused by a rule): answer with the mapped reply, then close. */
   #fail(conn: Conn, request: ProxyRequest, err: SvpError): void {
     if (conn.client.closed) {
-      this.#finish(conn, err);
+      this.#conns.finish(conn, err);
       return;
     }
     this.#refuse(conn, err, failureReply(request.protocol, err, request.dest));
@@ -403,7 +375,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     if (conn.onClose) client.off("close", conn.onClose);
     conn.onClose = undefined;
     if (client.closed) {
-      this.#finish(conn, err);
+      this.#conns.finish(conn, err);
       return;
     }
     if (send && client.writable) client.write(send);
@@ -412,7 +384,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     client.on("data", discard);
     client.once("close", () => {
       timer.cancel();
-      this.#finish(conn, err);
+      this.#conns.finish(conn, err);
     });
     client.resume();
   }
@@ -426,33 +398,7 @@ export class ProxyServer extends Emitter<ProxyServerEvents> {
     }
     if (conn.phase === "handshake") {
       this.#endHandshake(conn);
-      this.#finish(conn, err ?? new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
-    }
-  }
-
-  #finish(conn: Conn, err: SvpError | undefined): void {
-    if (!this.#conns.delete(conn)) return;
-    if (conn.counted) {
-      this.#counted--;
-      if (this.#shared && this.#o.maxConns > 0) Atomics.sub(this.#shared, COUNTED, 1);
-    }
-    if (this.#shared) Atomics.sub(this.#shared, LIVE, 1);
-    conn.timer?.cancel();
-    conn.timer = undefined;
-    conn.relay = undefined;
-    const record = conn.record;
-    record.durationMs = this.#o.clock.now() - conn.startedAt;
-    if (this.#loop !== undefined) record.loop = this.#loop;
-    if (err) {
-      record.outcome = err.code;
-      record.message = err.message;
-    }
-    this.emit("stream", record);
-    if (this.#conns.size === 0 && this.#drained) {
-      for (const t of this.#drainTimers) t.cancel();
-      this.#drainTimers = [];
-      this.#drained();
-      this.#drained = undefined;
+      this.#conns.finish(conn, err ?? new SvpError("ERR_PROTOCOL", "client closed the connection during the handshake"));
     }
   }
 }
