@@ -28,7 +28,6 @@ import { DEFAULTS } from "../defaults.ts";
 import type { TableSlot } from "../stream/connection-table.ts";
 import { ConnectionTable } from "../stream/connection-table.ts";
 
-export { sharedCounts } from "../stream/connection-table.ts";
 
 /** What the relay reports when it ends (src/relay/relay.ts `RelayStats`). */
 export interface RelayResult {
