@@ -20,8 +20,8 @@ import { discoverServices } from "../src/service/discovery.ts";
 import type { ServiceAnswer } from "../src/service/discovery.ts";
 import { MESH_MODES } from "../src/service/mesh-session.ts";
 import type { MeshMode } from "../src/service/mesh-session.ts";
-import { DYNAMIC_SOURCES, type CliSpec, type DynamicSource, valueFlags } from "./command-spec.ts";
-import { rawPositionals } from "./flags.ts";
+import { readCommandLine } from "./command-line.ts";
+import { DYNAMIC_SOURCES, type CliSpec, type DynamicSource } from "./command-spec.ts";
 import { DEFAULTS } from "../src/defaults.ts";
 
 export const COMPLETE_COMMAND = "__complete";
@@ -72,22 +72,12 @@ export async function runComplete(spec: CliSpec, args: readonly string[]): Promi
 
 /** What the command line being completed says about the mesh backend, and its positionals. */
 function context(spec: CliSpec, words: readonly string[]) {
-  const flag = (name: string): string | undefined => {
-    let value: string | undefined;
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i]!;
-      if (w === "--") break;
-      if (w === `--${name}`) value = words[++i];
-      else if (w.startsWith(`--${name}=`)) value = w.slice(name.length + 3);
-    }
-    return value;
-  };
+  // words[0] is the program's name; the line may be half typed, so read it leniently.
+  const line = readCommandLine(spec, words.slice(1), "lenient");
+  const flag = (name: string): string | undefined => line.flags.all(name).at(-1);
   const meshText = flag("mesh") ?? process.env.SVP_MESH;
   const mesh = (MESH_MODES as readonly string[]).includes(meshText ?? "") ? (meshText as MeshMode) : DEFAULTS.meshMode;
-  const i = words.findIndex((w, n) => n > 0 && spec.commands.some((c) => c.name === w));
-  const command = i < 0 ? undefined : spec.commands.find((c) => c.name === words[i]);
-  const positionals = command ? rawPositionals(words.slice(i + 1), valueFlags(command)) : [];
-  return { mesh, home: flag("home"), servaldInstance: flag("servald-instance"), command: command?.name, positionals };
+  return { mesh, home: flag("home"), servaldInstance: flag("servald-instance"), command: line.command?.name, positionals: line.command ? line.positionals : [] };
 }
 
 async function collect(spec: CliSpec, source: DynamicSource, words: readonly string[], budgetMs: number, out: Candidate[]): Promise<void> {

@@ -4,6 +4,7 @@
  */
 
 import type { CAC } from "cac";
+import type { CommandLine } from "./command-line.ts";
 import { UsageError } from "../src/errors.ts";
 import { SHELLS, type CliSpec, type Shell, commandSpec } from "./command-spec.ts";
 import { bashScript } from "./completion-bash.ts";
@@ -20,8 +21,7 @@ export function register(cli: CAC): void {
     .usage(`completion <${SHELLS.join("|")}>`)
     .example("  $ source <(svp completion bash)          # this bash session only")
     .example("  $ svp completion fish > ~/.config/fish/completions/svp.fish")
-    .action((shell: unknown) => {
-      const name = String(shell);
+    .action(({ positionals: [name = ""] }: CommandLine) => {
       if (!(SHELLS as readonly string[]).includes(name)) throw new UsageError(`unknown shell "${name}": expected ${SHELLS.join(", ")}`);
       process.stdout.write(completionScript(name as Shell, commandSpec(cli)));
       return 0;

@@ -19,13 +19,11 @@ import type { ForwardRecord } from "../src/service/forward-server.ts";
 import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { parseMeshTarget } from "../src/service/mesh-target.ts";
 import type { MeshTarget } from "../src/service/mesh-target.ts";
-import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
-import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
+import type { CommandLine } from "./command-line.ts";
+import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration, formatMspTelemetry, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
-
-const CONNECT_VALUE_FLAGS = ["forward", "auth", "wait", "w", "idle", "i", "wait-route", "log", "workers", ...MESH_VALUE_FLAGS];
 
 /** Signals that stop a stdio connection: the remote is sent STOP, svp exits 1. */
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -48,7 +46,7 @@ export interface ConnectConfig {
   mesh: OpenMeshOptions;
 }
 
-export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
+export function register(cli: CAC): void {
   const cmd = cli
     .command("connect <dest> [port]", "Netcat to a mesh service: stdin/stdout, or --forward a local port (dest: SID or mesh name; port: MDP port or service)")
     .usage("connect [options] <SID|name> <mdp-port|service>")
@@ -69,16 +67,11 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .example("  $ svp connect --forward 8080 <SID> 80     # http://127.0.0.1:8080/ reaches <SID>:80")
     .example("  $ svp connect --forward unix:$XDG_RUNTIME_DIR/web.sock <SID> 80   # only this user: curl --unix-socket …")
     .example("  $ ssh -o ProxyCommand='svp connect %h 22' user@<SID>.serval")
-    .action(() => {
-      const argv = commandArgs(ctx.argv, "connect");
-      const [dest, port] = rawPositionals(argv, CONNECT_VALUE_FLAGS);
-      return runConnect(argv, dest!, port);
-    });
+    .action((line: CommandLine) => runConnect(line));
 }
 
 /** Validate the flags and arguments of `svp connect`. Throws UsageError. */
-export function connectConfig(argv: readonly string[], dest: string, port: string | undefined): ConnectConfig {
-  const one = (name: string, short?: string) => rawValue(argv, name, (m) => new UsageError(m), short);
+export function connectConfig({ positionals: [dest = "", port], flags }: CommandLine): ConnectConfig {
   let target: MeshTarget;
   try {
     target = parseMeshTarget(dest, port);
@@ -86,7 +79,7 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
     // A usage error like any bad argument: the message alone, exit 2 (not "cannot run connect: …").
     throw new UsageError((err as Error).message);
   }
-  const forwardText = one("forward");
+  const forwardText = flags.one("forward");
   let forward: ListenAddress | undefined;
   if (forwardText !== undefined) {
     try {
@@ -95,27 +88,27 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
       throw new UsageError(`invalid --forward "${forwardText}": ${(err as Error).message.replace(/^invalid [^"]*"[^"]*": /, "")}`);
     }
   }
-  if (rawValues(argv, "auth").length > 0 || hasFlag(argv, "auth")) {
+  if (flags.all("auth").length > 0) {
     // What --auth means for svp socks (SOCKS5 user/pass, Proxy-Authorization) needs a protocol;
     // a forward carries the client's own bytes from the first one, with no room for credentials.
     throw new UsageError(
       "--auth: svp connect --forward carries raw TCP, which has no place for credentials; to keep other local users out, listen on an owner-only unix socket (--forward unix:/path, mode 0600), or use svp socks --auth user:pass (SOCKS5/HTTP proxy authentication) where a TCP port is needed",
     );
   }
-  const once = hasFlag(argv, "once");
+  const once = flags.has("once");
   if (once && !forward) throw new UsageError("--once needs --forward (without it, svp connect carries exactly one stream anyway)");
-  const noShutdown = hasFlag(argv, "no-shutdown") || argv.includes("-N");
+  const noShutdown = flags.has("no-shutdown");
   if (noShutdown && forward) throw new UsageError("-N/--no-shutdown is for stdin/stdout; with --forward each client decides when it is done");
-  const dur = (name: string, short?: string) => {
-    const t = one(name, short);
+  const dur = (name: string) => {
+    const t = flags.one(name);
     return t === undefined ? undefined : parseDuration(t, `--${name}`);
   };
-  const waitMs = dur("wait", "w");
+  const waitMs = dur("wait");
   if (waitMs === 0) throw new UsageError(`invalid --wait "0": must be more than 0`);
-  const idleMs = dur("idle", "i") ?? DEFAULTS.idleTimeoutMs;
+  const idleMs = dur("idle") ?? DEFAULTS.idleTimeoutMs;
   const waitRouteMs = dur("wait-route") ?? DEFAULTS.waitRouteMs;
-  const logText = parseLogFormat(one("log"));
-  const workersText = one("workers");
+  const logText = parseLogFormat(flags.one("log"));
+  const workersText = flags.one("workers");
   if (workersText !== undefined && !forward) throw new UsageError("--workers needs --forward (stdin/stdout is one stream)");
   const workers = once ? 1 : workersText === undefined ? defaultLoopCount() : parsePositiveInt(workersText, "--workers", 256);
   return {
@@ -127,20 +120,16 @@ export function connectConfig(argv: readonly string[], dest: string, port: strin
     waitMs,
     idleMs,
     waitRouteMs,
-    verbose: hasFlag(argv, "verbose"),
+    verbose: flags.has("verbose"),
     workers,
     log: logText,
-    quiet: hasFlag(argv, "quiet"),
-    mesh: meshOptions(argv, "svp connect"),
+    quiet: flags.has("quiet"),
+    mesh: meshOptions(flags, "svp connect"),
   };
 }
 
-/**
- * The port argument exactly as typed: cac turns "080" into 80 and "1e3" into 1000, so it
- * is read back from argv (the first argument after `dest` that is not a flag or its value).
- */
-async function runConnect(argv: readonly string[], dest: string, port: string | undefined): Promise<number> {
-  const cfg = connectConfig(argv, dest, port);
+async function runConnect(line: CommandLine): Promise<number> {
+  const cfg = connectConfig(line);
   return cfg.forward ? runForward(cfg, cfg.forward) : runStdio(cfg);
 }
 

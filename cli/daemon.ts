@@ -6,6 +6,7 @@
  */
 
 import type { CAC } from "cac";
+import type { CommandLine, Flags } from "./command-line.ts";
 import { UsageError } from "../src/errors.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import { parseDuration, parsePort } from "../src/options.ts";
@@ -18,39 +19,27 @@ import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 import { MAX_LINK_MTU, MIN_LINK_MTU } from "../src/node/node-config.ts";
 import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "../src/node/overlay-packet.ts";
 
-interface DaemonFlags {
-  home?: string;
-  port?: string | number;
-  peer?: string | string[];
-  bind?: string | string[];
-  lan?: boolean;
-  discovery?: boolean;
-  helloInterval?: string;
-  peerTimeout?: string;
-  linkMtu?: string | number;
-  log?: string;
-  verbose?: boolean;
-}
-
 /** What `svp daemon <action>` does (the order of its help text). */
 export const DAEMON_ACTIONS = ["start", "stop", "run", "status"] as const;
 
-const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
-
-function nodeOptions(flags: DaemonFlags): EmbeddedNodeOptions {
+function nodeOptions(flags: Flags): EmbeddedNodeOptions {
   const o: EmbeddedNodeOptions = { version: VERSION };
-  if (flags.home !== undefined) o.home = String(flags.home);
-  if (flags.port !== undefined) o.port = parsePort(String(flags.port), "--port");
-  const peers = list(flags.peer);
+  const home = flags.one("home");
+  if (home !== undefined) o.home = home;
+  const port = flags.one("port");
+  if (port !== undefined) o.port = parsePort(port, "--port");
+  const peers = flags.all("peer");
   if (peers.length) o.peers = peers;
-  const bind = list(flags.bind);
+  const bind = flags.all("bind");
   if (bind.length) o.bind = bind;
-  if (flags.lan) o.lan = true;
-  if (flags.discovery === false) o.discovery = false;
-  if (flags.helloInterval !== undefined) o.helloIntervalMs = parseDuration(String(flags.helloInterval), "--hello-interval");
-  if (flags.peerTimeout !== undefined) o.peerTimeoutMs = parseDuration(String(flags.peerTimeout), "--peer-timeout");
-  if (flags.linkMtu !== undefined) {
-    const v = String(flags.linkMtu);
+  if (flags.has("lan")) o.lan = true;
+  if (flags.has("no-discovery")) o.discovery = false;
+  const hello = flags.one("hello-interval");
+  if (hello !== undefined) o.helloIntervalMs = parseDuration(hello, "--hello-interval");
+  const peerTimeout = flags.one("peer-timeout");
+  if (peerTimeout !== undefined) o.peerTimeoutMs = parseDuration(peerTimeout, "--peer-timeout");
+  const v = flags.one("link-mtu");
+  if (v !== undefined) {
     if (!/^\d+$/.test(v)) throw new UsageError(`invalid --link-mtu "${v}": expected a number of bytes`);
     o.linkMtu = Number(v);
   }
@@ -74,15 +63,16 @@ export function register(cli: CAC): void {
     .option("--verbose", "Log debug messages too")
     .example("  $ svp daemon start")
     .example("  $ svp daemon run --peer 192.0.2.7:4111 --no-discovery")
-    .action(async (action: string, flags: DaemonFlags) => {
-      const home = resolveHome(flags.home);
+    .action(async ({ positionals: [action], flags }: CommandLine) => {
+      const home = resolveHome(flags.one("home"));
       switch (action) {
         case "run":
           return run(flags);
         case "start": {
           // Validate flags and svp.conf here, so mistakes are usage errors (exit 2) before spawning.
-          const logFormat = flags.log === undefined ? undefined : parseLogFormat(String(flags.log));
-          const info = await startDaemon({ ...nodeOptions(flags), home }, { ...(logFormat ? { logFormat } : {}), ...(flags.verbose ? { verbose: true } : {}) });
+          const logText = flags.one("log");
+          const logFormat = logText === undefined ? undefined : parseLogFormat(logText);
+          const info = await startDaemon({ ...nodeOptions(flags), home }, { ...(logFormat ? { logFormat } : {}), ...(flags.has("verbose") ? { verbose: true } : {}) });
           process.stderr.write(`svp daemon: started (pid ${info.pid}) for ${home}\n`);
           // Start-up warnings the daemon logged (e.g. an unusable discovery directory) are said here too, not only in daemon.log.
           for (const note of info.notes) process.stderr.write(`${errColor.yellow("warning")}: svp daemon: ${note}\n`);
@@ -114,8 +104,8 @@ export function register(cli: CAC): void {
     });
 }
 
-async function run(flags: DaemonFlags): Promise<number> {
-  const format = parseLogFormat(flags.log === undefined ? undefined : String(flags.log));
+async function run(flags: Flags): Promise<number> {
+  const format = parseLogFormat(flags.one("log"));
   const logger = createLogger("daemon", format);
   const stamp = () => (format === "text" ? new Date().toISOString() + " " : "");
   const options = nodeOptions(flags);
@@ -124,7 +114,7 @@ async function run(flags: DaemonFlags): Promise<number> {
   process.stderr.on("error", () => {});
   options.log = (level, message) => {
     if (level === "warn") logger.warn(stamp() + message);
-    else if (level === "info" || flags.verbose) logger.info(stamp() + message);
+    else if (level === "info" || flags.has("verbose")) logger.info(stamp() + message);
   };
   return runDaemon(options);
 }

@@ -9,12 +9,12 @@ import { UsageError } from "../src/errors.ts";
 import { sidToHex } from "../src/mesh/sid.ts";
 import { parseDuration } from "../src/options.ts";
 import { meshDiscover } from "../src/platform/mesh-discover.ts";
-import { commandArgs, hasFlag, rawPositionals, rawValue } from "./flags.ts";
-import { MESH_VALUE_FLAGS, addMeshOptions, meshOptions } from "./mesh-flags.ts";
+import type { CommandLine } from "./command-line.ts";
+import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
 import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 
-export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
+export function register(cli: CAC): void {
   const cmd = cli
     .command("discover [pattern]", "List the services mesh nodes offer (pattern: a service name, * and ? allowed)")
     .usage("discover [options] [pattern]")
@@ -23,21 +23,18 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
   addMeshOptions(cmd)
     .example("  $ svp discover")
     .example("  $ svp discover 'http*' --json")
-    .action(() => {
-      const argv = commandArgs(ctx.argv, "discover");
-      return runDiscover(argv, rawPositionals(argv, ["timeout", ...MESH_VALUE_FLAGS])[0]);
-    });
+    .action((line: CommandLine) => runDiscover(line));
 }
 
-async function runDiscover(argv: readonly string[], pattern: string | undefined): Promise<number> {
-  const timeoutText = rawValue(argv, "timeout", (m) => new UsageError(m));
+async function runDiscover({ positionals: [pattern], flags }: CommandLine): Promise<number> {
+  const timeoutText = flags.one("timeout");
   const timeoutMs = timeoutText === undefined ? DEFAULTS.discoverTimeoutMs : parseDuration(timeoutText, "--timeout");
   if (timeoutMs === 0) throw new UsageError(`invalid --timeout "0": must be more than 0`);
   if (pattern !== undefined && (pattern.length > 63 || !/^[A-Za-z0-9_.+*?-]+$/.test(pattern))) {
     throw new UsageError(`invalid pattern "${pattern}": a service name with * and ? wildcards`);
   }
-  const json = hasFlag(argv, "json");
-  const r = await meshDiscover({ mesh: meshOptions(argv, "svp discover"), pattern, timeoutMs });
+  const json = flags.has("json");
+  const r = await meshDiscover({ mesh: meshOptions(flags, "svp discover"), pattern, timeoutMs });
   if (r.stage === "open") return reportError("discover", "open the mesh", r.error);
   if (r.stage === "ask") return reportError("discover", "ask for services", r.error);
   const { answers, peers } = r;

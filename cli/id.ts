@@ -1,15 +1,15 @@
 /** `svp id`: print this instance's primary SID (creating the identity on first use). */
 
 import type { CAC } from "cac";
-import { UsageError, isSvpError } from "../src/errors.ts";
+import type { CommandLine } from "./command-line.ts";
+import { backendFlags } from "./mesh-flags.ts";
+import { isSvpError } from "../src/errors.ts";
 import { sidToBase32, sidToHex } from "../src/mesh/sid.ts";
 import type { Sid } from "../src/mesh/sid.ts";
 import { readIdentity, resolveHome } from "../src/platform/embedded-node.ts";
 import { connectServald } from "../src/platform/servald.ts";
 import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
-import { parseMeshMode } from "../src/service/mesh-session.ts";
 import { reportError } from "./render.ts";
-import { DEFAULTS } from "../src/defaults.ts";
 
 export function register(cli: CAC): void {
   cli
@@ -19,13 +19,9 @@ export function register(cli: CAC): void {
     .option("--base32", "Print the 52-character base32 form used in DNS names")
     .option("--mesh <backend>", "auto (servald's identity when it answers, else the embedded node's), servald or embedded (default: $SVP_MESH, else auto)")
     .option("--servald-instance <dir>", "servald instance directory (default: $SERVALINSTANCE_PATH, else servald's default run directories)")
-    .action(async (flags: { home?: string; base32?: boolean; mesh?: unknown; servaldInstance?: unknown }) => {
-      const format = (sid: Sid) => (flags.base32 ? sidToBase32(sid) : sidToHex(sid)) + "\n";
-      const env = process.env.SVP_MESH;
-      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
-      const instance = flags.servaldInstance !== undefined ? String(flags.servaldInstance) : undefined;
-      if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
-      if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
+    .action(async ({ flags }: CommandLine) => {
+      const format = (sid: Sid) => (flags.has("base32") ? sidToBase32(sid) : sidToHex(sid)) + "\n";
+      const { mesh: mode, servaldInstance: instance, home: homeFlag } = backendFlags(flags);
       // The identity the other commands would use: servald's primary one when it answers.
       if (mode === "servald" || instance !== undefined || (mode === "auto" && unixDatagramSupport().available)) {
         try {
@@ -38,7 +34,7 @@ export function register(cli: CAC): void {
           if (mode === "servald" || instance !== undefined || !isSvpError(err, "ERR_MESH_DOWN")) return reportError("id", "reach servald", err);
         }
       }
-      const home = resolveHome(flags.home);
+      const home = resolveHome(homeFlag);
       const id = readIdentity(home);
       if (id.created) process.stderr.write(`svp id: created a new identity in ${home}\n`);
       process.stdout.write(format(id.sid));

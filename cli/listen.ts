@@ -16,10 +16,8 @@ import { isValidServiceName } from "../src/service/discovery.ts";
 import type { ListenRecord } from "../src/service/listen-service.ts";
 import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { parseMdpPort } from "../src/service/mesh-target.ts";
-import { commandArgs, hasFlag, rawPositionals, rawValue, rawValues } from "./flags.ts";
-import { MESH_VALUE_FLAGS, addMeshOptions, kebabBooleans, meshOptions, parseSidArg } from "./mesh-flags.ts";
-
-const LISTEN_VALUE_FLAGS = ["forward", "exec", "service", "allow", "allow-file", "log", ...MESH_VALUE_FLAGS];
+import type { CommandLine } from "./command-line.ts";
+import { addMeshOptions, meshOptions, parseSidArg } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
@@ -38,7 +36,7 @@ export interface ListenConfig {
   warnings: string[];
 }
 
-export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
+export function register(cli: CAC): void {
   const cmd = cli
     .command("listen <mdp-port>", "Offer a local service on the mesh: --forward a TCP port, --exec a program, or stdin/stdout for one connection")
     .usage("listen [options] <mdp-port>")
@@ -49,21 +47,17 @@ export function register(cli: CAC, ctx: { argv: readonly string[] }): void {
     .option("--allow-file <file>", "Only the callers listed in this file (one SID per line, # comments)")
     .option("--proxy-protocol", "Start each forwarded TCP connection with a PROXY v2 header naming the caller (TLV 0xE0: SID, 0xE1: port)")
     .option("--once", "Serve one connection, then exit with its outcome");
-  kebabBooleans(addMeshOptions(cmd))
+  addMeshOptions(cmd)
     .option("--log <text|json>", `Per-connection log lines on stderr as text or NDJSON (default: ${DEFAULTS.logFormat})`)
     .option("--quiet", "No per-connection log lines")
     .example("  $ svp listen --forward 8000 80 --service http     # web server on 127.0.0.1:8000 as <SID>:80")
     .example("  $ svp listen --exec 'sort' 7000")
     .example("  $ svp listen 9000 > received.bin                  # one connection on stdout")
-    .action(() => {
-      const argv = commandArgs(ctx.argv, "listen");
-      return runListen(argv, rawPositionals(argv, LISTEN_VALUE_FLAGS)[0]!);
-    });
+    .action((line: CommandLine) => runListen(line));
 }
 
 /** Validate the flags of `svp listen`. Throws UsageError. */
-export function listenConfig(argv: readonly string[], portArg: string): ListenConfig {
-  const one = (name: string) => rawValue(argv, name, (m) => new UsageError(m));
+export function listenConfig({ positionals: [portArg = ""], flags }: CommandLine): ListenConfig {
   const warnings: string[] = [];
   let port: number;
   try {
@@ -71,8 +65,8 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/ or a service name$/, ""));
   }
-  const forwardText = one("forward");
-  const exec = one("exec");
+  const forwardText = flags.one("forward");
+  const exec = flags.one("exec");
   if (forwardText !== undefined && exec !== undefined) throw new UsageError("--forward and --exec cannot be combined: choose where callers go");
   let target: ListenTargetSpec = { kind: "stdio" };
   if (forwardText !== undefined) {
@@ -87,10 +81,10 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
     if (exec.trim() === "") throw new UsageError("--exec needs a command");
     target = { kind: "exec", command: exec };
   }
-  const service = one("service");
+  const service = flags.one("service");
   if (service !== undefined && !isValidServiceName(service)) throw new UsageError(`invalid --service "${service}": letters, digits, _ - . + only, at most 63 characters`);
-  const allowTexts = rawValues(argv, "allow");
-  const allowFile = one("allow-file");
+  const allowTexts = flags.all("allow");
+  const allowFile = flags.one("allow-file");
   let allow: Sid[] | undefined;
   if (allowTexts.length > 0 || allowFile !== undefined) {
     allow = allowTexts.map((t) => parseSidArg(t, "--allow"));
@@ -108,26 +102,25 @@ export function listenConfig(argv: readonly string[], portArg: string): ListenCo
       if (allow.length === 0) warnings.push(`--allow-file ${allowFile} lists no SID: every caller will be refused`);
     }
   }
-  const proxyProtocol = hasFlag(argv, "proxy-protocol");
+  const proxyProtocol = flags.has("proxy-protocol");
   if (proxyProtocol && target.kind !== "tcp") throw new UsageError("--proxy-protocol needs --forward (it is the first bytes of each forwarded TCP connection)");
-  const logText = parseLogFormat(one("log"));
+  const logText = parseLogFormat(flags.one("log"));
   return {
     port,
     target,
     service,
     allow,
     proxyProtocol,
-    once: hasFlag(argv, "once") || target.kind === "stdio",
+    once: flags.has("once") || target.kind === "stdio",
     log: logText,
-    quiet: hasFlag(argv, "quiet"),
-    mesh: meshOptions(argv, "svp listen"),
+    quiet: flags.has("quiet"),
+    mesh: meshOptions(flags, "svp listen"),
     warnings,
   };
 }
 
-/** The port as typed (cac turns "080" into 80): the last non-flag argument. */
-async function runListen(argv: readonly string[], portArg: string): Promise<number> {
-  const cfg = listenConfig(argv, portArg);
+async function runListen(line: CommandLine): Promise<number> {
+  const cfg = listenConfig(line);
   const log = createLogger("listen", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
   const signals = new StopSignals();

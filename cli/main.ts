@@ -1,9 +1,11 @@
 /**
- * The `svp` command line: parses with cac, runs one subcommand, maps errors to exit codes.
- * Each subcommand lives in its own file and exports `register(cli)`.
+ * The `svp` command line: reads argv (command-line.ts) against the commands defined with
+ * cac, runs one of them, maps errors to exit codes. Each subcommand lives in its own file
+ * and exports `register(cli)`.
  */
 
 import { cac, type CAC } from "cac";
+import { readCommandLine } from "./command-line.ts";
 import { UsageError } from "../src/errors.ts";
 import { reportError, tidyHelp } from "./render.ts";
 import { register as registerSocks } from "./socks.ts";
@@ -22,18 +24,19 @@ import { pinYoungGeneration } from "../src/platform/young-generation.ts";
 
 /**
  * The command definitions: every subcommand registered on one cac instance. `--help`, the
- * man page (`svp __man`) and the completion scripts (`svp completion`) all read these.
+ * man page (`svp __man`), the completion scripts (`svp completion`) and the argv reader
+ * (command-line.ts) all read these. Each command's action takes the `CommandLine`.
  */
-export function buildCli(argv: readonly string[]): CAC {
+export function buildCli(): CAC {
   const cli = cac("svp");
   // Subcommands register here, one import each.
-  registerSocks(cli, { argv });
+  registerSocks(cli);
   registerDaemon(cli);
   registerId(cli);
   registerStatus(cli);
-  registerConnect(cli, { argv });
-  registerListen(cli, { argv });
-  registerDiscover(cli, { argv });
+  registerConnect(cli);
+  registerListen(cli);
+  registerDiscover(cli);
   registerCompletion(cli);
   cli.help(tidyHelp(VERSION, TAGLINE));
   // Declared, not cac's `version()`: that prints "svp/<version> <platform> <runtime>";
@@ -45,72 +48,43 @@ export function buildCli(argv: readonly string[]): CAC {
 export async function main(argv: string[]): Promise<number> {
   // svp's commands are this process (the library never does this: the flag is process-wide).
   pinYoungGeneration();
+  const cli = buildCli();
+  const spec = commandSpec(cli);
   // Hidden helpers of the completion scripts and `make install`; not in --help.
-  if (argv[0] === COMPLETE_COMMAND) return runComplete(commandSpec(buildCli([])), argv.slice(1));
+  if (argv[0] === COMPLETE_COMMAND) return runComplete(spec, argv.slice(1));
   if (argv[0] === MAN_COMMAND) {
-    process.stdout.write(manPage(commandSpec(buildCli([]))));
+    process.stdout.write(manPage(spec));
     return 0;
   }
-  const cli = buildCli(argv);
   let command = "";
   try {
-    const parsed = cli.parse(["node", "svp", ...joinNegativeValues(cli, argv)], { run: false });
-    command = cli.matchedCommandName ?? "";
-    if (!cli.matchedCommand) {
-      if (parsed.options.help) return 0;
-      if (parsed.options.version) {
+    const line = readCommandLine(spec, argv);
+    command = line.command?.name ?? "";
+    const definition = cli.commands.find((c) => c.name === command);
+    if (line.flags.has("help")) {
+      (definition ?? cli.globalCommand).outputHelp();
+      return 0;
+    }
+    if (definition === undefined) {
+      if (line.flags.has("version")) {
         process.stdout.write(VERSION_LINE);
         return 0;
       }
-      if (cli.args.length > 0) throw new UsageError(`unknown command "${cli.args[0]}" (see svp --help)`);
+      if (line.positionals.length > 0) throw new UsageError(`unknown command "${line.positionals[0]}" (see svp --help)`);
       cli.outputHelp();
       return 2;
     }
-    const result: unknown = await cli.runMatchedCommand();
+    const result: unknown = await definition.commandAction?.(line);
     return typeof result === "number" ? result : 0;
   } catch (err) {
-    if (err instanceof Error && err.name === "CACError") {
-      const msg = err.message.replace(/`/g, "").replace(/^option (--[\w-]+)(?: <[^>]*>)? value is missing$/, "missing value for $1");
-      return reportError(command, "parse arguments", new UsageError(msg.charAt(0).toLowerCase() + msg.slice(1)));
-    }
+    // A line that did not parse still names its command, for "svp <command>: …".
+    const line = readCommandLine(spec, argv, "lenient");
+    command = line.command?.name ?? "";
+    const first = line.positionals[0];
     // "cannot start the daemon: …" reads better than "cannot run daemon: …".
-    const action = command === "daemon" && typeof cli.args[0] === "string" ? `${cli.args[0] === "status" ? "query" : cli.args[0]} the daemon` : command ? `run ${command}` : "start";
+    const action = command === "daemon" && first !== undefined ? `${first === "status" ? "query" : first} the daemon` : command ? `run ${command}` : "start";
     return reportError(command, action, err);
   }
-}
-
-/**
- * `--max-conns -1` and `-w -5` as `--max-conns=-1` and `--wait=-5`, for cac only: mri reads
- * a value that starts with "-" as an option ("unknown option -1"), where the command's own
- * check of the value (it reads the original argv) says what is wrong with it.
- */
-function joinNegativeValues(cli: CAC, argv: readonly string[]): string[] {
-  const longName = new Map<string, string>();
-  for (const command of [cli.globalCommand, ...cli.commands]) {
-    for (const option of command.options) {
-      if (option.isBoolean) continue;
-      const flags = option.rawName.split(",").map((part) => part.trim().split(/\s/)[0] ?? "");
-      const long = flags.find((f) => f.startsWith("--"));
-      if (long) for (const f of flags) if (f.startsWith("-")) longName.set(f, long);
-    }
-  }
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      out.push(...argv.slice(i));
-      break;
-    }
-    const long = longName.get(a);
-    const next = argv[i + 1];
-    if (long !== undefined && next !== undefined && /^-[\d.]/.test(next)) {
-      out.push(`${long}=${next}`);
-      i++;
-    } else {
-      out.push(a);
-    }
-  }
-  return out;
 }
 
 // `node --import tsx cli/main.ts …` and `deno run -A cli/main.ts …` run it directly; the

@@ -9,12 +9,9 @@ import { parseMeshName } from "../src/mesh/names.ts";
 import { parseSid } from "../src/mesh/sid.ts";
 import type { Sid } from "../src/mesh/sid.ts";
 import { parseMeshMode } from "../src/service/mesh-session.ts";
-import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
-import { hasFlag, rawValue } from "./flags.ts";
+import type { MeshMode, OpenMeshOptions } from "../src/service/mesh-session.ts";
+import type { Flags } from "./command-line.ts";
 import { DEFAULTS } from "../src/defaults.ts";
-
-/** The value-taking flags `addMeshOptions` adds (for `rawPositionals`). */
-export const MESH_VALUE_FLAGS = ["mesh", "home", "servald-instance", "sid"] as const;
 
 export function addMeshOptions(cmd: Command): Command {
   return cmd
@@ -39,34 +36,28 @@ export function parseSidArg(text: string, what: string): Sid {
   return sid;
 }
 
-/** The mesh options of a command line (flags first, then SVP_MESH). Throws UsageError. */
-export function meshOptions(argv: readonly string[], name: string): OpenMeshOptions {
-  const one = (n: string) => rawValue(argv, n, (m) => new UsageError(m));
-  const meshText = one("mesh");
+/**
+ * The backend flags of every command that reaches a node: --mesh (else SVP_MESH), --home
+ * and --servald-instance, checked against each other. Throws UsageError.
+ */
+export function backendFlags(flags: Flags): { mesh: MeshMode; home: string | undefined; servaldInstance: string | undefined } {
+  const meshText = flags.one("mesh");
   const env = process.env.SVP_MESH;
   const mesh = meshText !== undefined ? parseMeshMode(meshText) : env !== undefined && env !== "" ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
-  const home = one("home");
-  const servaldInstance = one("servald-instance");
-  const sidText = one("sid");
+  const home = flags.one("home");
+  const servaldInstance = flags.one("servald-instance");
   if (mesh === "embedded" && servaldInstance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
   if (mesh === "servald" && home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
-  const o: OpenMeshOptions = { mesh, autostart: !hasFlag(argv, "no-autostart"), name };
+  return { mesh, home, servaldInstance };
+}
+
+/** The mesh options of a command line (`addMeshOptions`'s flags). Throws UsageError. */
+export function meshOptions(flags: Flags, name: string): OpenMeshOptions {
+  const { mesh, home, servaldInstance } = backendFlags(flags);
+  const sidText = flags.one("sid");
+  const o: OpenMeshOptions = { mesh, autostart: !flags.has("no-autostart"), name };
   if (home !== undefined) o.home = home;
   if (servaldInstance !== undefined) o.servaldInstance = servaldInstance;
   if (sidText !== undefined) o.sid = parseSidArg(sidText, "--sid");
   return o;
-}
-
-/**
- * cac hands mri its boolean flags by their camelCase names, so mri does not know that
- * `--proxy-protocol` takes no value and swallows the next argument (`--proxy-protocol 80`
- * loses the port). Give such options their kebab-case name first, which is what mri sees.
- */
-export function kebabBooleans(cmd: Command): Command {
-  for (const o of cmd.options) {
-    if (!o.isBoolean || o.negated) continue;
-    const kebab = o.rawName.replace(/^.*--/, "").trim();
-    if (kebab.includes("-") && !o.names.includes(kebab)) o.names.unshift(kebab);
-  }
-  return cmd;
 }

@@ -20,22 +20,14 @@ import { MeshConnector } from "../src/service/mesh-session.ts";
 import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
 import { parseCredential, parseCredentialsFile } from "../src/socks/auth.ts";
 import type { Credential } from "../src/socks/auth.ts";
-import type { MeshDialer } from "../src/socks/dialer.ts";
 import type { StreamRecord } from "../src/socks/server.ts";
 import { formatUpstream, parseUpstream } from "../src/socks/upstream.ts";
-import { commandArgs, rawValue, rawValues, hasFlag } from "./flags.ts";
+import type { CommandLine, Flags } from "./command-line.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
 import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
-
-export interface SocksCommandContext {
-  /** The raw arguments after `svp` (for value flags, see flags.ts). */
-  argv: readonly string[];
-  /** Mesh dialer to use instead of the backend the mesh flags select (tests). */
-  mesh?: MeshDialer;
-}
 
 /** Everything a worker loop gets (src/loops.ts), and what only the main thread needs. */
 export interface SocksConfig extends Omit<SocksLoopSettings, "mesh"> {
@@ -50,7 +42,7 @@ export interface SocksConfig extends Omit<SocksLoopSettings, "mesh"> {
   warnings: string[];
 }
 
-export function register(cli: CAC, ctx: SocksCommandContext): void {
+export function register(cli: CAC): void {
   const cmd = cli
     .command("socks", "Local proxy (SOCKS5, SOCKS4a, HTTP): mesh names over the mesh, other hosts direct")
     .usage("socks [options]")
@@ -71,14 +63,13 @@ export function register(cli: CAC, ctx: SocksCommandContext): void {
     .example("  $ svp socks                                   # 127.0.0.1:1080")
     .example("  $ svp socks --listen :0 --listen unix:/tmp/svp.sock")
     .example("  $ curl --socks5-hostname 127.0.0.1:1080 http://<SID>.serval/")
-    .action(() => runSocks(ctx));
+    .action((line: CommandLine) => runSocks(line.flags));
 }
 
-/** Validate the flags of `svp socks` (raw strings; see flags.ts). Throws UsageError. */
-export function socksConfig(argv: readonly string[]): SocksConfig {
-  const one = (name: string) => rawValue(argv, name, (m) => new UsageError(m));
+/** Validate the flags of `svp socks`. Throws UsageError. */
+export function socksConfig(flags: Flags): SocksConfig {
   const warnings: string[] = [];
-  const listenTexts = rawValues(argv, "listen");
+  const listenTexts = flags.all("listen");
   const listen = (listenTexts.length > 0 ? listenTexts : [DEFAULTS.socksListen]).map((t) => {
     try {
       return parseListenAddress(t);
@@ -86,15 +77,15 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
       throw new UsageError(`invalid --listen "${t}": ${(err as Error).message.replace(/^invalid [^"]*"[^"]*": /, "")}`);
     }
   });
-  const credentials: Credential[] = rawValues(argv, "auth").map((t) => parseCredential(t, "--auth"));
-  const authFile = one("auth-file");
+  const credentials: Credential[] = flags.all("auth").map((t) => parseCredential(t, "--auth"));
+  const authFile = flags.one("auth-file");
   if (authFile !== undefined) {
     const file = readTextFile(authFile, "--auth-file");
     if (file.exposed) warnings.push(`--auth-file ${authFile} is readable by other users; chmod 600 it`);
     credentials.push(...parseCredentialsFile(file.text, authFile));
   }
   const duration = (name: string, def: number) => {
-    const t = one(name);
+    const t = flags.one(name);
     return t === undefined ? def : parseDuration(t, `--${name}`);
   };
   const handshakeTimeoutMs = duration("handshake-timeout", DEFAULTS.handshakeTimeoutMs);
@@ -103,16 +94,16 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
   if (connectTimeoutMs === 0) throw new UsageError(`invalid --connect-timeout "0": must be more than 0`);
   const idleTimeoutMs = duration("idle-timeout", DEFAULTS.idleTimeoutMs);
   const waitRouteMs = duration("wait-route", DEFAULTS.waitRouteMs);
-  const maxText = one("max-conns");
+  const maxText = flags.one("max-conns");
   const maxConns = maxText === undefined ? DEFAULTS.maxConns : parsePositiveInt(maxText, "--max-conns", 1_000_000);
-  const workersText = one("workers");
+  const workersText = flags.one("workers");
   const workers = workersText === undefined ? defaultLoopCount() : parsePositiveInt(workersText, "--workers", 256);
-  const directText = one("direct") ?? DEFAULTS.direct;
+  const directText = flags.one("direct") ?? DEFAULTS.direct;
   if (directText !== "allow" && directText !== "deny") throw new UsageError(`invalid --direct "${directText}": expected allow or deny`);
-  const upText = one("upstream");
+  const upText = flags.one("upstream");
   const upstream = upText === undefined ? undefined : parseUpstream(upText);
   if (upstream && directText === "deny") throw new UsageError("--upstream has no effect with --direct deny (only mesh destinations are served)");
-  const logText = parseLogFormat(one("log"));
+  const logText = parseLogFormat(flags.one("log"));
   return {
     listen,
     credentials,
@@ -124,15 +115,15 @@ export function socksConfig(argv: readonly string[]): SocksConfig {
     upstream,
     waitRouteMs,
     workers,
-    mesh: meshOptions(argv, "svp socks"),
+    mesh: meshOptions(flags, "svp socks"),
     log: logText,
-    quiet: hasFlag(argv, "quiet"),
+    quiet: flags.has("quiet"),
     warnings,
   };
 }
 
-async function runSocks(ctx: SocksCommandContext): Promise<number> {
-  const cfg = socksConfig(commandArgs(ctx.argv, "socks"));
+async function runSocks(flags: Flags): Promise<number> {
+  const cfg = socksConfig(flags);
   const log = createLogger("socks", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
 
@@ -145,7 +136,7 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
     onOpen: (s) => log.info(`mesh: ${s.description}, SID ${sidToHex(s.sid ?? s.transport.localSid)}`),
     onLost: (s) => log.warn(`mesh: lost ${s.description}; mesh requests fail until it is back (the next one reconnects)`),
   });
-  const mesh = ctx.mesh ?? createMeshDialer({ session: () => connector.get(), waitRouteMs: cfg.waitRouteMs });
+  const mesh = createMeshDialer({ session: () => connector.get(), waitRouteMs: cfg.waitRouteMs });
   try {
     let acceptWarnedAt = -Infinity;
     proxy = await startSocksProxy({
@@ -179,14 +170,12 @@ async function runSocks(ctx: SocksCommandContext): Promise<number> {
     }
     if (cfg.upstream) log.info(`non-mesh traffic goes through ${formatUpstream(cfg.upstream)}`);
     if (cfg.direct === "deny") log.info("--direct deny: only mesh destinations are served");
-    if (!ctx.mesh) {
-      // Use a backend that already runs; start none until a mesh destination is asked for.
-      void connector.probe(() => openSession({ ...cfg.mesh, autostart: false })).then((s) => {
-        if (s || proxy === undefined) return;
-        if (cfg.mesh.autostart !== false && cfg.mesh.mesh !== "servald") log.info("mesh: no mesh backend running yet; the embedded node starts with the first mesh request");
-        else log.warn(`mesh: no ${cfg.mesh.mesh === "servald" ? "servald answers" : "svp daemon is running"}; mesh destinations are refused (mesh backend not available) until one runs`);
-      });
-    }
+    // Use a backend that already runs; start none until a mesh destination is asked for.
+    void connector.probe(() => openSession({ ...cfg.mesh, autostart: false })).then((s) => {
+      if (s || proxy === undefined) return;
+      if (cfg.mesh.autostart !== false && cfg.mesh.mesh !== "servald") log.info("mesh: no mesh backend running yet; the embedded node starts with the first mesh request");
+      else log.warn(`mesh: no ${cfg.mesh.mesh === "servald" ? "servald answers" : "svp daemon is running"}; mesh destinations are refused (mesh backend not available) until one runs`);
+    });
     const p = proxy;
     await signals.serve({ get connections() { return p.server.connections; }, close: (ms) => p.close(ms) }, log, () => p.stopAccepting());
   } finally {

@@ -5,12 +5,12 @@
  */
 
 import type { CAC } from "cac";
-import { EXIT, UsageError } from "../src/errors.ts";
+import type { CommandLine } from "./command-line.ts";
+import { backendFlags } from "./mesh-flags.ts";
+import { EXIT } from "../src/errors.ts";
 import { queryMeshStatus } from "../src/platform/mesh-status.ts";
-import { parseMeshMode } from "../src/service/mesh-session.ts";
 import type { StatusReport } from "../src/status/status-report.ts";
 import { formatBytes, formatDuration, reportError, stdoutColor } from "./render.ts";
-import { DEFAULTS } from "../src/defaults.ts";
 
 // Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).
 const c = {
@@ -26,13 +26,9 @@ export function register(cli: CAC): void {
     .option("--json", "Print one JSON document (fields documented in README)")
     .option("--mesh <backend>", "Which backend to show: auto (servald when it answers, else the embedded node), servald or embedded (default: $SVP_MESH, else auto)")
     .option("--servald-instance <dir>", "servald instance directory (default: $SERVALINSTANCE_PATH, else servald's default run directories)")
-    .action(async (flags: { home?: string; json?: boolean; mesh?: unknown; servaldInstance?: unknown }) => {
-      const env = process.env.SVP_MESH;
-      const mode = flags.mesh !== undefined ? parseMeshMode(String(flags.mesh)) : env ? parseMeshMode(env, "SVP_MESH") : DEFAULTS.meshMode;
-      const instance = flags.servaldInstance !== undefined ? String(flags.servaldInstance) : undefined;
-      if (mode === "embedded" && instance !== undefined) throw new UsageError("--servald-instance has no effect with --mesh embedded");
-      if (mode === "servald" && flags.home !== undefined) throw new UsageError("--home has no effect with --mesh servald");
-      const r = await queryMeshStatus({ mesh: mode, servaldInstance: instance, home: flags.home });
+    .action(async ({ flags }: CommandLine) => {
+      const { mesh: mode, servaldInstance: instance, home } = backendFlags(flags);
+      const r = await queryMeshStatus({ mesh: mode, servaldInstance: instance, home });
       if (r.stage === "servald") return reportError("status", "reach servald", r.error);
       if (r.stage === "daemon") return reportError("status", "query the daemon", r.error);
       if (r.stage === "down") {
@@ -40,7 +36,7 @@ export function register(cli: CAC): void {
         return EXIT.FAILURE;
       }
       const report = r.report;
-      if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      if (flags.has("json")) process.stdout.write(JSON.stringify(report, null, 2) + "\n");
       else process.stdout.write(report.servald ? formatServaldStatus(report) : formatStatus(report));
       return EXIT.OK;
     });

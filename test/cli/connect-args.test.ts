@@ -10,6 +10,11 @@ import { join } from "node:path";
 import { runSvp } from "./entry.ts";
 import { connectConfig, establishedFailureExit } from "../../cli/connect.ts";
 import { SvpError, UsageError } from "../../src/errors.ts";
+import { readCommandLine } from "../../cli/command-line.ts";
+import { commandSpec } from "../../cli/command-spec.ts";
+import { buildCli } from "../../cli/main.ts";
+
+const line = (argv: string[]) => readCommandLine(commandSpec(buildCli()), argv);
 
 const SID = "AB".repeat(32);
 
@@ -23,7 +28,7 @@ describe("svp connect: bad destination or port", () => {
   ] as const) {
     test(`connectConfig: ${dest.slice(0, 12)} ${port}`, () => {
       assert.throws(
-        () => connectConfig([dest, ...(port === undefined ? [] : [port])], dest, port),
+        () => connectConfig(line(["connect", dest, ...(port === undefined ? [] : [port])])),
         (err: unknown) => err instanceof UsageError && err.code === "ERR_USAGE" && err.message.startsWith(message),
       );
     });
@@ -50,15 +55,15 @@ describe("svp connect: bad destination or port", () => {
 
 describe("svp connect --forward: who may use it", () => {
   test("--forward unix:/path is an owner-only unix socket listener (the way out of loopback TCP, which every local user can reach)", () => {
-    const cfg = connectConfig(["--forward", "unix:/run/user/1000/web.sock", SID, "80"], SID, "80");
+    const cfg = connectConfig(line(["connect", "--forward", "unix:/run/user/1000/web.sock", SID, "80"]));
     assert.deepEqual(cfg.forward, { kind: "unix", path: "/run/user/1000/web.sock" });
-    assert.throws(() => connectConfig(["--forward", "unix:web.sock", SID, "80"], SID, "80"), (e: unknown) => e instanceof UsageError && /unix socket path must be absolute/.test(e.message));
+    assert.throws(() => connectConfig(line(["connect", "--forward", "unix:web.sock", SID, "80"])), (e: unknown) => e instanceof UsageError && /unix socket path must be absolute/.test(e.message));
   });
 
   test("--auth is refused with the reason and the ways out (a raw TCP forward has no place for credentials)", () => {
     for (const argv of [["--auth", "u:p", "--forward", "8080", SID, "80"], ["--auth=u:p", SID, "80"]]) {
       assert.throws(
-        () => connectConfig(argv, SID, "80"),
+        () => connectConfig(line(["connect", ...argv])),
         (e: unknown) => e instanceof UsageError && /^--auth: svp connect --forward carries raw TCP, which has no place for credentials/.test(e.message) && /--forward unix:\/path/.test(e.message) && /svp socks --auth/.test(e.message),
       );
     }

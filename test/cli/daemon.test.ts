@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { daemonSandbox, runSvp, svpCommand } from "./entry.ts";
 import { sidFromHex, sidToBase32 } from "../../src/mesh/sid.ts";
 
-const { root, env, home } = daemonSandbox("svp-cli-daemon-");
+const { env, home } = daemonSandbox("svp-cli-daemon-");
 
 const svp = (args: string[]) => runSvp(args, { env, timeoutMs: 30_000 });
 

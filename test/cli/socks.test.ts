@@ -75,7 +75,7 @@ describe("svp CLI basics", () => {
       [["socks", "--auth-file", join(dir, "missing")], /invalid --auth-file .*no such file/],
       [["socks", "--log", "xml"], /invalid --log "xml"/],
       [["socks", "--log", "json", "--log", "text"], /--log given 2 times/],
-      [["socks", "stray"], /unused args: stray/],
+      [["socks", "stray"], /unexpected argument "stray"/],
       [["nosuchcommand"], /unknown command "nosuchcommand"/],
     ];
     // A few at a time: each is a Node start-up.
