@@ -25,8 +25,7 @@
  * bench/RESULTS.md. Loopback only; every wait bounded; every process stopped at the end.
  */
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,7 +34,7 @@ import { connectEmbedded } from "../src/platform/embedded-node.ts";
 import type { EmbeddedTransport } from "../src/node/embedded-transport.ts";
 import { connectMsp } from "../src/msp/connect.ts";
 import { listenMsp } from "../src/msp/listener.ts";
-import { builtSvpCommand, keepWriting, median, root, sleep } from "./common.ts";
+import { SvpRunner, builtSvpCommand, keepWriting, median, root, sleep } from "./common.ts";
 
 const { values: opts } = parseArgs({
   options: { seconds: { type: "string", default: "2" }, rounds: { type: "string", default: "3" }, svp: { type: "string" } },
@@ -43,43 +42,17 @@ const { values: opts } = parseArgs({
 const SECONDS = Math.max(0.5, Number(opts.seconds));
 const ROUNDS = Math.max(1, Math.floor(Number(opts.rounds)));
 const WARMUP_S = 0.5;
-const MSP_WINDOW_BYTES = 4 * 1024;
 
 const log = (m: string) => process.stderr.write(`bench/mesh: ${m}\n`);
 const SVP = builtSvpCommand(opts.svp) ?? [process.execPath, "--import", "tsx", `${root}cli/main.ts`];
 
 const work = mkdtempSync(join(tmpdir(), "svp-bench-mesh-"));
 const env = { ...process.env, SVP_DISCOVERY_DIR: join(work, "discovery"), SVP_MESH: "embedded", NO_COLOR: "1" };
-const children: ChildProcess[] = [];
 const daemonPids: number[] = [];
 
-function svpSync(args: string[]): string {
-  const r = spawnSync(SVP[0]!, [...SVP.slice(1), ...args], { env, encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`svp ${args.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr}`);
-  return r.stdout + r.stderr;
-}
-
-/** A long-running svp command; resolves with its process once stderr matches `ready`. */
-function svpLong(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
-  const child = spawn(SVP[0]!, [...SVP.slice(1), ...args, "--quiet"], { env, stdio: ["ignore", "ignore", "pipe"] });
-  children.push(child);
-  let err = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`svp ${args.join(" ")}: not ready after 20 s: ${err}`)), 20_000);
-    child.stderr!.on("data", (d: Uint8Array) => {
-      err += new TextDecoder().decode(d);
-      const m = err.match(ready);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, match: m });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`svp ${args.join(" ")} exited (${code}): ${err}`));
-    });
-  });
-}
+const svp = new SvpRunner(SVP, work, { env, readyMs: 20_000 });
+const svpSync = (args: string[]) => svp.sync(args);
+const svpLong = (args: string[], ready: RegExp) => svp.long(args, ready);
 
 /** CPU seconds (user + system) used so far by these processes. */
 function cpuSeconds(pids: number[]): number {
@@ -361,7 +334,7 @@ async function main(): Promise<void> {
     const f = await svpLong(["connect", "--home", homeA, "--forward", "127.0.0.1:0", sidB, String(mdp[k])], /listening on 127\.0\.0\.1:(\d+)/);
     forwards[k] = Number(f.match[1]);
   }
-  const svpPids = [...daemonPids, ...children.map((c) => c.pid!).filter(Boolean)];
+  const svpPids = [...daemonPids, ...svp.children.map((c) => c.pid!).filter(Boolean)];
   const host = `${sidB}.serval`;
   const paths: PathRoutes[] = [
     { label: "direct TCP", sink: { kind: "tcp", port: targets.sink }, source: { kind: "tcp", port: targets.source }, http: { kind: "tcp", port: targets.http }, echo: { kind: "tcp", port: targets.echo } },
@@ -482,18 +455,7 @@ async function main(): Promise<void> {
   targets.close();
 }
 
-async function cleanup(): Promise<void> {
-  for (const c of children) c.kill("SIGTERM");
-  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once("exit", r)))));
-  for (const home of ["a", "b"]) {
-    try {
-      svpSync(["daemon", "stop", "--home", join(work, home)]);
-    } catch {
-      // not running
-    }
-  }
-  rmSync(work, { recursive: true, force: true });
-}
+const cleanup = () => svp.cleanup([join(work, "a"), join(work, "b")]);
 
 main().then(
   async () => {

@@ -27,15 +27,14 @@
  * bounded; every process stopped at the end.
  */
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { builtSvpCommand, root, sleep } from "./common.ts";
+import { SvpRunner, builtSvpCommand, root, sleep } from "./common.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -68,36 +67,10 @@ if (HEAP_DIR) mkdirSync(HEAP_DIR, { recursive: true });
 env.NODE_OPTIONS = [process.env.NODE_OPTIONS, HEAP_DIR ? "--heapsnapshot-signal=SIGUSR2" : "", process.env.SOAK_NODE_OPTIONS].filter(Boolean).join(" ") || undefined;
 if (env.NODE_OPTIONS === undefined) delete env.NODE_OPTIONS;
 const cwd = HEAP_DIR ?? work;
-const children: ChildProcess[] = [];
 
-function svpSync(args: string[]): string {
-  const r = spawnSync(SVP[0]!, [...SVP.slice(1), ...args], { env, cwd, encoding: "utf8", timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`svp ${args.join(" ")} failed (${r.status ?? r.signal}): ${r.stderr}`);
-  return r.stdout + r.stderr;
-}
-
-function svpLong(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
-  const [cmd, ...pre] = SVP;
-  const child = spawn(cmd!, [...pre, ...args, "--quiet"], { env, cwd, stdio: ["ignore", "ignore", "pipe"] });
-  children.push(child);
-  let err = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`svp ${args.join(" ")}: not ready after 30 s: ${err}`)), 30_000);
-    child.stderr!.on("data", (d: Uint8Array) => {
-      err += new TextDecoder().decode(d);
-      if (err.length > 65536) err = err.slice(-32768);
-      const m = err.match(ready);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, match: m });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`svp ${args.join(" ")} exited (${code}): ${err}`));
-    });
-  });
-}
+const svp = new SvpRunner(SVP, work, { env, cwd, readyMs: 30_000 });
+const svpSync = (args: string[]) => svp.sync(args);
+const svpLong = (args: string[], ready: RegExp) => svp.long(args, ready);
 
 /** RSS (KiB) and open descriptors of a process; undefined once it is gone. */
 function sample(pid: number): { rssKiB: number; fds: number } | undefined {
@@ -373,18 +346,7 @@ async function main(): Promise<string> {
   return out.join("\n") + "\n";
 }
 
-async function cleanup(): Promise<void> {
-  for (const c of children) c.kill("SIGTERM");
-  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once("exit", r)))));
-  for (const home of ["a", "b"]) {
-    try {
-      svpSync(["daemon", "stop", "--home", join(work, home)]);
-    } catch {
-      // not running
-    }
-  }
-  rmSync(work, { recursive: true, force: true });
-}
+const cleanup = () => svp.cleanup([join(work, "a"), join(work, "b")]);
 
 main().then(
   async (md) => {
