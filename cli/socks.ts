@@ -22,7 +22,7 @@ import { parseCredential, parseCredentialsFile } from "../src/socks/auth.ts";
 import type { Credential } from "../src/socks/auth.ts";
 import type { StreamRecord } from "../src/socks/server.ts";
 import { formatUpstream, parseUpstream } from "../src/socks/upstream.ts";
-import type { CommandLine, Flags } from "./command-line.ts";
+import type { CommandLine } from "./command-line.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
@@ -63,11 +63,11 @@ export function register(cli: CAC): void {
     .example("  $ svp socks                                   # 127.0.0.1:1080")
     .example("  $ svp socks --listen :0 --listen unix:/tmp/svp.sock")
     .example("  $ curl --socks5-hostname 127.0.0.1:1080 http://<SID>.serval/")
-    .action((line: CommandLine) => runSocks(line.flags));
+    .action((line: CommandLine) => runSocks(line));
 }
 
 /** Validate the flags of `svp socks`. Throws UsageError. */
-export function socksConfig(flags: Flags): SocksConfig {
+export function socksConfig({ flags }: CommandLine): SocksConfig {
   const warnings: string[] = [];
   const listenTexts = flags.all("listen");
   const listen = (listenTexts.length > 0 ? listenTexts : [DEFAULTS.socksListen]).map((t) => {
@@ -122,8 +122,8 @@ export function socksConfig(flags: Flags): SocksConfig {
   };
 }
 
-async function runSocks(flags: Flags): Promise<number> {
-  const cfg = socksConfig(flags);
+async function runSocks(line: CommandLine): Promise<number> {
+  const cfg = socksConfig(line);
   const log = createLogger("socks", cfg.log, cfg.quiet);
   for (const w of cfg.warnings) log.warn(w);
 

@@ -119,11 +119,11 @@ describe("readCommandLine", () => {
   });
 
   test("config builders read the parsed line: socks flags validated from the typed strings", () => {
-    const cfg = socksConfig(line(["socks", "--listen", ":0", "--max-conns", "010", "--workers", "2", "--quiet"]).flags);
+    const cfg = socksConfig(line(["socks", "--listen", ":0", "--max-conns", "010", "--workers", "2", "--quiet"]));
     assert.equal(cfg.maxConns, 10);
     assert.equal(cfg.workers, 2);
     assert.equal(cfg.quiet, true);
-    assert.throws(() => socksConfig(line(["socks", "--max-conns", "0x10"]).flags), (e: unknown) => e instanceof UsageError && /^invalid --max-conns "0x10"/.test(e.message));
+    assert.throws(() => socksConfig(line(["socks", "--max-conns", "0x10"])), (e: unknown) => e instanceof UsageError && /^invalid --max-conns "0x10"/.test(e.message));
   });
 });
 
