@@ -18,7 +18,7 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   writeSync(1, VERSION_LINE);
 } else if (args[0] === "--svp-loop-worker") {
   // A worker thread of `svp socks` / `svp connect --forward` (src/platform/loops.ts LOOP_WORKER_ARG).
-  void import("../src/loops.ts").then((m) => m.runLoopWorker());
+  void import("../src/index.ts").then((m) => m.runLoopWorker());
 } else {
   // One timer turn first: Deno 2.9 never calls signal listeners (SIGTERM, SIGINT) that were
   // added by a promise job run before this bundled CommonJS entry finished loading, so

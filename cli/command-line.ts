@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { UsageError } from "../src/errors.ts";
+import { UsageError } from "../src/index.ts";
 import type { CliSpec, CommandSpec, OptionSpec } from "./command-spec.ts";
 
 /** The flags of one command line, by long name ("wait", "no-shutdown"), values as typed. */

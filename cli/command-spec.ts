@@ -10,7 +10,7 @@
  */
 
 import type { CAC, Command } from "cac";
-import { MESH_MODES } from "../src/service/mesh-session.ts";
+import { MESH_MODES } from "../src/index.ts";
 import { DAEMON_ACTIONS } from "./daemon.ts";
 import { TAGLINE, VERSION } from "./version.ts";
 

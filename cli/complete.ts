@@ -11,18 +11,10 @@
  * to stderr, so a completion never disturbs the command line.
  */
 
-import { parseMeshName } from "../src/mesh/names.ts";
-import { parseSid, sidToBase32, sidToHex } from "../src/mesh/sid.ts";
-import type { Sid } from "../src/mesh/sid.ts";
-import { peekNode } from "../src/platform/peek-node.ts";
-import type { NodePeek } from "../src/platform/peek-node.ts";
-import { discoverServices } from "../src/service/discovery.ts";
-import type { ServiceAnswer } from "../src/service/discovery.ts";
-import { MESH_MODES } from "../src/service/mesh-session.ts";
-import type { MeshMode } from "../src/service/mesh-session.ts";
+import { DEFAULTS, discoverServices, MESH_MODES, parseMeshName, parseSid, peekNode, sidToBase32, sidToHex } from "../src/index.ts";
+import type { MeshMode, NodePeek, ServiceAnswer, Sid } from "../src/index.ts";
 import { readCommandLine } from "./command-line.ts";
 import { DYNAMIC_SOURCES, type CliSpec, type DynamicSource } from "./command-spec.ts";
-import { DEFAULTS } from "../src/defaults.ts";
 
 export const COMPLETE_COMMAND = "__complete";
 

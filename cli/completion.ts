@@ -5,7 +5,7 @@
 
 import type { CAC } from "cac";
 import type { CommandLine } from "./command-line.ts";
-import { UsageError } from "../src/errors.ts";
+import { UsageError } from "../src/index.ts";
 import { SHELLS, type CliSpec, type Shell, commandSpec } from "./command-spec.ts";
 import { bashScript } from "./completion-bash.ts";
 import { fishScript } from "./completion-fish.ts";

@@ -6,19 +6,8 @@
  */
 
 import type { CAC } from "cac";
-import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
-import { ERROR_TABLE, EXIT, SvpError, UsageError, toSvpError } from "../src/errors.ts";
-import { sidToHex, upperSidLabels } from "../src/mesh/sid.ts";
-import { MSP_DEFAULTS } from "../src/msp/params.ts";
-import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddress, parsePositiveInt } from "../src/options.ts";
-import type { ListenAddress } from "../src/options.ts";
-import { defaultLoopCount } from "../src/platform/loops.ts";
-import { startMeshForward } from "../src/platform/mesh-forward.ts";
-import { meshNetcat } from "../src/platform/mesh-netcat.ts";
-import type { ForwardRecord } from "../src/service/forward-server.ts";
-import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
-import { parseMeshTarget } from "../src/service/mesh-target.ts";
-import type { MeshTarget } from "../src/service/mesh-target.ts";
+import { defaultLoopCount, DEFAULTS, durationFlagText, ERROR_TABLE, EXIT, formatListenAddress, isLoopbackAddress, meshNetcat, MSP_DEFAULTS, parseDuration, parseListenAddress, parseMeshTarget, parsePositiveInt, sidToHex, startMeshForward, SvpError, toSvpError, upperSidLabels, UsageError } from "../src/index.ts";
+import type { ForwardRecord, ListenAddress, MeshTarget, OpenMeshOptions } from "../src/index.ts";
 import type { CommandLine } from "./command-line.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";

@@ -7,17 +7,10 @@
 
 import type { CAC } from "cac";
 import type { CommandLine, Flags } from "./command-line.ts";
-import { UsageError } from "../src/errors.ts";
-import { sidToHex } from "../src/mesh/sid.ts";
-import { parseDuration, parsePort } from "../src/options.ts";
-import { daemonState, stopDaemon } from "../src/platform/daemon-control.ts";
-import { resolveHome, runDaemon, startDaemon } from "../src/platform/embedded-node.ts";
-import type { EmbeddedNodeOptions } from "../src/platform/embedded-node.ts";
+import { daemonState, DEFAULTS, durationFlagText, MAX_LINK_MTU, MAX_MDP_MTU, MIN_LINK_MTU, OVERLAY_MDP_MTU, parseDuration, parsePort, resolveHome, runDaemon, sidToHex, startDaemon, stopDaemon, UsageError } from "../src/index.ts";
+import type { EmbeddedNodeOptions } from "../src/index.ts";
 import { createLogger, errColor, parseLogFormat } from "./render.ts";
 import { VERSION } from "./version.ts";
-import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
-import { MAX_LINK_MTU, MIN_LINK_MTU } from "../src/node/node-config.ts";
-import { MAX_MDP_MTU, OVERLAY_MDP_MTU } from "../src/node/overlay-packet.ts";
 
 /** What `svp daemon <action>` does (the order of its help text). */
 export const DAEMON_ACTIONS = ["start", "stop", "run", "status"] as const;

@@ -5,14 +5,10 @@
  */
 
 import type { CAC } from "cac";
-import { UsageError } from "../src/errors.ts";
-import { sidToHex } from "../src/mesh/sid.ts";
-import { parseDuration } from "../src/options.ts";
-import { meshDiscover } from "../src/platform/mesh-discover.ts";
+import { DEFAULTS, durationFlagText, meshDiscover, parseDuration, sidToHex, UsageError } from "../src/index.ts";
 import type { CommandLine } from "./command-line.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import { formatDuration, reportError } from "./render.ts";
-import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 
 export function register(cli: CAC): void {
   const cmd = cli

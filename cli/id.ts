@@ -3,12 +3,8 @@
 import type { CAC } from "cac";
 import type { CommandLine } from "./command-line.ts";
 import { backendFlags } from "./mesh-flags.ts";
-import { isSvpError } from "../src/errors.ts";
-import { sidToBase32, sidToHex } from "../src/mesh/sid.ts";
-import type { Sid } from "../src/mesh/sid.ts";
-import { readIdentity, resolveHome } from "../src/platform/embedded-node.ts";
-import { connectServald } from "../src/platform/servald.ts";
-import { unixDatagramSupport } from "../src/platform/unix-dgram.ts";
+import { connectServald, isSvpError, readIdentity, resolveHome, sidToBase32, sidToHex, unixDatagramSupport } from "../src/index.ts";
+import type { Sid } from "../src/index.ts";
 import { reportError } from "./render.ts";
 
 export function register(cli: CAC): void {

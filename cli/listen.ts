@@ -5,23 +5,13 @@
  */
 
 import type { CAC } from "cac";
-import { ERROR_TABLE, SvpError, UsageError } from "../src/errors.ts";
-import { sidToHex } from "../src/mesh/sid.ts";
-import type { Sid } from "../src/mesh/sid.ts";
-import { parseHostPort } from "../src/options.ts";
-import { readTextFile } from "../src/platform/files.ts";
-import type { ListenTargetSpec } from "../src/platform/listen-target.ts";
-import { startMeshListen } from "../src/platform/mesh-listen.ts";
-import { isValidServiceName } from "../src/service/discovery.ts";
-import type { ListenRecord } from "../src/service/listen-service.ts";
-import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
-import { parseMdpPort } from "../src/service/mesh-target.ts";
+import { DEFAULTS, ERROR_TABLE, isValidServiceName, parseHostPort, parseMdpPort, readTextFile, sidToHex, startMeshListen, SvpError, UsageError } from "../src/index.ts";
+import type { ListenRecord, ListenTargetSpec, OpenMeshOptions, Sid } from "../src/index.ts";
 import type { CommandLine } from "./command-line.ts";
 import { addMeshOptions, meshOptions, parseSidArg } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, reportError } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
-import { DEFAULTS } from "../src/defaults.ts";
 
 export interface ListenConfig {
   port: number;

@@ -6,7 +6,7 @@
 
 import { cac, type CAC } from "cac";
 import { readCommandLine } from "./command-line.ts";
-import { UsageError } from "../src/errors.ts";
+import { pinYoungGeneration, UsageError } from "../src/index.ts";
 import { reportError, tidyHelp } from "./render.ts";
 import { register as registerSocks } from "./socks.ts";
 import { register as registerDaemon } from "./daemon.ts";
@@ -20,7 +20,6 @@ import { COMPLETE_COMMAND, runComplete } from "./complete.ts";
 import { commandSpec } from "./command-spec.ts";
 import { MAN_COMMAND, manPage } from "./man-page.ts";
 import { TAGLINE, VERSION, VERSION_LINE } from "./version.ts";
-import { pinYoungGeneration } from "../src/platform/young-generation.ts";
 
 /**
  * The command definitions: every subcommand registered on one cac instance. `--help`, the

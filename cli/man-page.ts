@@ -5,8 +5,7 @@
  * files svp uses. `make install` writes it from the installed binary (`svp __man`).
  */
 
-import { ERROR_TABLE } from "../src/errors.ts";
-import { CONFIG_FILE, KEYRING_FILE, LOG_FILE, PID_FILE, SOCKET_FILE } from "../src/platform/instance-files.ts";
+import { CONFIG_FILE, ERROR_TABLE, KEYRING_FILE, LOG_FILE, PID_FILE, SOCKET_FILE } from "../src/index.ts";
 import { flagNames, type CliSpec, type CommandSpec, type OptionSpec } from "./command-spec.ts";
 
 export const MAN_COMMAND = "__man";

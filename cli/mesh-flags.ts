@@ -4,14 +4,9 @@
  */
 
 import type { Command } from "cac";
-import { UsageError } from "../src/errors.ts";
-import { parseMeshName } from "../src/mesh/names.ts";
-import { parseSid } from "../src/mesh/sid.ts";
-import type { Sid } from "../src/mesh/sid.ts";
-import { parseMeshMode } from "../src/service/mesh-session.ts";
-import type { MeshMode, OpenMeshOptions } from "../src/service/mesh-session.ts";
+import { DEFAULTS, parseMeshMode, parseMeshName, parseSid, UsageError } from "../src/index.ts";
+import type { MeshMode, OpenMeshOptions, Sid } from "../src/index.ts";
 import type { Flags } from "./command-line.ts";
-import { DEFAULTS } from "../src/defaults.ts";
 
 export function addMeshOptions(cmd: Command): Command {
   return cmd

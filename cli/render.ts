@@ -5,10 +5,8 @@
  */
 
 import kleur from "kleur";
-import { ERROR_TABLE, SvpError, UsageError, toSvpError } from "../src/errors.ts";
-import type { MspTelemetry } from "../src/status/status-report.ts";
-import { formatDuration } from "../src/options.ts";
-import { DEFAULTS } from "../src/defaults.ts";
+import { DEFAULTS, ERROR_TABLE, formatDuration, SvpError, toSvpError, UsageError } from "../src/index.ts";
+import type { MspTelemetry } from "../src/index.ts";
 
 const stderrIsTTY = Boolean(process.stderr.isTTY);
 const stdoutIsTTY = Boolean(process.stdout.isTTY);

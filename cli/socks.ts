@@ -5,29 +5,13 @@
  */
 
 import type { CAC } from "cac";
-import { UsageError } from "../src/errors.ts";
-import { sidToHex } from "../src/mesh/sid.ts";
-import { formatListenAddress, isLoopbackAddress, parseDuration, parseListenAddress, parsePositiveInt } from "../src/options.ts";
-import type { ListenAddress } from "../src/options.ts";
-import { readTextFile } from "../src/platform/files.ts";
-import { defaultLoopCount } from "../src/platform/loops.ts";
-import type { SocksLoopSettings } from "../src/loops.ts";
-import { openSession } from "../src/platform/open-session.ts";
-import { startSocksProxy } from "../src/platform/socks-proxy.ts";
-import type { SocksProxy } from "../src/platform/socks-proxy.ts";
-import { createMeshDialer } from "../src/service/mesh-dialer.ts";
-import { MeshConnector } from "../src/service/mesh-session.ts";
-import type { OpenMeshOptions } from "../src/service/mesh-session.ts";
-import { parseCredential, parseCredentialsFile } from "../src/socks/auth.ts";
-import type { Credential } from "../src/socks/auth.ts";
-import type { StreamRecord } from "../src/socks/server.ts";
-import { formatUpstream, parseUpstream } from "../src/socks/upstream.ts";
+import { createMeshDialer, defaultLoopCount, DEFAULTS, durationFlagText, formatListenAddress, formatUpstream, isLoopbackAddress, MeshConnector, openSession, parseCredential, parseCredentialsFile, parseDuration, parseListenAddress, parsePositiveInt, parseUpstream, readTextFile, sidToHex, startSocksProxy, UsageError } from "../src/index.ts";
+import type { Credential, ListenAddress, OpenMeshOptions, SocksLoopSettings, SocksProxy, StreamRecord } from "../src/index.ts";
 import type { CommandLine } from "./command-line.ts";
 import { addMeshOptions, meshOptions } from "./mesh-flags.ts";
 import type { LogFormat, Logger } from "./render.ts";
 import { connectionEvent, createLogger, parseLogFormat, formatBytes, formatDuration } from "./render.ts";
 import { StopSignals } from "./stop-signals.ts";
-import { DEFAULTS, durationFlagText } from "../src/defaults.ts";
 
 /** Everything a worker loop gets (src/loops.ts), and what only the main thread needs. */
 export interface SocksConfig extends Omit<SocksLoopSettings, "mesh"> {

@@ -7,9 +7,8 @@
 import type { CAC } from "cac";
 import type { CommandLine } from "./command-line.ts";
 import { backendFlags } from "./mesh-flags.ts";
-import { EXIT } from "../src/errors.ts";
-import { queryMeshStatus } from "../src/platform/mesh-status.ts";
-import type { StatusReport } from "../src/status/status-report.ts";
+import { EXIT, queryMeshStatus } from "../src/index.ts";
+import type { StatusReport } from "../src/index.ts";
 import { formatBytes, formatDuration, reportError, stdoutColor } from "./render.ts";
 
 // Plain SGR codes: kleur's on/off switch is global and follows stderr (see render.ts).

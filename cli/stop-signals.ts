@@ -11,7 +11,7 @@
  */
 
 import type { Logger } from "./render.ts";
-import { DEFAULTS } from "../src/defaults.ts";
+import { DEFAULTS } from "../src/index.ts";
 
 /** How long live streams may continue after the first signal. */
 export const DRAIN_MS = DEFAULTS.drainMs;

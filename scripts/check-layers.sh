@@ -11,11 +11,13 @@ out=$(grep -rnE "from ['\"]node:|\bBuffer\.[A-Za-z]|\bprocess\.[A-Za-z]|\bDeno\.
 out=$(grep -rnE "from ['\"](kleur|cac)['\"]|console\.(log|error|warn|info)" src --include='*.ts')
 [ -n "$out" ] && report "kleur/cac/console in src/ (they belong in cli/)" "$out"
 
-# src/index.ts is the library's public surface (the `svp` package's entry), nothing else:
-# the CLI, the other modules and the tests (but test/api/, which tests that surface)
-# import the modules themselves, so the surface can stay small.
-out=$(grep -rnE "(from|import\()\s*['\"](\.\./)+(src/)?index\.ts['\"]|from ['\"]\./index\.ts['\"]" src cli test bench scripts --include='*.ts' | grep -v '^test/api/')
-[ -n "$out" ] && report "imports src/index.ts (the public library surface; import the module itself)" "$out"
+# cli/ stands on src/index.ts alone, never on deep paths: the svp command is built from what
+# the package exports. Inside src/ nothing imports index.ts (it would be a cycle), and the
+# tests and benchmarks import the modules they test (test/api/ tests the surface itself).
+out=$(grep -rnE "(from|import\()\s*['\"]\.\./src/" cli --include='*.ts' | grep -vE "['\"]\.\./src/index\.ts['\"]")
+[ -n "$out" ] && report "cli/ imports a deep path of src/ (import it from src/index.ts)" "$out"
+out=$(grep -rnE "(from|import\()\s*['\"](\.\./)+(src/)?index\.ts['\"]|from ['\"]\./index\.ts['\"]" src test bench scripts --include='*.ts' | grep -v '^test/api/')
+[ -n "$out" ] && report "imports src/index.ts outside cli/ and test/api/ (import the module itself)" "$out"
 
 # Downward-only imports between src/ layers: each layer lists what it may import besides
 # itself and the top-level modules (errors, clock, emitter, options). Only platform/ sees
